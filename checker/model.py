@@ -1,0 +1,59 @@
+"""What a sequential model is, and the operation record the search works on.
+
+A model is a sequential specification: an initial state and a step function that says
+whether an operation, with the result it returned, is possible from a state, and what
+state follows. States must be hashable (the search memoizes them) and should be cheap
+to compare. Adding a model is one file in ``checker/models/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Protocol
+
+
+@dataclass(slots=True)
+class Operation:
+    """An invocation paired with its completion.
+
+    ``ret`` is None when the outcome is unknown (``info``, or still open at the end): the
+    operation may take effect at any time after ``call``, or never, and ``output`` is None.
+    """
+
+    id: int  # position among the history's operations, for reports
+    process: Any
+    f: str
+    input: Any
+    output: Any
+    call: int  # ns
+    ret: int | None  # ns; None = unknown outcome
+    call_index: int = -1  # index of the invoke record in the history
+    ret_index: int = -1  # index of the completion record, -1 if none
+
+    @property
+    def known(self) -> bool:
+        return self.ret is not None
+
+
+class Model(Protocol):
+    name: str
+
+    def init(self) -> Hashable:
+        """The state before any operation."""
+
+    def step(self, state: Hashable, op: Operation) -> tuple[bool, Hashable]:
+        """Can ``op`` (with its observed output; None when unknown) happen in ``state``?
+        Returns (possible, next state). For an op with an unknown outcome the output must
+        be ignored."""
+
+    def partition(self, ops: list[Operation]) -> list[list[Operation]]:
+        """Split into independent sub-histories (P-compositionality); [ops] if none."""
+
+    def describe_op(self, op: Operation) -> str:
+        """Short text for reports, e.g. ``cas(1, 2) -> ok``."""
+
+    def describe_state(self, state: Hashable) -> str:
+        """Short text for reports."""
+
+    def expected(self, state: Hashable, op: Operation) -> str:
+        """What the model would have returned for ``op`` in ``state`` (for counterexamples)."""

@@ -1,0 +1,35 @@
+"""The sequential models the checker knows, by name.
+
+Besides the ``Model`` protocol (checker/model.py) a model may offer
+``read_only(op) -> bool``: True when linearizing ``op`` (with its observed output) never
+changes the state, whatever the state. The search uses it twice: such an op with an
+unknown outcome constrains nothing and is dropped, and one with a known outcome that fits
+the current state is placed at once without branching (moving a pure check earlier can
+never hurt).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checker.model import Model
+from checker.models.cas_register import CasRegisterModel
+from checker.models.chat import ChatModel
+from checker.models.kv import KVModel
+from checker.models.register import RegisterModel
+
+MODELS: dict[str, type] = {
+    "register": RegisterModel,
+    "cas-register": CasRegisterModel,
+    "kv": KVModel,
+    "chat": ChatModel,
+}
+
+
+def get_model(name: str, initial: Any = None) -> Model:
+    """A fresh model (models may keep caches, so one per check). ``initial`` None = default."""
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}") from None
+    return cls() if initial is None else cls(initial)

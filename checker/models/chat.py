@@ -1,0 +1,202 @@
+"""raftchat's chat service as a sequential specification.
+
+Accounts, each with an inbox of ``(sender, text)`` messages numbered from 1. Operations
+(invoke value = the arguments plus ``"group"``; ok value = ``{"status", "value"}``):
+
+* ``create_account(user)``: ``invalid_username`` if empty, ``username_too_long`` past 20
+  characters, ``user_exists``, else ok with an empty inbox.
+* ``check_account(user)``: ``username_too_long``, else ok with whether it exists.
+* ``list_accounts(pattern)``: ok with the sorted users matching the fnmatch-style pattern.
+* ``delete_account(user)``: ``username_too_long``, ``no_such_user``, else ok; the inbox goes too.
+* ``send_message(sender, to, text)``: ``username_too_long`` (either name),
+  ``message_too_long`` past 500 characters, ``no_such_user`` (either), else ok with the
+  message's 1-based index in the recipient's inbox.
+* ``fetch_messages(user, from_index)``: ``username_too_long``, ``no_such_user``,
+  ``bad_index`` if below 1, ``index_past_end`` (value ``[]``) past the last message, else
+  ok with ``[[sender, text], ...]`` from that index.
+
+Checks apply in the order listed. An error status is still a completed operation: it
+happened and changed nothing. Values are compared for ok answers; for errors the status
+says it all.
+
+Groups of users are independent, so the history is split by ``"group"``.
+
+States must be cheap to hash and compare: an inbox is interned as an int (the same
+messages in the same order always get the same id), and a state is the sorted tuple of
+``(user, inbox id)``: hashing it costs the number of users, not of messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from fnmatch import fnmatchcase
+from typing import Any
+
+from checker.model import Operation
+from checker.models.values import freeze
+
+MAX_USERNAME = 20
+MAX_MESSAGE = 500
+READS = frozenset({"check_account", "list_accounts", "fetch_messages"})
+_VALUED = frozenset({"check_account", "list_accounts", "send_message", "fetch_messages"})
+
+State = tuple[tuple[str, int], ...]
+
+
+class ChatModel:
+    name = "chat"
+
+    def __init__(self, initial: Any = None) -> None:
+        self._boxes: list[tuple[tuple[str, str], ...]] = [()]  # inbox id -> messages
+        self._box_ids: dict[tuple[int, str, str], int] = {}  # (inbox id, sender, text) -> id
+        self._initial: State = ()
+        for user, messages in dict(initial or {}).items():  # {user: [[sender, text], ...]}
+            box = 0
+            for sender, text in messages:
+                box = self._append(box, sender, text)
+            self._initial = _put(self._initial, user, box)
+
+    def init(self) -> Hashable:
+        return self._initial
+
+    def step(self, state: Hashable, op: Operation) -> tuple[bool, Hashable]:
+        return self.step_fn(op)(state)
+
+    def step_fn(self, op: Operation) -> Callable[[State], tuple[bool, State]]:
+        """``step`` for one op, with its arguments and observed answer decoded once."""
+        apply, args = self.apply, op.input or {}
+        if op.ret is None:
+
+            def unknown(state: State) -> tuple[bool, State]:
+                status, _, after = apply(state, op.f, args)
+                return status is not None, after
+
+            return unknown
+        out = op.output if isinstance(op.output, dict) else {}
+        seen_status = out.get("status")
+        check_value = seen_status == "ok" and op.f in _VALUED
+        seen_value = freeze(out.get("value")) if check_value else None
+
+        def known(state: State) -> tuple[bool, State]:
+            status, value, after = apply(state, op.f, args)
+            if status != seen_status or (check_value and value != seen_value):
+                return False, state
+            return True, after
+
+        return known
+
+    def read_only(self, op: Operation) -> bool:
+        """Reads, and anything answered with an error, leave the state as it was."""
+        if op.f in READS:
+            return True
+        return op.ret is not None and isinstance(op.output, dict) and op.output.get("status") != "ok"
+
+    def partition(self, ops: list[Operation]) -> list[list[Operation]]:
+        groups: dict[Any, list[Operation]] = {}
+        for op in ops:
+            group = op.input.get("group") if isinstance(op.input, dict) else None
+            groups.setdefault(freeze(group), []).append(op)
+        return list(groups.values())
+
+    def apply(self, state: State, f: str, args: dict[str, Any]) -> tuple[str | None, Any, State]:
+        """(status, value, next state) of ``f`` in ``state``; status None for an unknown op."""
+        users = dict(state)
+        if f == "create_account":
+            user = args["user"]
+            if user == "":
+                return "invalid_username", None, state
+            if len(user) > MAX_USERNAME:
+                return "username_too_long", None, state
+            if user in users:
+                return "user_exists", None, state
+            return "ok", None, _put(state, user, 0)
+        if f == "check_account":
+            if len(args["user"]) > MAX_USERNAME:
+                return "username_too_long", None, state
+            return "ok", args["user"] in users, state
+        if f == "list_accounts":
+            pattern = args["pattern"]
+            return "ok", tuple(sorted(u for u in users if fnmatchcase(u, pattern))), state
+        if f == "delete_account":
+            user = args["user"]
+            if len(user) > MAX_USERNAME:
+                return "username_too_long", None, state
+            if user not in users:
+                return "no_such_user", None, state
+            return "ok", None, tuple(pair for pair in state if pair[0] != user)
+        if f == "send_message":
+            sender, to, text = args["sender"], args["to"], args["text"]
+            if len(sender) > MAX_USERNAME or len(to) > MAX_USERNAME:
+                return "username_too_long", None, state
+            if len(text) > MAX_MESSAGE:
+                return "message_too_long", None, state
+            if sender not in users or to not in users:
+                return "no_such_user", None, state
+            box = self._append(users[to], sender, text)
+            return "ok", len(self._boxes[box]), _put(state, to, box)
+        if f == "fetch_messages":
+            user, start = args["user"], args["from_index"]
+            if len(user) > MAX_USERNAME:
+                return "username_too_long", None, state
+            if user not in users:
+                return "no_such_user", None, state
+            if start < 1:
+                return "bad_index", None, state
+            messages = self._boxes[users[user]]
+            if start > len(messages):
+                return "index_past_end", (), state
+            return "ok", messages[start - 1 :], state
+        return None, None, state
+
+    def describe_op(self, op: Operation) -> str:
+        args = {k: v for k, v in (op.input or {}).items() if k != "group"}
+        call = f"{op.f}({', '.join(repr(v) for v in args.values())})"
+        if op.ret is None:
+            return f"{call} -> ?"
+        out = op.output if isinstance(op.output, dict) else {}
+        return f"{call} -> {_answer(out.get('status'), out.get('value'))}"
+
+    def describe_state(self, state: Hashable) -> str:
+        if not state:
+            return "no accounts"
+        parts = []
+        for user, box in state:
+            messages = self._boxes[box]
+            shown = "; ".join(f"{s}: {_clip(t)}" for s, t in messages[-3:])
+            more = "..., " if len(messages) > 3 else ""
+            parts.append(f"{user} [{len(messages)} msgs{': ' + more + shown if messages else ''}]")
+        return ", ".join(parts)
+
+    def expected(self, state: Hashable, op: Operation) -> str:
+        status, value, _ = self.apply(state, op.f, op.input or {})
+        if status is None:
+            return f"no operation {op.f!r} in chat"
+        return _answer(status, value)
+
+    def _append(self, box: int, sender: str, text: str) -> int:
+        key = (box, sender, text)
+        found = self._box_ids.get(key)
+        if found is None:
+            found = self._box_ids[key] = len(self._boxes)
+            self._boxes.append(self._boxes[box] + ((sender, text),))
+        return found
+
+
+def _put(state: State, user: str, box: int) -> State:
+    """``state`` with ``user``'s inbox set, kept sorted by user (one representation per content)."""
+    before = [pair for pair in state if pair[0] < user]
+    return (*before, (user, box), *(pair for pair in state[len(before) :] if pair[0] != user))
+
+
+def _answer(status: Any, value: Any) -> str:
+    if status != "ok":
+        return str(status)
+    if value is None:
+        return "ok"
+    if isinstance(value, list | tuple) and value and isinstance(value[0], list | tuple):
+        return "ok [" + ", ".join(f"{s}: {_clip(t)}" for s, t in value) + "]"
+    return f"ok {list(value) if isinstance(value, tuple) else value!r}"
+
+
+def _clip(text: str, limit: int = 24) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")

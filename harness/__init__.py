@@ -1,0 +1,1 @@
+"""The Jepsen-style harness that verifies raftchat: the ``harness`` command and its parts."""

@@ -1,0 +1,203 @@
+"""``harness check``: read a history, check it against a model, and say the verdict.
+
+The exit code carries the verdict so scripts and CI can branch on it without parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EXIT_LINEARIZABLE, EXIT_VIOLATION, EXIT_UNKNOWN, EXIT_BAD_INPUT = 0, 1, 2, 3
+FORMATS = ("jsonl", "jepsen-edn", "porcupine-etcd", "porcupine-kv")
+WORKLOAD_MODELS = {"chat": "chat", "register": "cas-register", "kv": "kv"}  # plan.yaml workload -> model
+RUN_HISTORY, RUN_PLAN = "history.jsonl", "plan.yaml"  # a stored run's files
+MAX_LISTED = 8  # stuck or minimal ops printed before "... and N more"
+_UNSET = object()  # --initial not given: the history's own initial value applies
+
+
+class BadInput(Exception):
+    """Input the check cannot use; the message says which file and why."""
+
+
+@dataclass
+class Target:
+    history: Path
+    workload_model: str | None = None  # from a stored run's plan.yaml
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "path", metavar="PATH", help=f"a history file, or a stored run's directory ({RUN_HISTORY})"
+    )
+    parser.add_argument("--model", help="cas-register, register, kv or chat (default: what the history says)")
+    parser.add_argument(
+        "--format", choices=FORMATS, help="the file's format (default: detected from its content)"
+    )
+    parser.add_argument(
+        "--initial",
+        type=initial_value,
+        default=_UNSET,
+        help="the model's initial value: nil or a number (default: the history's, else nil)",
+    )
+    parser.add_argument(
+        "--timeout", type=positive_seconds, metavar="S", help="give up after S seconds: unknown"
+    )
+    parser.add_argument(
+        "--html", metavar="OUT.html", help="also write a page that shows the history and verdict"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
+
+
+def initial_value(text: str) -> int | float | None:
+    """``nil`` or a number: the values every register history in use starts from."""
+    if text == "nil":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"expected nil or a number, not {text!r}")
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command: returns the exit code."""
+    from checker import check, get_model
+    from histories import HistoryError, read_history
+
+    try:
+        target = locate(Path(args.path))
+        history = read_history(str(target.history), format=args.format)
+        name = args.model or target.workload_model or history.model_hint
+        if name is None:
+            raise BadInput(f"{target.history}: the history does not name its model: pass --model")
+        initial = _initial_hint(history) if args.initial is _UNSET else args.initial
+        model = get_model(name, initial)
+    except (HistoryError, BadInput) as exc:
+        return _fail(str(exc))
+    except ValueError as exc:  # get_model: an unknown name
+        return _fail(f"{args.path}: {exc}")
+    try:
+        result = check(history.ops, model, timeout=args.timeout)
+    except Exception as exc:  # values the model cannot read: bad input, never a verdict
+        return _fail(f"{target.history}: cannot check with model {name}: {type(exc).__name__}: {exc}")
+    if args.json:
+        print(json.dumps(result.to_json(), default=repr))
+    else:
+        print(report(result, model, str(target.history)))
+    if args.html:
+        from checker.html import write_html
+
+        try:
+            write_html(args.html, result, model, title=str(target.history))
+        except OSError as exc:
+            return _fail(f"{args.html}: cannot write: {exc.strerror or exc}")
+        if not args.json:
+            print(f"page: {args.html}")
+    return exit_code(result.valid)
+
+
+def locate(path: Path) -> Target:
+    """A history file as is; a stored run's directory by its history and plan."""
+    if not path.is_dir():
+        return Target(path)
+    history = path / RUN_HISTORY
+    if not history.is_file():
+        raise BadInput(f"{path}: a directory without {RUN_HISTORY}: not a stored run")
+    return Target(history, _plan_model(path / RUN_PLAN))
+
+
+def _plan_model(plan: Path) -> str | None:
+    if not plan.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(plan.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise BadInput(f"{plan}: unreadable plan: {exc}") from exc
+    workload = data.get("workload") if isinstance(data, dict) else None
+    return WORKLOAD_MODELS.get(workload) if isinstance(workload, str) else None
+
+
+def _initial_hint(history: Any) -> Any:
+    """The initial value the file states; it only means something with the file's model."""
+    return history.initial_hint if history.model_hint is not None else None
+
+
+def exit_code(valid: bool | str) -> int:
+    if valid is True:
+        return EXIT_LINEARIZABLE
+    if valid is False:
+        return EXIT_VIOLATION
+    return EXIT_UNKNOWN
+
+
+def _fail(message: str) -> int:
+    print(f"harness check: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def report(result: Any, model: Any, path: str) -> str:
+    """A few lines: enough to act on without opening the page."""
+    ops, parts = result.ops, result.partition_ops
+    unknown = sum(1 for op in ops if op.ret is None)
+    verdict = {True: "LINEARIZABLE", False: "NOT LINEARIZABLE"}.get(result.valid, "UNKNOWN")
+    lines = [
+        f"{verdict}: {path}" + (f" ({result.reason})" if result.reason else ""),
+        f"  model {result.model} · {len(ops)} ops ({unknown} with unknown outcome) · "
+        f"{len(parts)} partition{'s' if len(parts) != 1 else ''} · checked in {result.elapsed:.3f} s",
+    ]
+    failure = result.failure
+    if failure is None:
+        return "\n".join(lines)
+    by_id = {op.id: op for op in ops}
+    lines.append(
+        f"  failing partition {failure.partition} ({len(parts[failure.partition])} ops): longest "
+        f"linearizable prefix {len(failure.longest)} ops, then the model state is {failure.state}"
+    )
+    lines.append("  none of these can go next:")
+    lines += _listed(
+        [
+            f"    {_op(model, by_id, s.op)}: observed {s.observed}, expected {s.expected}"
+            for s in failure.stuck
+        ]
+    )
+    if failure.minimal is not None:
+        stuck = {s.op: s for s in failure.minimal_stuck or []}
+        size = len(failure.minimal)
+        lines.append(f"  minimal anomaly: {size} op{'s' if size != 1 else ''} that cannot be linearized")
+        lines += _listed(
+            [
+                f"    {_op(model, by_id, i)}"
+                + (f"   <- stuck: expected {stuck[i].expected}" if i in stuck else "")
+                for i in sorted(failure.minimal, key=lambda i: (by_id[i].call, i))
+            ]
+        )
+    return "\n".join(lines)
+
+
+def _op(model: Any, by_id: dict[int, Any], op_id: int) -> str:
+    op = by_id[op_id]
+    return f"op {op_id} (process {op.process}): {model.describe_op(op)}"
+
+
+def _listed(lines: list[str]) -> list[str]:
+    if len(lines) <= MAX_LISTED:
+        return lines
+    return lines[:MAX_LISTED] + [f"    ... and {len(lines) - MAX_LISTED} more"]

@@ -1,0 +1,41 @@
+"""Telling a history's format from its first meaningful line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from histories.op import HistoryError
+from histories.textio import read_text
+
+FORMATS = ("jsonl", "jepsen-edn", "porcupine-etcd", "porcupine-kv")
+_ETCD = re.compile(r"(?:.*\s)?INFO\s+jepsen\.util\s+-\s")
+_KV_KEY = re.compile(r"[\s,{]:key[\s,]")
+_TRIED = (
+    "tried jsonl (a JSON object per line), jepsen-edn (an EDN vector or list of op maps, or an "
+    "op map per line), porcupine-etcd ('INFO  jepsen.util - ...' lines), porcupine-kv (an EDN "
+    "map with :key per line)"
+)
+
+
+def detect_format(path: str | Path) -> str:
+    """One of FORMATS, from the file's content (Knossos files are "jepsen-edn")."""
+    return detect_text(read_text(path), str(path))
+
+
+def detect_text(text: str, path: str) -> str:
+    for number, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(";"):
+            continue  # EDN comments, as at the top of some Knossos files
+        if _ETCD.match(stripped):
+            return "porcupine-etcd"
+        if stripped[0] in "[(":
+            return "jepsen-edn"
+        if stripped.startswith("{") and stripped[1:].lstrip().startswith(('"', "}")):
+            return "jsonl"
+        if stripped[0] in "{#":
+            return "porcupine-kv" if _KV_KEY.search(stripped) else "jepsen-edn"
+        shown = stripped if len(stripped) <= 40 else stripped[:40] + "..."
+        raise HistoryError(path, number, f"cannot tell the format of {shown!r}: {_TRIED}")
+    raise HistoryError(path, None, f"no content but comments: {_TRIED}")

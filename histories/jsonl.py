@@ -1,0 +1,151 @@
+"""Our own format: one JSON object per line (``Op.to_dict()``), appended as operations happen.
+
+Values are already canonical. A writer that crashes mid-line leaves a partial last line:
+the reader names it, and can skip it on request, so a crashed run's history is still
+checkable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from histories.op import TYPES, HistoryError, Op
+from histories.textio import read_text
+from histories.validate import check_ops
+
+REQUIRED = ("index", "type", "process", "f", "value", "time")
+OPTIONAL = ("node", "error")
+_REQUIRED = frozenset(REQUIRED)
+_KNOWN = frozenset(REQUIRED + OPTIONAL)
+
+
+class OpList(list[Op]):
+    """The ops of a jsonl file, with ``warnings`` about what was skipped (a partial last line)."""
+
+    def __init__(self, ops: Iterable[Op] = (), warnings: list[str] | None = None) -> None:
+        super().__init__(ops)
+        self.warnings: list[str] = warnings or []
+
+
+def read_jsonl(path: str | Path, allow_truncated_tail: bool = False) -> OpList:
+    """The ops of a jsonl history. A partial last line (no newline, not valid JSON) is an
+    error, or with ``allow_truncated_tail`` is skipped and noted in ``warnings``."""
+    ops, warnings = parse_jsonl(read_text(path), str(path), allow_truncated_tail)
+    return OpList(ops, warnings)
+
+
+def parse_jsonl(text: str, path: str, allow_truncated_tail: bool = False) -> tuple[list[Op], list[str]]:
+    """Parse and check jsonl text; returns (ops, warnings)."""
+    lines = text.split("\n")
+    unterminated = lines[-1] != ""
+    if not unterminated:
+        lines.pop()
+    ops: list[Op] = []
+    numbers: list[int] = []
+    warnings: list[str] = []
+    loads = json.loads
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = loads(line)
+        except json.JSONDecodeError as exc:
+            if unterminated and number == len(lines):
+                what = "truncated last line (no newline at the end: the writer stopped mid-record)"
+                if not allow_truncated_tail:
+                    raise HistoryError(path, number, what + "; allow_truncated_tail=True skips it") from None
+                warnings.append(f"{path}:{number}: skipped a {what}")
+                break
+            raise HistoryError(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        ops.append(_op(record, path, number))
+        numbers.append(number)
+    if not ops:
+        raise HistoryError(path, None, "no operations" + (" (only a truncated line)" if warnings else ""))
+    check_ops(ops, numbers, path)
+    return ops, warnings
+
+
+def _op(record: Any, path: str, line: int) -> Op:
+    if type(record) is not dict:
+        raise HistoryError(path, line, f"expected a JSON object, found {type(record).__name__}")
+    keys = record.keys()
+    if not (_REQUIRED <= keys <= _KNOWN):
+        missing = [k for k in REQUIRED if k not in record]
+        if missing:
+            raise HistoryError(path, line, f"missing field(s) {', '.join(missing)}")
+        raise HistoryError(path, line, f"unknown field(s) {', '.join(sorted(keys - _KNOWN))}")
+    index, type_, process, f, time = (record[k] for k in ("index", "type", "process", "f", "time"))
+    node, error = record.get("node"), record.get("error")
+    if type(index) is not int or index < 0:
+        raise HistoryError(path, line, f"index must be a non-negative integer, not {index!r}")
+    if type_ not in TYPES:
+        raise HistoryError(path, line, f"unknown type {type_!r} (expected one of {', '.join(TYPES)})")
+    if type(process) is not int and type(process) is not str:
+        raise HistoryError(path, line, f"process must be an integer or a string, not {process!r}")
+    if type(f) is not str or not f:
+        raise HistoryError(path, line, f"f must be a non-empty string, not {f!r}")
+    if type(time) is not int or time < 0:
+        raise HistoryError(path, line, f"time must be a non-negative integer (ns), not {time!r}")
+    if node is not None and type(node) is not str:
+        raise HistoryError(path, line, f"node must be a string, not {node!r}")
+    if error is not None and type(error) is not str:
+        raise HistoryError(path, line, f"error must be a string, not {error!r}")
+    return Op(index, type_, process, f, record["value"], time, node, error)
+
+
+def _line(op: Op) -> bytes:
+    return (json.dumps(op.to_dict(), separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def write_jsonl(path: str | Path, ops: Iterable[Op]) -> None:
+    """Write a whole history, replacing the file."""
+    with open(path, "wb") as out:
+        for op in ops:
+            out.write(_line(op))
+
+
+class JsonlWriter:
+    """Appends ops as they happen, one flushed line each, so a crash leaves a readable prefix.
+
+    Refuses a file that ends in a partial line: appending would bury it mid-file, where no
+    reader could skip it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if _ends_mid_line(Path(path)):
+            raise HistoryError(
+                self.path, None, "ends with a partial line (a crashed writer?); will not append"
+            )
+        self._file = open(path, "ab")  # noqa: SIM115 - closed by close() / __exit__
+
+    def write(self, op: Op) -> None:
+        self._file.write(_line(op))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as existing:
+            existing.seek(0, 2)
+            if existing.tell() == 0:
+                return False
+            existing.seek(-1, 2)
+            return existing.read(1) != b"\n"
+    except FileNotFoundError:
+        return False

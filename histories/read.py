@@ -1,0 +1,48 @@
+"""``read_history``: one entry point that picks the format's reader and its dialect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from histories.assemble import assemble
+from histories.conventions import REGISTER_FS
+from histories.detect import FORMATS, detect_text
+from histories.edn import parse_edn
+from histories.history import History
+from histories.jsonl import parse_jsonl
+from histories.op import NEMESIS, HistoryError
+from histories.porcupine import etcd_history, kv_history
+from histories.textio import read_text
+
+
+def read_history(
+    path: str | Path, format: str | None = None, *, allow_truncated_tail: bool = False
+) -> History:
+    """Read ``path`` in ``format`` (detected from the content when None) into canonical ops.
+
+    "jepsen-edn" is read with the Knossos dialect: ``fail`` = did not happen, ``ok read
+    nil`` = result unknown (``info``); its model hint is "cas-register" (initial 0) when
+    every client op is a read, write or cas. ``allow_truncated_tail`` applies to jsonl.
+    """
+    name = str(path)
+    if format is not None and format not in FORMATS:
+        raise HistoryError(name, None, f"unknown format {format!r}; known: {', '.join(FORMATS)}")
+    text = read_text(path)
+    format = format or detect_text(text, name)
+    if format == "jsonl":
+        ops, warnings = parse_jsonl(text, name, allow_truncated_tail)
+        return History(ops, "jsonl", None, None, name, "canonical", warnings=warnings)
+    if format == "porcupine-etcd":
+        return etcd_history(text, name)
+    if format == "porcupine-kv":
+        return kv_history(text, name)
+    return jepsen_edn_history(text, name)
+
+
+def jepsen_edn_history(text: str, path: str) -> History:
+    """Knossos' dialect, for Knossos data and any Jepsen EDN history alike."""
+    raws = parse_edn(text, path)
+    register = all(r.f in REGISTER_FS for r in raws if r.process != NEMESIS)
+    return assemble(
+        raws, path, "jepsen-edn", "knossos", "cas-register" if register else None, 0 if register else None
+    )

@@ -1,0 +1,1 @@
+"""raftchat: a chat service replicated with Raft."""

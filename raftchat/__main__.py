@@ -1,0 +1,3 @@
+from raftchat.cli import main
+
+raise SystemExit(main())

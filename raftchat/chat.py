@@ -1,0 +1,137 @@
+"""The chat application as a deterministic state machine.
+
+Every node applies the same committed operations in the same order, so everything here
+depends only on the operations themselves: no clocks, no randomness, no iteration over
+unordered containers when producing results or snapshots.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import msgpack
+
+from raftchat.statemachine import InvalidRequest, OpSpec, Result
+
+_FORMAT = 1  # bump when the snapshot layout changes
+
+
+class ChatMachine:
+    """Accounts, each with an inbox of ``(sender, text)`` messages numbered from 1.
+
+    Usernames longer than ``max_username`` are rejected with ``username_too_long`` by
+    every operation that takes a username (such a user can never exist), so a client
+    gets the same answer whichever operation it tries first.
+    """
+
+    name = "chat"
+    ops: dict[str, OpSpec] = {
+        "create_account": OpSpec({"user": str}),
+        "check_account": OpSpec({"user": str}, read_only=True),
+        "list_accounts": OpSpec({"pattern": str}, read_only=True),
+        "delete_account": OpSpec({"user": str}),
+        "send_message": OpSpec({"sender": str, "to": str, "text": str}),
+        "fetch_messages": OpSpec({"user": str, "from_index": int}, read_only=True),
+    }
+
+    def __init__(self, max_username: int = 20, max_message: int = 500) -> None:
+        self.max_username = max_username
+        self.max_message = max_message
+        self._inboxes: dict[str, list[tuple[str, str]]] = {}
+
+    def apply(self, op: dict[str, Any]) -> Result:
+        """Dispatch a validated op (see :func:`raftchat.statemachine.validate`)."""
+        name = op.get("op")
+        if name not in self.ops:
+            raise InvalidRequest(f"unknown operation {name!r} for the chat state machine")
+        args = {k: v for k, v in op.items() if k != "op"}
+        return getattr(self, f"_{name}")(**args)
+
+    # -- operations ---------------------------------------------------------------
+
+    def _create_account(self, user: str) -> Result:
+        if user == "":
+            return Result("invalid_username", error="username must not be empty")
+        if too_long := self._check_length(user):
+            return too_long
+        if user in self._inboxes:
+            return Result("user_exists", error=f"user {user!r} already exists")
+        self._inboxes[user] = []
+        return Result("ok")
+
+    def _check_account(self, user: str) -> Result:
+        if too_long := self._check_length(user):
+            return too_long
+        return Result("ok", user in self._inboxes)
+
+    def _list_accounts(self, pattern: str) -> Result:
+        # fnmatchcase: case-sensitive on every platform, unlike fnmatch.fnmatch.
+        return Result("ok", sorted(u for u in self._inboxes if fnmatch.fnmatchcase(u, pattern)))
+
+    def _delete_account(self, user: str) -> Result:
+        if too_long := self._check_length(user):
+            return too_long
+        if user not in self._inboxes:
+            return Result("no_such_user", error=f"user {user!r} does not exist")
+        del self._inboxes[user]  # the inbox, delivered or not, goes with the account
+        return Result("ok")
+
+    def _send_message(self, sender: str, to: str, text: str) -> Result:
+        for user in (sender, to):
+            if too_long := self._check_length(user):
+                return too_long
+        if len(text) > self.max_message:
+            return Result(
+                "message_too_long",
+                error=f"message is {len(text)} characters long; the limit is {self.max_message}",
+            )
+        parties = (("sender", sender), ("recipient", to))
+        missing = [f"{role} {user!r}" for role, user in parties if user not in self._inboxes]
+        if missing:
+            verb = "does" if len(missing) == 1 else "do"
+            return Result("no_such_user", error=f"{' and '.join(missing)} {verb} not exist")
+        inbox = self._inboxes[to]
+        inbox.append((sender, text))
+        return Result("ok", len(inbox))
+
+    def _fetch_messages(self, user: str, from_index: int) -> Result:
+        if too_long := self._check_length(user):
+            return too_long
+        inbox = self._inboxes.get(user)
+        if inbox is None:
+            return Result("no_such_user", error=f"user {user!r} does not exist")
+        if from_index < 1:
+            return Result("bad_index", error=f"from_index must be at least 1, got {from_index}")
+        if from_index > len(inbox):
+            return Result(
+                "index_past_end",
+                [],
+                error=f"{user!r} has {len(inbox)} message(s); nothing from index {from_index} on",
+            )
+        return Result("ok", [[s, t] for s, t in inbox[from_index - 1 :]])
+
+    def _check_length(self, user: str) -> Result | None:
+        if len(user) > self.max_username:
+            return Result(
+                "username_too_long",
+                error=f"username is {len(user)} characters long; the limit is {self.max_username}",
+            )
+        return None
+
+    # -- snapshots ----------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Users in sorted order, so equal states always give equal bytes."""
+        inboxes = {u: [[s, t] for s, t in self._inboxes[u]] for u in sorted(self._inboxes)}
+        return msgpack.packb({"format": _FORMAT, "inboxes": inboxes}, use_bin_type=True)
+
+    def restore(self, data: bytes) -> None:
+        try:
+            state = msgpack.unpackb(data, raw=False)
+            if state["format"] != _FORMAT:
+                raise ValueError(f"unsupported chat snapshot format {state['format']!r}")
+            inboxes = {str(u): [(str(s), str(t)) for s, t in msgs] for u, msgs in state["inboxes"].items()}
+        except Exception as exc:
+            raise ValueError(f"corrupt chat snapshot: {exc!r}") from exc
+        self._inboxes = inboxes

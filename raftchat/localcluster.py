@@ -1,0 +1,213 @@
+"""Run a cluster of node processes on loopback: used by `raftchat cluster` and the harness.
+
+Each node is a real OS process with its data under ``DIR/<id>/`` and its stderr in
+``DIR/<id>/node.log``. Children get SIGKILL from the kernel if this process dies, so
+a crashed parent never leaves nodes behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from raftchat import config as cfg
+from raftchat import protocol
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Ports that are free right now (held open together so they are distinct)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def node_status(address: str, timeout: float = 0.5) -> dict | None:
+    """Ask one node for its Raft status over the client protocol; None if it does not answer."""
+    host, port = cfg.split_hostport(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(protocol.frame(protocol.pack({"id": 1, "meta": "status"})))
+            header = _recv_exactly(sock, 4)
+            reply = protocol.unpack(_recv_exactly(sock, int.from_bytes(header, "big")))
+            return reply.get("value") if reply.get("status") == "ok" else None
+    except (OSError, ValueError):
+        return None
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        nodes: int = 5,
+        machine: str = "chat",
+        bugs: tuple[str, ...] = (),
+        config: cfg.ClusterConfig | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.machine = machine
+        self.bugs = bugs
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.config_path = self.data_dir / "cluster.yaml"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            self.config = config
+            cfg.dump(config, self.config_path)
+        elif self.config_path.exists():
+            self.config = cfg.load(self.config_path)
+            if len(self.config.nodes) != nodes:
+                raise cfg.ConfigError(
+                    f"{self.config_path} describes {len(self.config.nodes)} nodes, not {nodes}: "
+                    "use the same --nodes to restart it, or another data directory"
+                )
+        else:
+            ports = free_ports(2 * nodes)
+            self.config = cfg.ClusterConfig(
+                cluster_id=cfg.local_cluster(0, 0).cluster_id,
+                nodes=[
+                    cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
+                    for i in range(nodes)
+                ],
+            )
+            cfg.dump(self.config, self.config_path)
+
+    def retune(self, **tuning: int) -> None:
+        """Change timing settings in the cluster file (validated like a hand-written one)."""
+        data = {**self.config.to_dict(), **tuning}
+        self.config = cfg.parse(data, str(self.config_path))
+        cfg.dump(self.config, self.config_path)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.config.ids
+
+    def command(self, node_id: str) -> list[str]:
+        cmd = [sys.executable, "-m", "raftchat", "node", "--id", node_id, "--cluster", str(self.config_path)]
+        cmd += ["--data-dir", str(self.data_dir / node_id), "--state-machine", self.machine]
+        for bug in self.bugs:
+            cmd += ["--bug", bug]
+        return cmd
+
+    def log_path(self, node_id: str) -> Path:
+        return self.data_dir / node_id / "node.log"
+
+    def start(self, node_id: str) -> subprocess.Popen:
+        """Start one node process (if it is not running)."""
+        proc = self.procs.get(node_id)
+        if proc is not None and proc.poll() is None:
+            return proc
+        self.log_path(node_id).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path(node_id), "ab") as log:
+            proc = subprocess.Popen(
+                self.command(node_id),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,  # a Ctrl-C at the terminal reaches us, and we stop the nodes in order
+            )
+        self.procs[node_id] = proc
+        return proc
+
+    def start_all(self) -> None:
+        for node_id in self.ids:
+            self.start(node_id)
+
+    def signal(self, node_id: str, sig: int) -> None:
+        proc = self.procs.get(node_id)
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, sig)
+
+    def kill(self, node_id: str) -> None:
+        """kill -9, and reap it."""
+        proc = self.procs.get(node_id)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def stop(self, node_id: str, timeout: float = 5.0) -> None:
+        proc = self.procs.get(node_id)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGCONT)  # a paused node cannot handle SIGTERM
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+        deadline = time.monotonic() + 5.0
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def alive(self, node_id: str) -> bool:
+        proc = self.procs.get(node_id)
+        return proc is not None and proc.poll() is None
+
+    def statuses(self) -> dict[str, dict | None]:
+        return {n.id: node_status(n.client) for n in self.config.nodes}
+
+    def leader(self) -> str | None:
+        """The leader of the highest term that a node claims to be leader of, if any."""
+        best = None
+        for status in self.statuses().values():
+            if status and status["role"] == "leader" and (best is None or status["term"] > best["term"]):
+                best = status
+        return best["node"] if best else None
+
+    def wait_for_leader(self, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            time.sleep(0.05)
+        raise TimeoutError(f"no leader elected within {timeout:.0f} s; see the logs under {self.data_dir}")
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()

@@ -1,0 +1,412 @@
+"""One raftchat node: the asyncio runtime around the Raft core, storage and state machine.
+
+Everything touching the core runs on the event loop thread without awaiting, so the
+core never sees interleaved calls. Inputs (peer messages, client requests, ticks) are
+stepped as they arrive; a single ``_flush`` scheduled per loop iteration then handles
+the core's Ready: persist (fsync), send, apply, answer clients. Requests that arrive
+while a flush is pending are batched into the same fsync and the same AppendEntries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raftchat import protocol
+from raftchat.chat import ChatMachine
+from raftchat.config import ClusterConfig
+from raftchat.kv import KVMachine
+from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
+from raftchat.raft.core import Config, RaftCore, Ready, Role
+from raftchat.raft.messages import Message, Snapshot
+from raftchat.sessions import Replica, encode_command
+from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
+from raftchat.storage import Storage
+from raftchat.transport import PeerLink, PeerServer
+
+log = logging.getLogger("raftchat.node")
+
+NODE_BUGS = {"stale-read", "leader-read-without-quorum"}
+ALL_BUGS = NODE_BUGS | {"no-dedup", "forget-vote", "lose-unsynced", "commit-previous-term"}
+
+
+def make_machine(name: str, config: ClusterConfig) -> StateMachine:
+    if name == "chat":
+        return ChatMachine(max_username=config.max_username, max_message=config.max_message)
+    if name == "kv":
+        return KVMachine()
+    raise ValueError(f"unknown state machine {name!r} (choose chat or kv)")
+
+
+@dataclass
+class _Pending:
+    """A client write waiting for its log entry to be applied."""
+
+    term: int
+    index: int
+    key: tuple[str, int]
+    future: asyncio.Future
+
+
+class Node:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        node_id: str,
+        data_dir: str | Path,
+        machine: str = "chat",
+        bugs: frozenset[str] = frozenset(),
+        seed: int | None = None,
+    ) -> None:
+        unknown = bugs - ALL_BUGS
+        if unknown:
+            raise ValueError(f"unknown bug switch(es): {', '.join(sorted(unknown))}")
+        self.config = config
+        self.id = node_id
+        self.me = config.node(node_id)
+        self.bugs = bugs
+        self.storage = Storage.open(data_dir, config.cluster_id, node_id, bugs=bugs)
+        hard_state, snapshot, entries = self.storage.load()
+        self._saved_hard_state = self._last_hard_state = hard_state
+        self.replica = Replica(make_machine(machine, config), bugs=bugs)
+        self.replica.applied_index = 0
+        if snapshot is not None:
+            self.replica.restore(snapshot.data)
+            self.replica.applied_index = snapshot.index
+        self.snapshot_index = snapshot.index if snapshot else 0
+        raft_config = Config(
+            election_ticks=max(2, config.election_timeout_ms // config.tick_ms),
+            heartbeat_ticks=max(1, config.heartbeat_ms // config.tick_ms),
+            bugs=bugs,
+        )
+        self.core = RaftCore(
+            node_id, config.ids, raft_config, random.Random(seed), hard_state, snapshot, list(entries)
+        )
+        self.links = {
+            peer: PeerLink(config.cluster_id, node_id, peer, config.peer_address(node_id, peer))
+            for peer in config.ids
+            if peer != node_id
+        }
+        self._pending_by_index: dict[int, _Pending] = {}
+        self._pending_by_key: dict[tuple[str, int], list[_Pending]] = {}
+        self._reads: dict[int, tuple[dict, asyncio.Future]] = {}  # ctx -> waiting ReadIndex read
+        self._ready_reads: list[tuple[int, dict, asyncio.Future]] = []  # confirmed, waiting for apply
+        self._read_ctx = 0
+        self._flush_scheduled = False
+        self._stopping = asyncio.Event()
+        self._servers: list[asyncio.base_events.Server] = []
+        self._last_role: tuple = ()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop` (or SIGTERM/SIGINT when run from the CLI)."""
+        loop = asyncio.get_running_loop()
+        peer_server = PeerServer(self.config.cluster_id, set(self.config.ids), self._on_message)
+        peer_host, peer_port = self.me.peer_hostport
+        client_host, client_port = self.me.client_hostport
+        self._servers = [
+            await asyncio.start_server(peer_server.handle, peer_host, peer_port),
+            await asyncio.start_server(
+                self._serve_client, client_host, client_port, limit=protocol.MAX_FRAME
+            ),
+        ]
+        for link in self.links.values():
+            link.start()
+        log.info(
+            "%s: serving peers on %s, clients on %s (term %d, %d entries after snapshot %d)",
+            self.id,
+            self.me.peer,
+            self.me.client,
+            self.core.term,
+            self.core.last_index - self.snapshot_index,
+            self.snapshot_index,
+        )
+        tick = loop.call_later(self.config.tick_ms / 1000, self._tick)
+        self._tick_handle = tick
+        self._schedule_flush()
+        try:
+            await self._stopping.wait()
+        finally:
+            self._tick_handle.cancel()
+            for server in self._servers:
+                server.close()
+            for link in self.links.values():
+                await link.stop()
+            self._fail_all_pending(UNCERTAIN, "node is shutting down")
+            self.storage.close()
+            log.info("%s: stopped", self.id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _tick(self) -> None:
+        self.core.tick()
+        self._schedule_flush()
+        self._tick_handle = asyncio.get_running_loop().call_later(self.config.tick_ms / 1000, self._tick)
+
+    # ----------------------------------------------------------------- Raft plumbing
+
+    def _on_message(self, msg: Message) -> None:
+        self.core.step(msg)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        while self.core.has_ready():
+            self._handle_ready(self.core.ready())
+
+    def _handle_ready(self, rd: Ready) -> None:
+        hard_state = rd.hard_state
+        if hard_state is not None and not rd.entries and rd.snapshot is None:
+            saved = self._saved_hard_state
+            if (hard_state.term, hard_state.voted_for) == (saved.term, saved.voted_for):
+                # Only the commit index moved. It is volatile in Raft (a restarted node
+                # relearns it from the leader), so it rides along with the next real write
+                # instead of costing an fsync of its own.
+                hard_state = None
+        if hard_state is not None or rd.entries or rd.snapshot is not None:
+            if (
+                hard_state is None
+                and rd.hard_state is None
+                and self._last_hard_state != self._saved_hard_state
+            ):
+                hard_state = self._last_hard_state
+            self.storage.save(hard_state, rd.entries, rd.snapshot)
+            if hard_state is not None:
+                self._saved_hard_state = hard_state
+        if rd.hard_state is not None:
+            self._last_hard_state = rd.hard_state
+        for msg in rd.messages:
+            link = self.links.get(msg.dst)
+            if link is not None:
+                link.send(msg)
+        if rd.snapshot is not None:
+            self.replica.restore(rd.snapshot.data)
+            self.replica.applied_index = rd.snapshot.index
+            self.snapshot_index = rd.snapshot.index
+            log.info("%s: installed snapshot at index %d from the leader", self.id, rd.snapshot.index)
+        for entry in rd.committed:
+            self._apply(entry.index, entry.term, entry.data)
+        for state in rd.read_states:
+            read = self._reads.pop(state.ctx, None)
+            if read is not None:
+                self._ready_reads.append((state.index, *read))
+        for ctx in rd.dropped_reads:
+            read = self._reads.pop(ctx, None)
+            if read is not None:
+                self._resolve(
+                    read[1], self._redirect(NOT_LEADER, "leadership lost before the read was confirmed")
+                )
+        self._serve_ready_reads()
+        self.core.advance(rd)
+        if rd.role_changed:
+            self._on_role_change()
+        self._maybe_compact()
+
+    def _apply(self, index: int, term: int, data: bytes) -> None:
+        applied = self.replica.apply(data)
+        self.replica.applied_index = index
+        pending = self._pending_by_index.pop(index, None)
+        if pending is not None and pending.term != term:
+            # Another leader's entry took this slot: our proposal is gone from the log.
+            self._drop_pending(pending, self._redirect(UNCERTAIN, "proposal was overwritten by a new leader"))
+        if applied is None:
+            return
+        for waiter in self._pending_by_key.pop((applied.client, applied.seq), []):
+            self._pending_by_index.pop(waiter.index, None)
+            self._resolve(waiter.future, self._answer(applied.result))
+
+    def _serve_ready_reads(self) -> None:
+        if not self._ready_reads:
+            return
+        waiting = []
+        for index, op, future in self._ready_reads:
+            if index <= self.replica.applied_index:
+                self._resolve(future, self._answer(self.replica.read(op)))
+            else:
+                waiting.append((index, op, future))
+        self._ready_reads = waiting
+
+    def _on_role_change(self) -> None:
+        role = (self.core.role, self.core.term, self.core.leader_id)
+        if role == self._last_role:
+            return
+        self._last_role = role
+        log.info(
+            "%s: term %d, %s, leader %s", self.id, self.core.term, self.core.role.value, self.core.leader_id
+        )
+        if self.core.role is not Role.LEADER:
+            self._fail_all_pending(UNCERTAIN, "leadership lost before the write was known to commit")
+
+    def _fail_all_pending(self, status: str, why: str) -> None:
+        for pending in list(self._pending_by_index.values()):
+            self._drop_pending(pending, self._redirect(status, why))
+        self._pending_by_index.clear()
+        for _op, future in list(self._reads.values()):
+            self._resolve(future, self._redirect(NOT_LEADER, why))
+        self._reads.clear()
+
+    def _drop_pending(self, pending: _Pending, answer: dict) -> None:
+        waiters = self._pending_by_key.get(pending.key, [])
+        if pending in waiters:
+            waiters.remove(pending)
+            if not waiters:
+                del self._pending_by_key[pending.key]
+        self._resolve(pending.future, answer)
+
+    def _maybe_compact(self) -> None:
+        applied = self.replica.applied_index
+        if applied - self.snapshot_index < self.config.snapshot_every:
+            return
+        term = self.core.term_of(applied)
+        if term is None:
+            return
+        snapshot = Snapshot(applied, term, self.replica.snapshot())
+        self.storage.compact(snapshot)
+        self.core.compact(snapshot)
+        self.snapshot_index = applied
+        log.info("%s: snapshot at index %d (%d bytes)", self.id, applied, len(snapshot.data))
+
+    # ----------------------------------------------------------------- clients
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks: set[asyncio.Task] = set()
+        try:
+            while True:
+                try:
+                    payload = await protocol.read_frame(reader)
+                except FrameError as exc:
+                    # The stream cannot be resynchronised after a bad length: answer and hang up.
+                    self._write(writer, {"id": None, "status": BAD_REQUEST, "error": str(exc)})
+                    break
+                if payload is None:
+                    break
+                task = asyncio.create_task(self._handle_request(payload, writer))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle_request(self, payload: bytes, writer: asyncio.StreamWriter) -> None:
+        request_id = None
+        try:
+            try:
+                request = protocol.unpack(payload)
+            except Exception as exc:  # msgpack raises several unrelated types for garbage
+                raise InvalidRequest(f"frame is not valid msgpack: {exc}") from exc
+            if not isinstance(request, dict):
+                raise InvalidRequest(f"request must be a map, got {type(request).__name__}")
+            request_id = request.get("id")
+            if request.get("meta") == "status":
+                answer = self._answer(Result("ok", self.status()))
+            else:
+                answer = await self._execute(request)
+        except InvalidRequest as exc:
+            answer = self._answer(Result(BAD_REQUEST, error=str(exc)))
+        answer["id"] = request_id
+        self._write(writer, answer)
+
+    def _write(self, writer: asyncio.StreamWriter, answer: dict) -> None:
+        if not writer.is_closing():
+            writer.write(protocol.frame(protocol.pack(answer)))
+
+    async def _execute(self, request: dict) -> dict:
+        op = validate(self.replica.machine, request.get("op"))
+        future = asyncio.get_running_loop().create_future()
+        if self.replica.machine.ops[op["op"]].read_only:
+            self._start_read(op, future)
+        else:
+            client, seq, ack = request.get("client"), request.get("seq"), request.get("ack", 0)
+            if not isinstance(client, str) or not client:
+                raise InvalidRequest("a write needs 'client', a non-empty string")
+            for name, value in (("seq", seq), ("ack", ack)):
+                if (
+                    not isinstance(value, int)
+                    or isinstance(value, bool)
+                    or value < (1 if name == "seq" else 0)
+                ):
+                    raise InvalidRequest(
+                        f"a write needs {name!r}, an integer of at least {1 if name == 'seq' else 0}"
+                    )
+            self._start_write(client, seq, ack, op, future)
+        return await future
+
+    def _start_read(self, op: dict, future: asyncio.Future) -> None:
+        is_leader = self.core.role is Role.LEADER
+        if ("stale-read" in self.bugs and not is_leader) or (
+            "leader-read-without-quorum" in self.bugs and is_leader
+        ):
+            self._resolve(future, self._answer(self.replica.read(op)))
+            return
+        self._read_ctx += 1
+        if not self.core.read_index(self._read_ctx):
+            self._resolve(future, self._redirect(NOT_LEADER, "this node is not the leader"))
+            return
+        self._reads[self._read_ctx] = (op, future)
+        self._schedule_flush()
+
+    def _start_write(self, client: str, seq: int, ack: int, op: dict, future: asyncio.Future) -> None:
+        index = self.core.propose(encode_command(client, seq, ack, op))
+        if index is None:
+            self._resolve(future, self._redirect(NOT_LEADER, "this node is not the leader"))
+            return
+        pending = _Pending(self.core.term, index, (client, seq), future)
+        self._pending_by_index[index] = pending
+        self._pending_by_key.setdefault((client, seq), []).append(pending)
+        self._schedule_flush()
+
+    def _answer(self, result: Result) -> dict:
+        answer = result.to_wire()
+        answer["node"] = self.id
+        answer["leader"] = self.core.leader_id
+        answer["leader_addr"] = self._leader_addr()
+        return answer
+
+    def _redirect(self, status: str, why: str) -> dict:
+        return self._answer(Result(status, error=why))
+
+    def _leader_addr(self) -> str | None:
+        leader = self.core.leader_id
+        return self.config.node(leader).client if leader in self.config.ids else None
+
+    @staticmethod
+    def _resolve(future: asyncio.Future, answer: dict) -> None:
+        if not future.done():
+            future.set_result(answer)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "node": self.id,
+            "role": self.core.role.value,
+            "term": self.core.term,
+            "leader": self.core.leader_id,
+            "commit": self.core.commit_index,
+            "applied": self.replica.applied_index,
+            "last_index": self.core.last_index,
+            "snapshot_index": self.snapshot_index,
+        }
+
+
+def serve(node: Node) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut it down cleanly."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.stop)
+        await node.run()
+
+    asyncio.run(main())

@@ -1,0 +1,762 @@
+"""The Raft algorithm as a deterministic state machine with no I/O.
+
+The runtime feeds the core ticks, messages, proposals and read requests and drains what it
+must do as a :class:`Ready`. The core never touches a clock, a socket or a disk, and its only
+randomness is the injected ``random.Random``, so a simulation can replay any schedule exactly.
+
+The design follows the Raft paper (figure 2), Ongaro's thesis (pre-vote 9.6, check-quorum
+and leader stickiness 6.2, ReadIndex 6.4) and the shape of etcd's raft library: the leader
+tracks each follower in probe, replicate or snapshot state, and durability is the
+runtime's job, announced back through :meth:`RaftCore.advance`.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from operator import attrgetter
+
+from raftchat.raft.messages import (
+    AppendEntries,
+    AppendResponse,
+    Entry,
+    HardState,
+    InstallSnapshot,
+    Message,
+    RequestVote,
+    Snapshot,
+    SnapshotResponse,
+    VoteResponse,
+)
+
+
+class Role(Enum):
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Timing is in ticks; the runtime decides how long a tick is (10 ms by default)."""
+
+    election_ticks: int = 15  # timeout is drawn uniformly from [election_ticks, 2 * election_ticks)
+    heartbeat_ticks: int = 5
+    max_batch: int = 512  # most entries in one AppendEntries
+    max_inflight: int = 64  # most unacknowledged AppendEntries per follower while replicating
+    pre_vote: bool = True
+    check_quorum: bool = True
+    bugs: frozenset[str] = frozenset()  # deliberate faults for the harness self-test; empty in production
+
+
+@dataclass(frozen=True)
+class ReadState:
+    """A ReadIndex request ``ctx`` is safe to serve once the state machine has applied ``index``."""
+
+    ctx: int
+    index: int
+
+
+@dataclass
+class Ready:
+    """What the runtime must do, in this order: persist ``snapshot``, ``entries`` and
+    ``hard_state`` (fsync); then send ``messages``; then apply ``committed``; then call
+    :meth:`RaftCore.advance` with this object."""
+
+    hard_state: HardState | None = None  # None when unchanged since the last Ready
+    snapshot: Snapshot | None = None  # received from the leader: persist it, restore the state machine
+    # May overwrite: delete stored entries >= entries[0].index first.
+    entries: list[Entry] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    committed: list[Entry] = field(default_factory=list)  # to apply, in index order
+    read_states: list[ReadState] = field(default_factory=list)
+    dropped_reads: list[int] = field(default_factory=list)  # ReadIndex ctxs that will never be confirmed
+    role_changed: bool = False  # role, term or known leader changed: worth a log line
+
+    def empty(self) -> bool:
+        return not (
+            self.hard_state
+            or self.snapshot
+            or self.entries
+            or self.messages
+            or self.committed
+            or self.read_states
+            or self.dropped_reads
+            or self.role_changed
+        )
+
+
+# Bug switches this layer understands (see Config.bugs).
+BUG_COMMIT_PREVIOUS_TERM = "commit-previous-term"
+
+
+class _State(Enum):
+    """How the leader talks to one follower (etcd's progress states)."""
+
+    PROBE = "probe"  # next is a guess: one AppendEntries at a time until one succeeds
+    REPLICATE = "replicate"  # next is known: stream up to max_inflight batches
+    SNAPSHOT = "snapshot"  # the follower needs entries we compacted: an InstallSnapshot is out
+
+
+@dataclass(slots=True)
+class _Progress:
+    """The leader's view of one follower."""
+
+    next: int
+    match: int = 0
+    state: _State = _State.PROBE
+    probe_sent: bool = False  # PROBE: a probe is out, wait for its answer (or the next heartbeat)
+    inflight: deque[int] = field(default_factory=deque)  # REPLICATE: last index of each batch in flight
+    snapshot_index: int = 0  # SNAPSHOT: index of the snapshot sent
+    snapshot_wait: int = 0  # SNAPSHOT: ticks since it was sent, to resend a lost one
+    commit_sent: int = 0  # highest commit this follower may have learnt from us
+    active: bool = False  # heard from it since the last check-quorum round
+    read_ack: int = 0  # highest ReadIndex ctx it confirmed in this term
+
+    def probe(self, next_index: int) -> None:
+        self.state = _State.PROBE
+        self.next = max(next_index, self.match + 1)
+        self.probe_sent = False
+        self.inflight.clear()
+
+    def replicate(self) -> None:
+        self.state = _State.REPLICATE
+        self.next = self.match + 1
+        self.inflight.clear()
+
+
+@dataclass(slots=True)
+class _PendingRead:
+    ctx: int
+    index: int | None  # None until the leader has committed an entry of its term
+
+
+_term = attrgetter("term")
+
+
+class RaftCore:
+    """One Raft peer. Single-threaded; see :class:`Ready` for the runtime's half of the deal.
+
+    Between :meth:`ready` and :meth:`advance` the runtime may keep calling ``step``, ``tick``
+    and friends, but must advance a Ready before asking for the next one.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        peers: list[str],
+        config: Config,
+        rng: random.Random,
+        hard_state: HardState = HardState(),  # noqa: B008 - frozen dataclass, safe as a default
+        snapshot: Snapshot | None = None,
+        entries: list[Entry] = (),  # type: ignore[assignment]
+    ) -> None:
+        peers = list(dict.fromkeys(peers))
+        if node_id not in peers:
+            raise ValueError(f"peers must include this node ({node_id!r}); got {peers}")
+        for name in ("election_ticks", "heartbeat_ticks", "max_batch", "max_inflight"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"Config.{name} must be at least 1")
+        self.id = node_id
+        self.config = config
+        self._rng = rng
+        self._others = [p for p in peers if p != node_id]
+        self._members = frozenset(peers)
+        self._quorum = len(peers) // 2 + 1
+
+        # Durable state, as restored.
+        self.term = hard_state.term
+        self.voted_for = hard_state.voted_for
+        self._snapshot = snapshot
+        self._snap_index = snapshot.index if snapshot else 0
+        self._snap_term = snapshot.term if snapshot else 0
+        self._log: list[Entry] = [e for e in entries if e.index > self._snap_index]
+        for offset, e in enumerate(self._log):
+            if e.index != self._snap_index + 1 + offset:
+                raise ValueError(f"stored entries must follow the snapshot without gaps; found {e.index}")
+        # The commit index is volatile in Raft, so clamping a stored one that outruns the log
+        # (a torn write) is safe: the leader will tell us again.
+        self.commit_index = min(max(hard_state.commit, self._snap_index), self.last_index)
+
+        # What the runtime has been handed and has made durable.
+        self._applied = self._snap_index  # last index handed out in Ready.committed (or snapshot)
+        self._persisted = self.last_index  # entries up to here are on disk
+        self._unstable_from = self.last_index + 1  # first entry not yet handed out in Ready.entries
+        self._pending_snapshot: Snapshot | None = None
+        self._prev_hard = hard_state
+        self._outstanding: Ready | None = None
+
+        # Volatile state.
+        self.role = Role.FOLLOWER
+        self.leader_id: str | None = None
+        self._prev_soft = (self.role, self.term, self.leader_id)
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._timeout = self._random_timeout()
+        self._votes: dict[str, bool] = {}
+        self._progress: dict[str, _Progress] = {}
+        self._bcast_pending = False  # leader: new entries or commit to push out at the next ready()
+        self._read_bcast = 0  # leader: a ReadIndex heartbeat round to send at the next ready()
+        self._reads: deque[_PendingRead] = deque()
+        self._outbox: list[Message] = []
+        self._read_states: list[ReadState] = []
+        self._dropped_reads: list[int] = []
+
+    # ------------------------------------------------------------------ log access
+
+    @property
+    def last_index(self) -> int:
+        return self._snap_index + len(self._log)
+
+    @property
+    def last_term(self) -> int:
+        return self._log[-1].term if self._log else self._snap_term
+
+    def term_of(self, index: int) -> int | None:
+        """Term of the entry at ``index``; None if compacted away or beyond the log."""
+        offset = index - self._snap_index
+        if offset == 0:
+            return self._snap_term
+        if 0 < offset <= len(self._log):
+            return self._log[offset - 1].term
+        return None
+
+    def entries_from(self, index: int) -> list[Entry]:
+        """The entries from ``index`` to the end that the log still holds (not the compacted ones)."""
+        return self._log[max(index - self._snap_index - 1, 0) :]
+
+    def _slice(self, lo: int, hi: int) -> list[Entry]:
+        """Entries lo..hi inclusive; lo must be after the snapshot."""
+        return self._log[lo - self._snap_index - 1 : hi - self._snap_index]
+
+    def _truncate_from(self, index: int) -> None:
+        """Drop a conflicting suffix. Never a committed entry: that would break Raft's core promise."""
+        if index <= self.commit_index:
+            raise AssertionError(f"{self.id}: refusing to truncate committed entry {index}")
+        del self._log[index - self._snap_index - 1 :]
+        self._unstable_from = min(self._unstable_from, index)
+        self._persisted = min(self._persisted, index - 1)
+
+    def _last_at_most(self, limit: int, term: int) -> int:
+        """Largest index <= limit whose term is <= ``term``. Terms never decrease along a log, so
+        bisect finds it; below the snapshot we cannot tell and answer snapshot.index - 1."""
+        if limit < self._snap_index:
+            return limit
+        count = bisect_right(self._log, term, hi=limit - self._snap_index, key=_term)
+        if count:
+            return self._snap_index + count
+        return self._snap_index if self._snap_term <= term else self._snap_index - 1
+
+    # ------------------------------------------------------------------ inputs
+
+    def tick(self) -> None:
+        """One unit of time: elections for followers, heartbeats and check-quorum for leaders."""
+        if self.role is Role.LEADER:
+            self._tick_leader()
+            return
+        self._election_elapsed += 1
+        if self._election_elapsed >= self._timeout:
+            if self.config.pre_vote:
+                self._become_pre_candidate()
+            else:
+                self._become_candidate()
+
+    def propose(self, data: bytes) -> int | None:
+        """Append a command to the leader's log; it goes out at the next :meth:`ready`."""
+        if self.role is not Role.LEADER:
+            return None
+        index = self.last_index + 1
+        self._log.append(Entry(index, self.term, data))
+        self._bcast_pending = True
+        return index
+
+    def read_index(self, ctx: int) -> bool:
+        """Start a linearizable read (thesis 6.4): it is served at the commit index once a
+        quorum confirms we still lead. ``ctx`` must grow from call to call."""
+        if self.role is not Role.LEADER:
+            return False
+        index = self.commit_index if self.term_of(self.commit_index) == self.term else None
+        self._reads.append(_PendingRead(ctx, index))
+        if self._others:
+            self._read_bcast = max(self._read_bcast, ctx)
+        self._release_reads()
+        return True
+
+    def compact(self, snapshot: Snapshot) -> None:
+        """The runtime snapshotted the state machine at an applied index: forget the log it covers."""
+        if snapshot.index <= self._snap_index:
+            return
+        if snapshot.index > self._applied:
+            raise ValueError(f"cannot compact to {snapshot.index}: only {self._applied} was applied")
+        if self.term_of(snapshot.index) != snapshot.term:
+            raise ValueError(f"snapshot term {snapshot.term} does not match the log at {snapshot.index}")
+        del self._log[: snapshot.index - self._snap_index]
+        self._snapshot = snapshot
+        self._snap_index, self._snap_term = snapshot.index, snapshot.term
+
+    def step(self, msg: Message) -> None:
+        """Handle one message from a peer. Any message may be stale, duplicated or reordered."""
+        if msg.dst != self.id or msg.src == self.id or msg.src not in self._members:
+            return
+        if msg.term > self.term:
+            if isinstance(msg, RequestVote):
+                # Leader stickiness (thesis 6.2 / 9.6): while we hear from a live leader, a
+                # vote request is a disruptive (or partitioned-away) node; do not let it win.
+                if self._in_lease() and (msg.pre_vote or self.config.check_quorum):
+                    if msg.pre_vote:
+                        self._send(VoteResponse(self.id, msg.src, self.term, False, pre_vote=True))
+                    return
+                if not msg.pre_vote:
+                    self._become_follower(msg.term, None)
+            elif isinstance(msg, VoteResponse) and msg.pre_vote and msg.granted:
+                pass  # carries the term the pre-candidate asked for, not a newer one
+            else:
+                leader = msg.src if isinstance(msg, (AppendEntries, InstallSnapshot)) else None
+                self._become_follower(msg.term, leader)
+        elif msg.term < self.term:
+            self._reply_stale(msg)
+            return
+
+        if isinstance(msg, RequestVote):
+            self._on_request_vote(msg)
+        elif isinstance(msg, VoteResponse):
+            self._on_vote_response(msg)
+        elif isinstance(msg, AppendEntries):
+            if self.role is not Role.LEADER:
+                self._hear_leader(msg.src)
+                self._on_append(msg)
+        elif isinstance(msg, InstallSnapshot):
+            if self.role is not Role.LEADER:
+                self._hear_leader(msg.src)
+                self._on_snapshot(msg)
+        elif self.role is Role.LEADER and msg.src in self._progress:
+            if isinstance(msg, AppendResponse):
+                self._on_append_response(msg)
+            elif isinstance(msg, SnapshotResponse):
+                self._on_snapshot_response(msg)
+
+    # ------------------------------------------------------------------ outputs
+
+    def has_ready(self) -> bool:
+        if self._outstanding is not None:
+            return False
+        hard, soft = self._prev_hard, self._prev_soft
+        return bool(
+            self._outbox
+            or self._unstable_from <= self.last_index
+            or min(self.commit_index, self._persisted) > self._applied
+            or (self.role is Role.LEADER and (self._bcast_pending or self._read_bcast))
+            or self.term != hard.term
+            or self.voted_for != hard.voted_for
+            or self.commit_index != hard.commit
+            or self.role is not soft[0]
+            or self.leader_id != soft[2]
+            or self._pending_snapshot
+            or self._read_states
+            or self._dropped_reads
+        )
+
+    def ready(self) -> Ready:
+        """Everything to persist, send and apply since the last Ready."""
+        if self._outstanding is not None:
+            raise RuntimeError("advance() the previous Ready before asking for another")
+        if self.role is Role.LEADER:
+            self._flush_leader()
+        rd = Ready()
+        hard = self._hard_state()
+        if hard != self._prev_hard:
+            rd.hard_state = self._prev_hard = hard
+        rd.snapshot, self._pending_snapshot = self._pending_snapshot, None
+        if self._unstable_from <= self.last_index:
+            rd.entries = self._slice(self._unstable_from, self.last_index)
+            self._unstable_from = self.last_index + 1
+        rd.messages, self._outbox = self._outbox, []
+        apply_to = min(self.commit_index, self._persisted)
+        if apply_to > self._applied:
+            rd.committed = self._slice(self._applied + 1, apply_to)
+            self._applied = apply_to
+        rd.read_states, self._read_states = self._read_states, []
+        rd.dropped_reads, self._dropped_reads = self._dropped_reads, []
+        soft = (self.role, self.term, self.leader_id)
+        rd.role_changed, self._prev_soft = soft != self._prev_soft, soft
+        self._outstanding = rd
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The runtime made ``rd`` durable, sent it and applied it."""
+        if rd is not self._outstanding:
+            raise RuntimeError("advance() must be given the Ready that ready() returned last")
+        self._outstanding = None
+        if rd.entries:
+            last = rd.entries[-1]
+            # A step() between ready() and advance() may have truncated these entries; then the
+            # rewrite is in a later Ready and counts when that one is advanced.
+            if self.term_of(last.index) == last.term:
+                self._persisted = max(self._persisted, last.index)
+        if self.role is Role.LEADER:
+            self._maybe_commit()
+
+    def _hard_state(self) -> HardState:
+        return HardState(self.term, self.voted_for, self.commit_index)
+
+    def _send(self, msg: Message) -> None:
+        self._outbox.append(msg)
+
+    # ------------------------------------------------------------------ roles
+
+    def _random_timeout(self) -> int:
+        e = self.config.election_ticks
+        return self._rng.randrange(e, 2 * e)
+
+    def _reset_timers(self) -> None:
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._timeout = self._random_timeout()
+
+    def _in_lease(self) -> bool:
+        """Have we heard from a live leader within the minimum election timeout?"""
+        if self.role is Role.LEADER:
+            return True
+        return self.leader_id is not None and self._election_elapsed < self.config.election_ticks
+
+    def _become_follower(self, term: int, leader: str | None) -> None:
+        if self.role is Role.LEADER:
+            self._dropped_reads.extend(r.ctx for r in self._reads)
+            self._reads.clear()
+            self._read_bcast = 0
+            self._bcast_pending = False
+            self._progress = {}
+        if term > self.term:
+            self.term, self.voted_for = term, None
+        self.role = Role.FOLLOWER
+        self.leader_id = leader
+        self._votes = {}
+        self._reset_timers()
+
+    def _hear_leader(self, leader: str) -> None:
+        """A message from the leader of our term: follow it and restart the election timer."""
+        if self.role is not Role.FOLLOWER:
+            self._become_follower(self.term, leader)
+        self.leader_id = leader
+        self._election_elapsed = 0
+
+    def _become_pre_candidate(self) -> None:
+        """Ask whether we could win before disturbing anyone's term (thesis 9.6)."""
+        self.role = Role.PRE_CANDIDATE
+        self.leader_id = None
+        self._reset_timers()
+        self._votes = {self.id: True}
+        for peer in self._others:
+            self._send(RequestVote(self.id, peer, self.term + 1, self.last_index, self.last_term, True))
+        self._tally()
+
+    def _become_candidate(self) -> None:
+        self.role = Role.CANDIDATE
+        self.term += 1
+        self.voted_for = self.id
+        self.leader_id = None
+        self._reset_timers()
+        self._votes = {self.id: True}
+        for peer in self._others:
+            self._send(RequestVote(self.id, peer, self.term, self.last_index, self.last_term))
+        self._tally()
+
+    def _tally(self) -> None:
+        granted = sum(self._votes.values())
+        if granted >= self._quorum:
+            if self.role is Role.PRE_CANDIDATE:
+                self._become_candidate()
+            else:
+                self._become_leader()
+        elif len(self._votes) - granted >= self._quorum:
+            self._become_follower(self.term, None)
+
+    def _become_leader(self) -> None:
+        self.role = Role.LEADER
+        self.leader_id = self.id
+        self._reset_timers()
+        self._votes = {}
+        self._progress = {p: _Progress(next=self.last_index + 1) for p in self._others}
+        self._reads.clear()
+        # A no-op of our term lets us commit (and so serve reads for) everything before it.
+        self._log.append(Entry(self.last_index + 1, self.term, b""))
+        self._bcast_pending = True
+
+    # ------------------------------------------------------------------ elections
+
+    def _up_to_date(self, last_term: int, last_index: int) -> bool:
+        return (last_term, last_index) >= (self.last_term, self.last_index)
+
+    def _on_request_vote(self, msg: RequestVote) -> None:
+        up_to_date = self._up_to_date(msg.last_log_term, msg.last_log_index)
+        if msg.pre_vote:
+            # Lease was checked in step(); a pre-vote never changes our own state.
+            granted = msg.term > self.term and up_to_date
+            term = msg.term if granted else self.term
+            self._send(VoteResponse(self.id, msg.src, term, granted, pre_vote=True))
+            return
+        can_vote = self.voted_for == msg.src or (self.voted_for is None and self.leader_id is None)
+        granted = can_vote and up_to_date
+        if granted:
+            self.voted_for = msg.src
+            self._election_elapsed = 0
+        self._send(VoteResponse(self.id, msg.src, self.term, granted))
+
+    def _on_vote_response(self, msg: VoteResponse) -> None:
+        if msg.pre_vote:
+            if self.role is not Role.PRE_CANDIDATE or (msg.granted and msg.term != self.term + 1):
+                return
+        elif self.role is not Role.CANDIDATE:
+            return
+        self._votes[msg.src] = msg.granted
+        self._tally()
+
+    def _reply_stale(self, msg: Message) -> None:
+        """Tell a peer from an older term about ours, so a deposed leader or a lagging
+        candidate catches up instead of waiting (and a stuck higher-term node gets heard)."""
+        if isinstance(msg, AppendEntries):
+            self._send(AppendResponse(self.id, msg.src, self.term, False, match_index=msg.prev_index))
+        elif isinstance(msg, InstallSnapshot):
+            self._send(SnapshotResponse(self.id, msg.src, self.term, 0))
+        elif isinstance(msg, RequestVote):
+            self._send(VoteResponse(self.id, msg.src, self.term, False, pre_vote=msg.pre_vote))
+
+    # ------------------------------------------------------------------ follower side
+
+    def _on_append(self, msg: AppendEntries) -> None:
+        prev, prev_term, entries = msg.prev_index, msg.prev_term, msg.entries
+        if prev < self.commit_index:
+            # Our committed prefix is in every later leader's log, so only what follows it
+            # needs checking; this also covers a prev_index inside our snapshot.
+            entries = entries[self.commit_index - prev :]
+            prev = self.commit_index
+        elif self.term_of(prev) != prev_term:
+            hint = self._last_at_most(min(prev, self.last_index), prev_term)
+            self._send(
+                AppendResponse(
+                    self.id,
+                    msg.src,
+                    self.term,
+                    False,
+                    match_index=msg.prev_index,  # echo the rejected index: the leader can spot stale replies
+                    hint_index=hint,
+                    hint_term=self.term_of(hint) or 0,
+                    read_ctx=msg.read_ctx,
+                )
+            )
+            return
+        for i, e in enumerate(entries):
+            known = self.term_of(e.index)
+            if known == e.term:
+                continue  # already have it: a duplicate or reordered message must not truncate
+            if known is not None:
+                self._truncate_from(e.index)
+            self._log.extend(entries[i:])
+            break
+        last_new = prev + len(entries)
+        if msg.commit > self.commit_index:
+            self.commit_index = max(self.commit_index, min(msg.commit, last_new))
+        self._send(
+            AppendResponse(self.id, msg.src, self.term, True, match_index=last_new, read_ctx=msg.read_ctx)
+        )
+
+    def _on_snapshot(self, msg: InstallSnapshot) -> None:
+        snap = msg.snapshot
+        if snap.index <= self.commit_index:
+            self._send(SnapshotResponse(self.id, msg.src, self.term, self.commit_index))
+            return
+        # Entries after the snapshot survive only if our log agrees with it at its index
+        # (they may already count toward a commit); otherwise the whole log goes.
+        keep = self._slice(snap.index + 1, self.last_index) if self.term_of(snap.index) == snap.term else []
+        self._log = keep
+        self._snapshot = snap
+        self._snap_index, self._snap_term = snap.index, snap.term
+        self.commit_index = self._applied = self._persisted = snap.index
+        self._unstable_from = snap.index + 1  # hand the kept suffix out again, after the snapshot
+        self._pending_snapshot = snap
+        self._send(SnapshotResponse(self.id, msg.src, self.term, snap.index))
+
+    # ------------------------------------------------------------------ leader side
+
+    def _tick_leader(self) -> None:
+        self._election_elapsed += 1
+        if self._election_elapsed >= self.config.election_ticks:
+            self._election_elapsed = 0
+            if self.config.check_quorum:
+                active = 1 + sum(pr.active for pr in self._progress.values())
+                for pr in self._progress.values():
+                    pr.active = False
+                if active < self._quorum:
+                    self._become_follower(self.term, None)
+                    return
+        self._heartbeat_elapsed += 1
+        if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """Keep followers quiet, push commit, and recover from lost messages: a probe is
+        resent, and a replicating follower is asked about next - 1 so a lost batch shows up
+        as a rejection."""
+        ctx = self._reads[-1].ctx if self._reads else 0
+        for peer in self._others:
+            pr = self._progress[peer]
+            if pr.state is _State.REPLICATE and pr.next - 1 < self._snap_index:
+                pr.probe(pr.match + 1)
+            elif pr.state is _State.SNAPSHOT:
+                pr.snapshot_wait += self.config.heartbeat_ticks
+                if pr.snapshot_wait >= self.config.election_ticks:
+                    pr.probe(pr.match + 1)  # the snapshot (or its answer) was probably lost
+            if pr.state is _State.PROBE:
+                pr.probe_sent = False
+                if self._send_append(peer, read_ctx=ctx, empty_ok=True):
+                    continue
+            self._send_empty(peer, pr.next - 1 if pr.state is _State.REPLICATE else pr.match, ctx)
+
+    def _flush_leader(self) -> None:
+        """Send what accumulated since the last Ready: one batch of new entries per follower
+        (plus commit news), and one ReadIndex heartbeat round."""
+        if self._bcast_pending:
+            self._bcast_pending = False
+            for peer in self._others:
+                pr = self._progress[peer]
+                sent = self._send_append(peer)
+                if (
+                    not sent
+                    and pr.state is _State.REPLICATE
+                    and min(self.commit_index, pr.match) > pr.commit_sent
+                ):
+                    self._send_empty(peer, pr.match, 0)
+        if self._read_bcast:
+            for peer in self._others:
+                self._send_empty(peer, self._progress[peer].match, self._read_bcast)
+            self._read_bcast = 0
+
+    def _send_append(self, peer: str, read_ctx: int = 0, empty_ok: bool = False) -> bool:
+        """Send entries from ``next`` as far as the follower's state allows; True if sent."""
+        pr = self._progress[peer]
+        if pr.state is _State.SNAPSHOT or (pr.state is _State.PROBE and pr.probe_sent):
+            return False
+        if pr.next <= self._snap_index:
+            self._send_snapshot(peer, pr)
+            return True
+        sent = False
+        last = self.last_index
+        while pr.state is _State.PROBE or len(pr.inflight) < self.config.max_inflight:
+            hi = min(last, pr.next + self.config.max_batch - 1)
+            if hi < pr.next and not empty_ok:
+                break
+            self._send_entries(peer, pr, pr.next - 1, self._slice(pr.next, hi), read_ctx)
+            sent, read_ctx, empty_ok = True, 0, False
+            if pr.state is _State.PROBE:
+                pr.probe_sent = True
+                break
+            if hi < pr.next:
+                break
+            pr.next = hi + 1
+            pr.inflight.append(hi)
+        return sent
+
+    def _send_entries(self, peer: str, pr: _Progress, prev: int, entries: list[Entry], read_ctx: int) -> None:
+        prev_term = self.term_of(prev)
+        assert prev_term is not None, "caller checked that prev is not compacted"
+        self._send(
+            AppendEntries(self.id, peer, self.term, prev, prev_term, entries, self.commit_index, read_ctx)
+        )
+        pr.commit_sent = max(pr.commit_sent, min(self.commit_index, prev + len(entries)))
+
+    def _send_empty(self, peer: str, prev: int, read_ctx: int) -> None:
+        """A heartbeat. If prev was compacted, index 0 works: every follower accepts it
+        (its committed prefix matches) and answers with its commit index."""
+        if self.term_of(prev) is None:
+            prev = 0
+            self._send(AppendEntries(self.id, peer, self.term, 0, 0, [], self.commit_index, read_ctx))
+            return
+        self._send_entries(peer, self._progress[peer], prev, [], read_ctx)
+
+    def _send_snapshot(self, peer: str, pr: _Progress) -> None:
+        assert self._snapshot is not None
+        pr.state = _State.SNAPSHOT
+        pr.snapshot_index = self._snapshot.index
+        pr.snapshot_wait = 0
+        pr.inflight.clear()
+        self._send(InstallSnapshot(self.id, peer, self.term, self._snapshot))
+
+    def _on_append_response(self, msg: AppendResponse) -> None:
+        pr = self._progress[msg.src]
+        pr.active = True
+        if msg.read_ctx > pr.read_ack:
+            pr.read_ack = msg.read_ctx
+            self._release_reads()
+        if msg.success:
+            advanced = msg.match_index > pr.match
+            if advanced:
+                pr.match = msg.match_index
+            if pr.state is _State.PROBE:
+                pr.replicate()
+            elif pr.state is _State.REPLICATE:
+                pr.next = max(pr.next, pr.match + 1)
+                while pr.inflight and pr.inflight[0] <= msg.match_index:
+                    pr.inflight.popleft()
+            elif pr.match >= pr.snapshot_index:
+                pr.replicate()  # caught up some other way while the snapshot was out
+            if advanced:
+                self._maybe_commit()
+        else:
+            rejected = msg.match_index
+            if (
+                pr.state is _State.SNAPSHOT
+                or (pr.state is _State.REPLICATE and rejected <= pr.match)
+                or (pr.state is _State.PROBE and rejected != pr.next - 1)
+            ):
+                return  # stale: about an index we have since moved past
+            # Skip the whole conflicting term at once (thesis 5.3 optimisation, as in etcd).
+            guess = self._last_at_most(min(msg.hint_index, self.last_index), msg.hint_term)
+            pr.probe(guess + 1)
+        self._send_append(msg.src)
+
+    def _on_snapshot_response(self, msg: SnapshotResponse) -> None:
+        pr = self._progress[msg.src]
+        pr.active = True
+        advanced = msg.match_index > pr.match
+        if advanced:
+            pr.match = msg.match_index
+        if pr.state is _State.SNAPSHOT:
+            pr.replicate()
+        if advanced:
+            self._maybe_commit()
+        self._send_append(msg.src)
+
+    def _maybe_commit(self) -> None:
+        """Commit the highest index a majority holds, but only an entry of our own term
+        (figure 8): earlier ones are committed with it."""
+        matches = sorted([self._persisted, *(pr.match for pr in self._progress.values())], reverse=True)
+        n = matches[self._quorum - 1]
+        if n <= self.commit_index:
+            return
+        if self.term_of(n) != self.term and BUG_COMMIT_PREVIOUS_TERM not in self.config.bugs:
+            return
+        self.commit_index = n
+        self._bcast_pending = True
+        if self.term_of(n) == self.term:
+            for r in self._reads:
+                if r.index is None:
+                    r.index = n
+            self._release_reads()
+
+    def _release_reads(self) -> None:
+        """Hand out reads that a quorum confirmed and that have an index to wait for."""
+        if not self._reads:
+            return
+        if self._others:
+            acks = sorted((pr.read_ack for pr in self._progress.values()), reverse=True)
+            confirmed = acks[self._quorum - 2]  # we count ourselves as one of the quorum
+        else:
+            confirmed = self._reads[-1].ctx
+        while self._reads and self._reads[0].index is not None and self._reads[0].ctx <= confirmed:
+            r = self._reads.popleft()
+            self._read_states.append(ReadState(r.ctx, r.index))

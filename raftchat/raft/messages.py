@@ -1,0 +1,156 @@
+"""Messages and records exchanged by the Raft core.
+
+Everything here is plain data: the core consumes and produces these values, and the
+runtime (``raftchat.node``) moves them between processes with :func:`encode` and
+:func:`decode`. Keeping them as dataclasses makes simulated tests easy to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import msgpack
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One log entry. ``data`` is an opaque command; ``b""`` is a leader's no-op."""
+
+    index: int
+    term: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A state-machine image covering every entry up to ``index`` (whose term is ``term``)."""
+
+    index: int
+    term: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must be on disk before a node may answer anything that depends on it."""
+
+    term: int = 0
+    voted_for: str | None = None
+    commit: int = 0
+
+
+@dataclass(slots=True)
+class RequestVote:
+    src: str
+    dst: str
+    term: int
+    last_log_index: int
+    last_log_term: int
+    pre_vote: bool = False
+
+
+@dataclass(slots=True)
+class VoteResponse:
+    src: str
+    dst: str
+    term: int
+    granted: bool
+    pre_vote: bool = False
+
+
+@dataclass(slots=True)
+class AppendEntries:
+    """Replication and heartbeat. ``read_ctx`` > 0 asks followers to confirm leadership
+    for the ReadIndex requests numbered up to it."""
+
+    src: str
+    dst: str
+    term: int
+    prev_index: int
+    prev_term: int
+    entries: list[Entry] = field(default_factory=list)
+    commit: int = 0
+    read_ctx: int = 0
+
+
+@dataclass(slots=True)
+class AppendResponse:
+    """``match_index`` is the follower's last matching index on success. On a rejection,
+    ``hint_index``/``hint_term`` let the leader skip a whole conflicting term at once."""
+
+    src: str
+    dst: str
+    term: int
+    success: bool
+    match_index: int = 0
+    hint_index: int = 0
+    hint_term: int = 0
+    read_ctx: int = 0
+
+
+@dataclass(slots=True)
+class InstallSnapshot:
+    src: str
+    dst: str
+    term: int
+    snapshot: Snapshot
+
+
+@dataclass(slots=True)
+class SnapshotResponse:
+    src: str
+    dst: str
+    term: int
+    match_index: int
+
+
+Message = RequestVote | VoteResponse | AppendEntries | AppendResponse | InstallSnapshot | SnapshotResponse
+
+_KINDS: list[type] = [
+    RequestVote,
+    VoteResponse,
+    AppendEntries,
+    AppendResponse,
+    InstallSnapshot,
+    SnapshotResponse,
+]
+_CODE = {cls: i for i, cls in enumerate(_KINDS)}
+_FIELDS = {cls: [f.name for f in fields(cls)] for cls in _KINDS}
+
+
+def encode(msg: Message) -> bytes:
+    """Serialise a message as a compact msgpack array: [kind, field values...]."""
+    cls = type(msg)
+    values: list = [_CODE[cls]]
+    for name in _FIELDS[cls]:
+        value = getattr(msg, name)
+        if name == "entries":
+            value = [(e.index, e.term, e.data) for e in value]
+        elif name == "snapshot":
+            value = (value.index, value.term, value.data)
+        values.append(value)
+    return msgpack.packb(values, use_bin_type=True)
+
+
+class DecodeError(ValueError):
+    """A peer sent bytes that are not a Raft message."""
+
+
+def decode(data: bytes) -> Message:
+    try:
+        values = msgpack.unpackb(data, raw=False)
+        cls = _KINDS[values[0]]
+        names = _FIELDS[cls]
+        if len(values) != len(names) + 1:
+            raise DecodeError(f"{cls.__name__}: expected {len(names)} fields, got {len(values) - 1}")
+        kwargs = dict(zip(names, values[1:], strict=True))
+        if "entries" in kwargs:
+            kwargs["entries"] = [Entry(int(i), int(t), bytes(d)) for i, t, d in kwargs["entries"]]
+        if "snapshot" in kwargs:
+            i, t, d = kwargs["snapshot"]
+            kwargs["snapshot"] = Snapshot(int(i), int(t), bytes(d))
+        return cls(**kwargs)
+    except DecodeError:
+        raise
+    except Exception as exc:  # msgpack, index and type errors all mean the same thing here
+        raise DecodeError(f"malformed raft message: {exc!r}") from exc

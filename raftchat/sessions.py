@@ -1,0 +1,211 @@
+"""Client sessions (Raft thesis, section 6.3): exactly-once execution of retried commands.
+
+A client numbers its requests ``seq = 1, 2, ...`` and retries a request with the same
+number until it gets an answer. Because a retry may reach the log after the original was
+already applied, every node remembers the response to each ``(client, seq)`` and hands
+it back instead of applying the operation twice. Every piece of bookkeeping here depends
+only on the committed commands, so all nodes agree on it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
+
+_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One entry of the replicated log. ``ack``: the client holds every response up to it."""
+
+    client: str
+    seq: int
+    ack: int
+    op: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of one command; ``duplicate`` marks a response replayed from the session."""
+
+    client: str
+    seq: int
+    result: Result
+    duplicate: bool = False
+
+
+class CommandError(InvalidRequest):
+    """A malformed command. An InvalidRequest, so a server that checks a client's request
+    with :func:`encode_command` answers it as a bad request."""
+
+
+def encode_command(client: str, seq: int, ack: int, op: dict[str, Any]) -> bytes:
+    """Serialise a command for the log; checks it first so a bad client fails at home."""
+    _check_command(client, seq, ack, op)
+    return msgpack.packb([client, seq, ack, op], use_bin_type=True)
+
+
+def decode_command(data: bytes) -> Command:
+    """Parse log bytes into a :class:`Command`; raises :class:`CommandError` if malformed."""
+    try:
+        values = msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated exception types
+        raise CommandError(f"command is not valid msgpack: {exc!r}") from exc
+    if not isinstance(values, list) or len(values) != 4:
+        raise CommandError("command must be a 4-element array [client, seq, ack, op]")
+    client, seq, ack, op = values
+    _check_command(client, seq, ack, op)
+    return Command(client, seq, ack, op)
+
+
+def _check_command(client: Any, seq: Any, ack: Any, op: Any) -> None:
+    if not isinstance(client, str) or not client:
+        raise CommandError(f"client id must be a non-empty string, got {client!r}")
+    for name, value, low in (("seq", seq, 1), ("ack", ack, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise CommandError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not isinstance(op, dict):
+        raise CommandError(f"op must be a map, got {type(op).__name__}")
+
+
+@dataclass(slots=True)
+class _Session:
+    """What one client's retries need. Every seq <= ``forgotten`` has been answered and
+    its response dropped (acknowledged by the client, or pushed out by newer ones)."""
+
+    forgotten: int = 0
+    responses: dict[int, Result] = field(default_factory=dict)
+
+
+class Replica:
+    """A state machine wrapped with client sessions; what the runtime applies entries to.
+
+    Memory is bounded two ways, both decided by apply order alone so every node agrees:
+
+    * at most ``max_sessions`` clients are remembered; a new client evicts the one whose
+      last command is the oldest. Limitation: an evicted client is a stranger again, so a
+      retry of a request applied before the eviction is applied a second time. With the
+      default limit that needs 10,000 other clients to be active while it waits to retry.
+    * at most ``max_responses`` unacknowledged responses per client; past that the lowest
+      seq is forgotten, and a retry of it gets ``stale_request`` instead of a replay.
+
+    Exceptions raised by the machine itself propagate: they mean a bug, and carrying on
+    past one could let nodes diverge.
+    """
+
+    def __init__(
+        self,
+        machine: StateMachine,
+        bugs: frozenset[str] = frozenset(),
+        max_sessions: int = 10_000,
+        max_responses: int = 1024,
+    ) -> None:
+        self.machine = machine
+        self.bugs = bugs
+        self.max_sessions = max_sessions
+        self.max_responses = max_responses
+        self.applied_index = 0  # set by the runtime after each entry; saved in snapshots
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()  # least recently used first
+
+    def apply(self, data: bytes) -> Applied | None:
+        """Apply one committed log entry; ``None`` for a leader's no-op entry."""
+        if not data:
+            return None
+        try:
+            cmd = decode_command(data)
+        except CommandError as exc:
+            return Applied("", 0, Result("bad_command", error=str(exc)))
+        session = self._session(cmd.client)
+        if cmd.ack > session.forgotten:
+            session.forgotten = cmd.ack
+            session.responses = {s: r for s, r in session.responses.items() if s > cmd.ack}
+        if cmd.seq <= session.forgotten:
+            error = (
+                f"request {cmd.seq} of client {cmd.client!r} was answered earlier and its response "
+                "has since been forgotten; it was not applied again"
+            )
+            return Applied(cmd.client, cmd.seq, Result("stale_request", error=error))
+        if cmd.seq in session.responses and "no-dedup" not in self.bugs:
+            return Applied(cmd.client, cmd.seq, session.responses[cmd.seq], duplicate=True)
+        result = self._apply_op(cmd.op)
+        session.responses[cmd.seq] = result
+        if len(session.responses) > self.max_responses:
+            oldest = min(session.responses)
+            del session.responses[oldest]
+            session.forgotten = oldest
+        return Applied(cmd.client, cmd.seq, result)
+
+    def read(self, op: dict[str, Any]) -> Result:
+        """Answer a read-only op from the current state (ReadIndex); raises InvalidRequest."""
+        clean = validate(self.machine, op)
+        if not self.machine.ops[clean["op"]].read_only:
+            raise InvalidRequest(f"{clean['op']} changes state, so it cannot be served as a read")
+        return self.machine.apply(clean)
+
+    def _apply_op(self, op: dict[str, Any]) -> Result:
+        try:
+            clean = validate(self.machine, op)
+        except InvalidRequest as exc:
+            return Result("bad_command", error=str(exc))
+        return self.machine.apply(clean)
+
+    def _session(self, client: str) -> _Session:
+        session = self._sessions.get(client)
+        if session is None:
+            session = self._sessions[client] = _Session()
+            self._evict()
+        else:
+            self._sessions.move_to_end(client)
+        return session
+
+    def _evict(self) -> None:
+        while len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+
+    def snapshot(self) -> bytes:
+        """Machine state, sessions (in eviction order) and applied index, as stable bytes."""
+        sessions = [
+            [client, s.forgotten, [[seq, *_result_fields(s.responses[seq])] for seq in sorted(s.responses)]]
+            for client, s in self._sessions.items()
+        ]
+        state = {
+            "format": _FORMAT,
+            "machine_name": self.machine.name,
+            "applied_index": self.applied_index,
+            "machine": self.machine.snapshot(),
+            "sessions": sessions,
+        }
+        return msgpack.packb(state, use_bin_type=True)
+
+    def restore(self, data: bytes) -> None:
+        """Replace machine state, sessions and applied index with a snapshot's."""
+        try:
+            state = msgpack.unpackb(data, raw=False)
+            if state["format"] != _FORMAT:
+                raise ValueError(f"unsupported snapshot format {state['format']!r}")
+            if state["machine_name"] != self.machine.name:
+                raise ValueError(
+                    f"snapshot is of a {state['machine_name']!r} machine, not {self.machine.name!r}"
+                )
+            sessions: OrderedDict[str, _Session] = OrderedDict()
+            for client, forgotten, responses in state["sessions"]:
+                answers = {int(seq): Result(status, value, error) for seq, status, value, error in responses}
+                sessions[str(client)] = _Session(int(forgotten), answers)
+            applied_index = int(state["applied_index"])
+            machine_state = bytes(state["machine"])
+        except Exception as exc:
+            raise ValueError(f"corrupt replica snapshot: {exc!r}") from exc
+        self.machine.restore(machine_state)
+        self._sessions = sessions
+        self.applied_index = applied_index
+        self._evict()
+
+
+def _result_fields(result: Result) -> list[Any]:
+    return [result.status, result.value, result.error]

@@ -1,0 +1,101 @@
+"""Peer-to-peer transport: one outbound TCP connection per peer, framed Raft messages.
+
+Raft tolerates lost messages, so the transport never retries a message: while a peer
+is unreachable its messages are dropped and the core's heartbeats repair the gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+
+from raftchat.protocol import FrameError, frame, pack, read_frame, unpack
+from raftchat.raft.messages import DecodeError, Message, decode, encode
+
+log = logging.getLogger("raftchat.transport")
+
+MAX_QUEUED = 4096  # frames waiting for a slow peer before newer ones are dropped
+RECONNECT_DELAY = 0.05
+
+
+class PeerLink:
+    """Keeps a connection to one peer open and writes queued messages to it."""
+
+    def __init__(self, cluster_id: str, src: str, dst: str, address: tuple[str, int]) -> None:
+        self.hello = frame(pack({"cluster": cluster_id, "from": src}))
+        self.dst = dst
+        self.address = address
+        self.queue: collections.deque[bytes] = collections.deque()
+        self.connected = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"peer-{self.dst}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def send(self, msg: Message) -> None:
+        if not self.connected or len(self.queue) >= MAX_QUEUED:
+            return
+        self.queue.append(frame(encode(msg)))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            writer = None
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), timeout=1.0)
+                writer.write(self.hello)
+                self.connected = True
+                while True:
+                    if not self.queue:
+                        self._wake.clear()
+                        await self._wake.wait()
+                    batch = b"".join(self.queue)
+                    self.queue.clear()
+                    writer.write(batch)
+                    await writer.drain()
+            except (TimeoutError, OSError, ConnectionError):
+                pass
+            finally:
+                self.connected = False
+                self.queue.clear()
+                if writer is not None:
+                    writer.close()
+            await asyncio.sleep(RECONNECT_DELAY)
+
+
+class PeerServer:
+    """Accepts connections from peers of the same cluster and hands their messages on."""
+
+    def __init__(self, cluster_id: str, peers: set[str], deliver: Callable[[Message], None]) -> None:
+        self.cluster_id = cluster_id
+        self.peers = peers
+        self.deliver = deliver
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            hello = unpack(await read_frame(reader) or b"\xc0")
+            if not isinstance(hello, dict) or hello.get("cluster") != self.cluster_id:
+                log.error(
+                    "rejecting peer connection from %s: it belongs to another cluster (%r)", peer, hello
+                )
+                return
+            if hello.get("from") not in self.peers:
+                log.error("rejecting peer connection from %s: unknown node %r", peer, hello.get("from"))
+                return
+            while (payload := await read_frame(reader)) is not None:
+                self.deliver(decode(payload))
+        except (FrameError, DecodeError, ValueError) as exc:
+            log.warning("dropping peer connection from %s: %s", peer, exc)
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            writer.close()

@@ -1,0 +1,576 @@
+"""raftchat.client: retries, redirects and definiteness, against scripted fake nodes and a real cluster.
+
+The fake nodes speak the real wire protocol but answer from a script, so each rule about
+what a failure means (definite or not) is checked without waiting for a real election.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from raftchat import config as cfg
+from raftchat import protocol
+from raftchat.client import Client, OperationError, Outcome, SeqTracker, SyncClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------------- bookkeeping units
+
+
+def test_outcome_stays_definite_while_nothing_was_accepted():
+    outcome = Outcome(read_only=False)
+    outcome.not_sent("refused")
+    outcome.rejected("not_leader", "n1 is not the leader")
+    assert outcome.definite
+    assert outcome.error().definite
+
+
+def test_outcome_one_unanswered_attempt_makes_a_write_indefinite():
+    outcome = Outcome(read_only=False)
+    outcome.rejected("not_leader", "n1 is not the leader")
+    outcome.unknown("timeout", "n2 did not answer")
+    outcome.not_sent("refused")  # later certainty does not undo the earlier doubt
+    assert not outcome.definite
+    err = outcome.error("timeout", "gave up")
+    assert (err.status, err.message, err.definite) == ("timeout", "gave up", False)
+
+
+def test_outcome_reads_are_always_definite():
+    outcome = Outcome(read_only=True)
+    outcome.unknown("uncertain", "lost leadership")
+    assert outcome.definite
+
+
+def test_seq_tracker_acks_only_a_settled_prefix():
+    seqs = SeqTracker()
+    a, b, c = seqs.allocate(), seqs.allocate(), seqs.allocate()
+    assert (a, b, c) == (1, 2, 3)
+    seqs.settle(b)
+    assert seqs.ack == 0  # seq 1 is still in flight
+    seqs.settle(a)
+    assert seqs.ack == 2
+    seqs.settle(c)
+    seqs.settle(c)
+    assert seqs.ack == 3
+
+
+def test_client_rejects_bad_addresses_and_unknown_prefer():
+    with pytest.raises(cfg.ConfigError):
+        Client({"n1": "nonsense"})
+    with pytest.raises(cfg.ConfigError):
+        Client({"n1": "127.0.0.1:1"}, prefer="n9")
+    with pytest.raises(cfg.ConfigError):
+        Client({})
+
+
+# ---------------------------------------------------------------------- scripted fake nodes
+
+# A response, a list of responses (with ids) to send now, "close" to hang up, or None for silence.
+Reply = dict[str, Any] | list[dict[str, Any]] | str | None
+
+
+@dataclass
+class FakeNode:
+    """One node that answers each request with ``script(node, request)``."""
+
+    id: str
+    script: Callable[[FakeNode, dict[str, Any]], Reply]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    connections: int = 0
+    port: int = 0
+    server: asyncio.base_events.Server | None = None
+
+    def answer(
+        self, status: str, value: Any = None, leader: str | None = None, error: str = ""
+    ) -> dict[str, Any]:
+        return {
+            "status": status,
+            "value": value,
+            "error": error,
+            "node": self.id,
+            "leader": leader,
+            "leader_addr": None,
+        }
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while (data := await protocol.read_frame(reader)) is not None:
+                request = protocol.unpack(data)
+                self.requests.append(request)
+                reply = self.script(self, request)
+                if reply == "close":
+                    break
+                if isinstance(reply, dict):
+                    writer.write(protocol.frame(protocol.pack({**reply, "id": request["id"]})))
+                for response in reply if isinstance(reply, list) else []:
+                    writer.write(protocol.frame(protocol.pack(response)))
+        except (OSError, protocol.FrameError):
+            pass
+        finally:
+            writer.close()
+
+
+class FakeCluster:
+    """Fake nodes on a private event loop in a thread, so both Client and SyncClient can use them."""
+
+    def __init__(self, scripts: dict[str, Callable[[FakeNode, dict[str, Any]], Reply]]) -> None:
+        self.nodes = {node_id: FakeNode(node_id, script) for node_id, script in scripts.items()}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        for node in self.nodes.values():
+            node.server = self._run(asyncio.start_server(node.serve, "127.0.0.1", 0))
+            node.port = node.server.sockets[0].getsockname()[1]
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(5)
+
+    @property
+    def addrs(self) -> dict[str, str]:
+        return {node.id: f"127.0.0.1:{node.port}" for node in self.nodes.values()}
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            for node in self.nodes.values():
+                node.server.close()
+
+        self._run(shutdown())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def fake_cluster() -> Iterator[Callable[..., FakeCluster]]:
+    made: list[FakeCluster] = []
+
+    def make(**scripts: Callable[[FakeNode, dict[str, Any]], Reply]) -> FakeCluster:
+        made.append(FakeCluster(scripts))
+        return made[-1]
+
+    yield make
+    for cluster in made:
+        cluster.stop()
+
+
+def dead_address() -> str:
+    """An address where nothing listens, so connecting is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def leader_script(value: Any = "done") -> Callable[[FakeNode, dict[str, Any]], Reply]:
+    return lambda node, req: node.answer("ok", value, leader=node.id)
+
+
+def follower_script(leader: str | None) -> Callable[[FakeNode, dict[str, Any]], Reply]:
+    return lambda node, req: node.answer("not_leader", leader=leader, error="not the leader")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def call_once(addrs: dict[str, str], op: str, *, prefer: str | None = None, **kwargs: Any) -> Any:
+    timeout = kwargs.pop("timeout", 2.0)
+    client = Client(addrs, prefer=prefer, timeout=timeout, attempt_timeout=kwargs.pop("attempt_timeout", 0.3))
+    try:
+        return client, await client.call(op, **kwargs)
+    finally:
+        await client.close()
+
+
+def test_follows_the_leader_hint(fake_cluster):
+    cluster = fake_cluster(n1=follower_script("n3"), n2=follower_script("n3"), n3=leader_script(7))
+    client, result = run(call_once(cluster.addrs, "send_message", prefer="n1", sender="a", to="b", text="hi"))
+    assert (result.status, result.value) == ("ok", 7)
+    assert client.leader == "n3"
+    assert len(cluster.nodes["n1"].requests) == 1
+    assert len(cluster.nodes["n2"].requests) == 0  # went straight to the hinted node
+
+
+def test_tries_the_next_node_when_no_leader_is_known(fake_cluster):
+    cluster = fake_cluster(n1=follower_script(None), n2=leader_script())
+    client, result = run(call_once(cluster.addrs, "create_account", prefer="n1", user="a"))
+    assert result.status == "ok"
+    assert client.leader == "n2"
+
+
+def test_non_ok_statuses_are_returned_not_raised(fake_cluster):
+    cluster = fake_cluster(n1=lambda node, req: node.answer("user_exists", error="user 'a' already exists"))
+    _client, result = run(call_once(cluster.addrs, "create_account", user="a"))
+    assert (result.status, result.error) == ("user_exists", "user 'a' already exists")
+
+
+def test_same_client_and_seq_on_every_retry_and_ack_sent(fake_cluster):
+    answers = iter(["uncertain", "not_leader", "ok"])
+
+    def flaky(node: FakeNode, req: dict[str, Any]) -> Reply:
+        return node.answer(next(answers, "ok"), 1, leader=None)
+
+    cluster = fake_cluster(n1=flaky)
+
+    async def scenario() -> Client:
+        client = Client(cluster.addrs, client_id="c1", timeout=3, attempt_timeout=0.5)
+        assert (await client.call("create_account", user="a")).status == "ok"
+        assert (await client.call("create_account", user="b")).status == "ok"
+        await client.close()
+        return client
+
+    run(scenario())
+    requests = cluster.nodes["n1"].requests
+    assert [(r["client"], r["seq"], r["ack"]) for r in requests] == [("c1", 1, 0)] * 3 + [("c1", 2, 1)]
+    assert len({r["id"] for r in requests}) == len(requests)  # every attempt has its own id
+
+
+def test_reads_carry_no_session(fake_cluster):
+    cluster = fake_cluster(n1=leader_script([]))
+    run(call_once(cluster.addrs, "list_accounts", pattern="*"))
+    (request,) = cluster.nodes["n1"].requests
+    assert request["op"] == {"op": "list_accounts", "pattern": "*"}
+    assert not {"client", "seq", "ack"} & set(request)
+
+
+def test_write_refused_everywhere_is_definite():
+    addrs = {"n1": dead_address(), "n2": dead_address()}
+    with pytest.raises(OperationError) as info:
+        run(call_once(addrs, "create_account", user="a", timeout=0.5))
+    assert info.value.definite
+    assert info.value.status == "timeout"
+    assert "connection refused" in info.value.message
+
+
+def test_write_rejected_by_followers_only_is_definite(fake_cluster):
+    cluster = fake_cluster(n1=follower_script(None), n2=follower_script(None))
+    with pytest.raises(OperationError) as info:
+        run(call_once(cluster.addrs, "create_account", user="a", timeout=0.5))
+    assert info.value.definite
+    assert len(cluster.nodes["n1"].requests) > 1  # kept trying round-robin until the deadline
+
+
+def test_unanswered_write_is_indefinite_but_unanswered_read_is_definite(fake_cluster):
+    cluster = fake_cluster(n1=lambda node, req: None)
+    with pytest.raises(OperationError) as info:
+        run(call_once(cluster.addrs, "send_message", sender="a", to="b", text="x", timeout=0.6))
+    assert not info.value.definite
+    with pytest.raises(OperationError) as info:
+        run(call_once(cluster.addrs, "fetch_messages", user="a", from_index=1, timeout=0.6))
+    assert info.value.definite
+
+
+def test_connection_broken_after_sending_is_indefinite(fake_cluster):
+    cluster = fake_cluster(n1=lambda node, req: "close", n2=follower_script(None))
+    with pytest.raises(OperationError) as info:
+        run(call_once(cluster.addrs, "delete_account", prefer="n1", user="a", timeout=0.6))
+    assert not info.value.definite
+
+
+def test_uncertain_everywhere_is_indefinite(fake_cluster):
+    cluster = fake_cluster(n1=lambda node, req: node.answer("uncertain"))
+    with pytest.raises(OperationError) as info:
+        run(call_once(cluster.addrs, "create_account", user="a", timeout=0.4))
+    assert not info.value.definite
+    assert info.value.status == "timeout"
+    assert "lost leadership" in info.value.message
+
+
+def test_bad_request_fails_at_once_and_definitely(fake_cluster):
+    cluster = fake_cluster(n1=lambda node, req: node.answer("bad_request", error="unknown operation 'nope'"))
+    started = time.monotonic()
+    with pytest.raises(OperationError) as info:
+        run(call_once(cluster.addrs, "nope", timeout=5))
+    assert time.monotonic() - started < 1
+    assert (info.value.status, info.value.definite) == ("bad_request", True)
+    assert "unknown operation" in info.value.message
+    assert len(cluster.nodes["n1"].requests) == 1
+
+
+def test_concurrent_calls_share_one_connection_and_match_by_id(fake_cluster):
+    held: list[dict[str, Any]] = []
+
+    def reversed_echo(node: FakeNode, req: dict[str, Any]) -> Reply:
+        held.append(req)
+        if len(held) < 20:
+            return None
+        # Answer everything at once, last request first: only the ids can match them up.
+        return [{**node.answer("ok", r["op"]["user"], leader=node.id), "id": r["id"]} for r in reversed(held)]
+
+    cluster = fake_cluster(n1=reversed_echo)
+
+    async def scenario() -> list[str]:
+        client = Client(cluster.addrs, timeout=3)
+        try:
+            users = [f"u{i}" for i in range(20)]
+            results = await asyncio.gather(*(client.call("check_account", user=u) for u in users))
+            return [r.value for r in results], users
+        finally:
+            await client.close()
+
+    values, users = run(scenario())
+    assert values == users
+    assert cluster.nodes["n1"].connections == 1
+
+
+def test_broken_connection_is_reopened_on_next_use(fake_cluster):
+    hang_up = {"next": True}
+
+    def once_closing(node: FakeNode, req: dict[str, Any]) -> Reply:
+        if hang_up["next"]:
+            hang_up["next"] = False
+            return "close"
+        return node.answer("ok", True, leader=node.id)
+
+    cluster = fake_cluster(n1=once_closing)
+    _client, result = run(call_once(cluster.addrs, "check_account", user="a"))
+    assert result.value is True
+    assert cluster.nodes["n1"].connections == 2
+
+
+def test_closing_the_client_ends_calls_in_progress(fake_cluster):
+    cluster = fake_cluster(n1=lambda node, req: None)
+
+    async def scenario() -> OperationError:
+        client = Client(cluster.addrs, timeout=5, attempt_timeout=3)
+        call = asyncio.create_task(client.call("create_account", user="a"))
+        await asyncio.sleep(0.2)
+        await client.close()
+        with pytest.raises(OperationError) as info:
+            await call
+        return info.value
+
+    started = time.monotonic()
+    error = run(scenario())
+    assert time.monotonic() - started < 2
+    assert (error.status, error.definite) == ("closed", False)  # it was sent before the close
+
+
+def test_sync_client_keeps_its_loop_between_calls(fake_cluster):
+    cluster = fake_cluster(n1=leader_script(3))
+    with SyncClient(cluster.addrs, timeout=2) as client:
+        assert client.call("send_message", sender="a", to="b", text="x").value == 3
+        assert client.call("send_message", sender="a", to="b", text="y").value == 3
+        assert client.leader == "n1"
+    assert cluster.nodes["n1"].connections == 1
+    assert [r["seq"] for r in cluster.nodes["n1"].requests] == [1, 2]
+
+
+# ---------------------------------------------------------------------- a real cluster
+
+
+def _start_cluster(tmp: Path, nodes: int = 3) -> tuple[subprocess.Popen, Path]:
+    """Start `raftchat cluster`, wait for its cluster file and a leader; return (process, cluster file)."""
+    if not (ROOT / "raftchat" / "node.py").exists():
+        pytest.skip("raftchat/node.py does not exist yet: no node runtime to test against")
+    data_dir = tmp / "cluster"
+    log = open(tmp / "cluster.out", "wb")  # noqa: SIM115 -- the process writes to it until teardown
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raftchat", "cluster", "--nodes", str(nodes), "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    path = data_dir / "cluster.yaml"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"cluster exited with {proc.returncode}: {(tmp / 'cluster.out').read_text()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no leader within 30 s: {(tmp / 'cluster.out').read_text()}")
+            if path.exists():
+                try:
+                    config = cfg.load(path)
+                except cfg.ConfigError:  # still being written
+                    config = None
+                if config is not None and _has_leader(config):
+                    return proc, path
+            time.sleep(0.1)
+    except BaseException:
+        _stop_cluster(proc)
+        raise
+
+
+def _has_leader(config: cfg.ClusterConfig) -> bool:
+    try:
+        with SyncClient(config, timeout=1.0, attempt_timeout=0.3) as client:
+            return client.call("list_accounts", pattern="").status == "ok"
+    except OperationError:
+        return False
+
+
+def _stop_cluster(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_cluster(tmp_path_factory) -> Iterator[Path]:
+    """A real 3-node cluster for the whole session; yields its cluster.yaml."""
+    proc, path = _start_cluster(tmp_path_factory.mktemp("live_client"))
+    yield path
+    _stop_cluster(proc)
+
+
+def unique(prefix: str) -> str:
+    """A fresh username (the cluster is shared by every test in the session)."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def raw_request(address: str, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """One request over a plain socket, to see exactly what a node answers."""
+    host, port = cfg.split_hostport(address)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(protocol.frame(protocol.pack(request)))
+        header = _recv(sock, 4)
+        return protocol.unpack(_recv(sock, int.from_bytes(header, "big")))
+
+
+def _recv(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("node closed the connection")
+        data += chunk
+    return data
+
+
+def test_live_chat_operations(live_cluster):
+    config = cfg.load(live_cluster)
+    alice, bob = unique("a"), unique("b")
+
+    async def scenario() -> None:
+        client = Client(config, timeout=10)
+        try:
+            assert (await client.call("create_account", user=alice)).status == "ok"
+            assert (await client.call("create_account", user=bob)).status == "ok"
+            assert (await client.call("create_account", user=alice)).status == "user_exists"
+            assert (await client.call("check_account", user=alice)).value is True
+            assert (await client.call("check_account", user=unique("x"))).value is False
+            first = await client.call("send_message", sender=alice, to=bob, text="hello")
+            second = await client.call("send_message", sender=alice, to=bob, text="again")
+            assert (first.status, first.value, second.value) == ("ok", 1, 2)
+            fetched = await client.call("fetch_messages", user=bob, from_index=1)
+            assert fetched.status == "ok"
+            assert fetched.value == [[alice, "hello"], [alice, "again"]]
+            assert (await client.call("fetch_messages", user=bob, from_index=2)).value == [[alice, "again"]]
+            past = await client.call("fetch_messages", user=bob, from_index=3)
+            assert (past.status, past.value) == ("index_past_end", [])
+            listed = await client.call("list_accounts", pattern=alice[0] + "*")
+            assert alice in listed.value and bob not in listed.value
+            assert (await client.call("delete_account", user=alice)).status == "ok"
+            assert (await client.call("delete_account", user=alice)).status == "no_such_user"
+            assert (await client.call("check_account", user=alice)).value is False
+            nobody = await client.call("send_message", sender=alice, to=bob, text="ghost")
+            assert nobody.status == "no_such_user"
+            assert client.leader in config.ids
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_live_concurrent_sends_are_all_applied_once(live_cluster):
+    config = cfg.load(live_cluster)
+    alice, bob = unique("a"), unique("b")
+
+    async def scenario() -> None:
+        client = Client(config, timeout=10)
+        try:
+            for user in (alice, bob):
+                assert (await client.call("create_account", user=user)).status == "ok"
+            results = await asyncio.gather(
+                *(client.call("send_message", sender=alice, to=bob, text=f"m{i}") for i in range(30))
+            )
+            assert sorted(r.value for r in results) == list(range(1, 31))
+            inbox = await client.call("fetch_messages", user=bob, from_index=1)
+            assert sorted(text for _s, text in inbox.value) == sorted(f"m{i}" for i in range(30))
+            assert client.seqs.ack == client.seqs.next_seq - 1  # every answered seq acknowledged
+        finally:
+            await client.close()
+
+    run(scenario())
+
+
+def test_live_redirect_from_a_follower(live_cluster):
+    config = cfg.load(live_cluster)
+    with SyncClient(config, timeout=10) as probe:
+        probe.call("list_accounts", pattern="")
+        leader = probe.leader
+    follower = next(node for node in config.nodes if node.id != leader)
+
+    answer = raw_request(follower.client, {"id": 5, "op": {"op": "list_accounts", "pattern": "*"}})
+    assert (answer["id"], answer["status"], answer["node"]) == (5, "not_leader", follower.id)
+    assert answer["leader"] == leader
+    assert answer["leader_addr"] == config.node(leader).client
+
+    user = unique("r")
+    with SyncClient(config, prefer=follower.id, timeout=10) as client:
+        assert client.call("create_account", user=user).status == "ok"
+        assert client.leader == leader
+
+
+def test_live_retry_with_the_same_seq_returns_the_same_answer(live_cluster):
+    config = cfg.load(live_cluster)
+    alice, bob = unique("a"), unique("b")
+    with SyncClient(config, timeout=10) as client:
+        for user in (alice, bob):
+            assert client.call("create_account", user=user).status == "ok"
+        leader = client.leader
+    address = config.node(leader).client
+    session = uuid.uuid4().hex
+    send = {
+        "op": {"op": "send_message", "sender": alice, "to": bob, "text": "once"},
+        "client": session,
+        "ack": 0,
+    }
+
+    first = raw_request(address, {**send, "id": 1, "seq": 1})
+    again = raw_request(address, {**send, "id": 2, "seq": 1})
+    assert (first["status"], first["value"]) == ("ok", 1)
+    assert (again["id"], again["status"], again["value"]) == (2, "ok", 1)
+    other = raw_request(address, {**send, "id": 3, "seq": 2, "ack": 1})
+    assert (other["status"], other["value"]) == ("ok", 2)
+    stale = raw_request(address, {**send, "id": 4, "seq": 1, "ack": 1})
+    assert stale["status"] == "stale_request"  # acknowledged, forgotten, and not applied again
+
+    with SyncClient(config, timeout=10) as client:
+        inbox = client.call("fetch_messages", user=bob, from_index=1)
+    assert inbox.value == [[alice, "once"], [alice, "once"]]  # seq 1 and seq 2, nothing more
+
+
+def test_live_bad_request_is_definite(live_cluster):
+    config = cfg.load(live_cluster)
+    with SyncClient(config, timeout=10) as client, pytest.raises(OperationError) as info:
+        client.call("create_account", user=42)
+    assert (info.value.status, info.value.definite) == ("bad_request", True)

@@ -1,0 +1,220 @@
+"""Real node processes on loopback: crashes, restarts, snapshots and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+
+import pytest
+
+from raftchat import config as cfg
+from raftchat import protocol
+from raftchat.client import Client, OperationError
+from raftchat.localcluster import LocalCluster, node_status
+
+
+async def _send_many(client: Client, sender: str, to: str, prefix: str, count: int) -> list[str]:
+    """Send ``count`` messages; return the texts the cluster acknowledged."""
+    acked = []
+    for i in range(count):
+        text = f"{prefix}-{i}"
+        try:
+            result = await client.call("send_message", sender=sender, to=to, text=text)
+        except OperationError:
+            continue
+        assert result.status == "ok", result
+        acked.append(text)
+    return acked
+
+
+async def _inbox(client: Client, user: str) -> list[str]:
+    result = await client.call("fetch_messages", user=user, from_index=1)
+    assert result.status in ("ok", "index_past_end"), result
+    return [text for _sender, text in result.value]
+
+
+def _check_no_loss(acked: list[str], inbox: list[str]) -> None:
+    assert len(inbox) == len(set(inbox)), "a message was applied twice"
+    missing = [t for t in acked if t not in inbox]
+    assert not missing, f"acknowledged messages lost: {missing[:5]}"
+
+
+@pytest.mark.parametrize("nodes", [3, 5])
+def test_leader_and_minority_crash_lose_nothing(make_cluster, nodes):
+    cluster = make_cluster(nodes)
+    minority = (nodes - 1) // 2
+
+    async def scenario() -> None:
+        client = Client(cluster.config, timeout=10)
+        try:
+            for user in ("alice", "bob"):
+                assert (await client.call("create_account", user=user)).status == "ok"
+            acked = await _send_many(client, "alice", "bob", "before", 20)
+            killed = []
+            for round_ in range(minority):
+                leader = cluster.leader()
+                assert leader is not None
+                cluster.kill(leader)  # kill -9
+                killed.append(leader)
+                acked += await _send_many(client, "alice", "bob", f"after-kill-{round_}", 20)
+            assert len(killed) == minority
+            assert len(acked) >= 20 * (minority + 1) - 2, "the cluster stopped serving after the crashes"
+            _check_no_loss(acked, await _inbox(client, "bob"))
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_full_restart_keeps_state(make_cluster):
+    cluster = make_cluster(3)
+
+    async def write() -> list[str]:
+        client = Client(cluster.config, timeout=10)
+        try:
+            await client.call("create_account", user="carol")
+            await client.call("create_account", user="dave")
+            return await _send_many(client, "carol", "dave", "msg", 30)
+        finally:
+            await client.close()
+
+    acked = asyncio.run(write())
+    cluster.stop_all()
+    for node_id in cluster.ids:
+        cluster.start(node_id)
+    cluster.wait_for_leader(timeout=15)
+
+    async def read() -> None:
+        client = Client(cluster.config, timeout=10)
+        try:
+            assert (await client.call("check_account", user="carol")).value is True
+            listed = await client.call("list_accounts", pattern="*")
+            assert listed.value == ["carol", "dave"]
+            inbox = await _inbox(client, "dave")
+            _check_no_loss(acked, inbox)
+            assert inbox == acked  # one client, sequential sends: the order is the send order
+        finally:
+            await client.close()
+
+    asyncio.run(read())
+
+
+def test_lagging_node_catches_up_through_snapshot(tmp_path):
+    base = cfg.local_cluster(3, 0)
+    ports = __import__("raftchat.localcluster", fromlist=["free_ports"]).free_ports(6)
+    config = cfg.ClusterConfig(
+        cluster_id=base.cluster_id,
+        nodes=[
+            cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
+            for i in range(3)
+        ],
+        snapshot_every=40,
+    )
+    with LocalCluster(tmp_path / "c", 3, config=config) as cluster:
+        cluster.start_all()
+        leader = cluster.wait_for_leader(timeout=15)
+        laggard = next(n for n in cluster.ids if n != leader)
+        cluster.kill(laggard)
+
+        async def write() -> list[str]:
+            client = Client(cluster.config, timeout=10)
+            try:
+                await client.call("create_account", user="erin")
+                return await _send_many(client, "erin", "erin", "m", 200)
+            finally:
+                await client.close()
+
+        acked = asyncio.run(write())
+        assert len(acked) == 200
+        cluster.start(laggard)
+        deadline = time.monotonic() + 15
+        status = None
+        while time.monotonic() < deadline:
+            status = node_status(cluster.config.node(laggard).client)
+            leader_status = node_status(cluster.config.node(cluster.leader() or leader).client)
+            if status and leader_status and status["applied"] >= leader_status["commit"] >= 200:
+                break
+            time.sleep(0.1)
+        assert status and status["snapshot_index"] > 0, status
+        assert "installed snapshot" in cluster.log_path(laggard).read_text()
+        # The laggard can now stand in for a dead peer: stop the other follower and keep writing.
+        others = [n for n in cluster.ids if n not in (laggard, cluster.leader())]
+        cluster.kill(others[0])
+
+        async def still_serves() -> None:
+            client = Client(cluster.config, timeout=10)
+            try:
+                more = await _send_many(client, "erin", "erin", "late", 5)
+                assert len(more) == 5
+                _check_no_loss(acked + more, await _inbox(client, "erin"))
+            finally:
+                await client.close()
+
+        asyncio.run(still_serves())
+
+
+def _raw_request(sock: socket.socket, payload: bytes) -> dict:
+    sock.sendall(struct.pack(">I", len(payload)) + payload)
+    size = struct.unpack(">I", _recv(sock, 4))[0]
+    return protocol.unpack(_recv(sock, size))
+
+
+def _recv(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "node closed the connection"
+        data += chunk
+    return data
+
+
+def test_bad_input_gets_clear_errors_and_node_keeps_serving(make_cluster):
+    cluster = make_cluster(3)
+    leader = cluster.leader()
+    host, port = cluster.config.node(leader).client_hostport
+    with socket.create_connection((host, port), timeout=5) as sock:
+        reply = _raw_request(sock, b"\xc1\xff garbage")
+        assert reply["status"] == "bad_request" and "msgpack" in reply["error"]
+        reply = _raw_request(sock, protocol.pack([1, 2, 3]))
+        assert reply["status"] == "bad_request" and "map" in reply["error"]
+        reply = _raw_request(sock, protocol.pack({"id": 7, "op": {"op": "launch_rockets"}}))
+        assert reply["id"] == 7 and reply["status"] == "bad_request" and "unknown operation" in reply["error"]
+        reply = _raw_request(sock, protocol.pack({"id": 8, "op": {"op": "check_account", "user": 42}}))
+        assert reply["status"] == "bad_request" and "'user'" in reply["error"]
+        reply = _raw_request(sock, protocol.pack({"id": 9, "op": {"op": "create_account", "user": "x"}}))
+        assert reply["status"] == "bad_request" and "client" in reply["error"]
+        request = {"id": 10, "op": {"op": "send_message", "sender": "nobody", "to": "noone", "text": "hi"}}
+        reply = _raw_request(sock, protocol.pack({**request, "client": "c1", "seq": 1}))
+        assert reply["status"] == "no_such_user" and "nobody" in reply["error"]
+        # An oversized frame cannot be skipped: the node answers and closes this connection only.
+        sock.sendall(struct.pack(">I", protocol.MAX_FRAME + 1))
+        size = struct.unpack(">I", _recv(sock, 4))[0]
+        reply = protocol.unpack(_recv(sock, size))
+        assert reply["status"] == "bad_request" and "exceeds" in reply["error"]
+    assert all(cluster.alive(n) for n in cluster.ids)
+
+    async def still_serves() -> None:
+        client = Client(cluster.config, timeout=10)
+        try:
+            assert (await client.call("create_account", user="frank")).status == "ok"
+            assert (await client.call("check_account", user="frank")).value is True
+        finally:
+            await client.close()
+
+    asyncio.run(still_serves())
+
+
+def test_data_dir_of_another_cluster_is_refused(make_cluster, tmp_path):
+    cluster = make_cluster(3)
+    cluster.stop_all()
+    other = LocalCluster(tmp_path / "other", 3)
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "raftchat", "node", "--id", "n1", "--cluster", str(other.config_path)]
+    cmd += ["--data-dir", str(cluster.data_dir / "n1")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "cluster" in proc.stderr and other.config.cluster_id in proc.stderr, proc.stderr

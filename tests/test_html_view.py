@@ -1,0 +1,240 @@
+"""The check's HTML page in a real browser: headless Chromium runs its script, and the test
+reads back the DOM it left (the timelines write what they drew into data attributes) and
+keeps a screenshot for a person to look at (in $TEST_ARTIFACTS, default tests/artifacts/).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from checker import check, get_model
+from checker.html import write_html
+from checker.result import CheckResult
+from histories import Op, read_history
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (Debian: apt-get install chromium)"
+)
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).resolve().parent / "artifacts")
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1400,900",
+]
+
+
+def chromium(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        run = subprocess.run(
+            [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run
+
+
+class Elements(HTMLParser):
+    """The attributes of every element with an id, and how many elements carry each class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[str, dict[str, str]] = {}
+        self.classes: dict[str, int] = {}
+        self.options: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if "id" in found:
+            self.by_id[found["id"]] = found
+        for name in found.get("class", "").split():
+            self.classes[name] = self.classes.get(name, 0) + 1
+        if tag == "option":
+            self.options.append(found.get("value", ""))
+
+
+def rendered(page: Path) -> Elements:
+    """The DOM after the page's script ran."""
+    dom = chromium(page, "--dump-dom").stdout
+    elements = Elements()
+    elements.feed(dom)
+    assert elements.by_id.get("check-data") is not None, "the page did not load"
+    assert "data-rendered" in dom, "the page's script did not finish (an error in it?)"
+    return elements
+
+
+def screenshot(page: Path, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    png = ARTIFACTS / name
+    png.unlink(missing_ok=True)
+    chromium(page, f"--screenshot={png}")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width == 1400 and height == 900
+    assert len(data) > 20_000, "a near-empty screenshot: nothing was drawn"
+    return png
+
+
+def register_history(n: int, seed: int, stale_read: bool, processes: int = 5) -> list[Op]:
+    """A register history of ``n`` overlapping ops, linearizable by construction (each
+    takes effect at its call); with ``stale_read`` one read later returns a value that two
+    completed writes had already replaced: the smallest anomaly is those three ops."""
+    rnd = random.Random(seed)
+    value: object = None
+    t, free = 0, [0] * processes
+    names = list(range(processes))
+    ops: list[dict[str, object]] = []
+    for k in range(n):
+        lane = k % processes
+        call = max(t + rnd.randint(1, 40) * 1000, free[lane])
+        ret = call + rnd.randint(20, 300) * 1000
+        t, free[lane] = call, ret + 1000
+        f = rnd.choice(["read", "read", "write", "cas"])
+        if f == "read":
+            inp, out = None, value
+        elif f == "write":
+            inp = out = f"v{k}"
+            value = inp
+        else:
+            swap = value is not None and rnd.random() < 0.7
+            inp = [value if swap else "v-none", f"v{k}"]
+            out = [*inp, swap]
+            if swap:
+                value = inp[1]
+        crashed = f != "read" and rnd.random() < 0.02
+        ops.append(dict(p=names[lane], f=f, inp=inp, out=out, call=call, ret=None if crashed else ret))
+        if crashed:  # Jepsen gives the thread a new process after an unknown outcome
+            names[lane] += processes
+    if stale_read:
+        _make_stale(ops, n // 2)
+    records = []
+    for op in ops:
+        records.append((op["call"], "invoke", op["p"], op["f"], op["inp"]))
+        if op["ret"] is None:
+            records.append((op["call"] + 500, "info", op["p"], op["f"], op["inp"]))
+        else:
+            records.append((op["ret"], "ok", op["p"], op["f"], op["out"]))
+    records.sort(key=lambda r: (r[0], r[1] != "invoke"))
+    return [Op(i, kind, p, f, v, when) for i, (when, kind, p, f, v) in enumerate(records)]
+
+
+def _make_stale(ops: list[dict[str, object]], start: int) -> None:
+    writes = [op for op in ops if op["f"] == "write" and op["ret"] is not None]
+    for read in ops[start:]:
+        if read["f"] != "read" or read["ret"] is None:
+            continue
+        done = [w for w in writes if w["ret"] < read["call"]]
+        for second in reversed(done):
+            first = [w for w in done if w["ret"] < second["call"]]
+            if first:
+                read["out"] = first[-1]["inp"]
+                return
+    raise AssertionError("no read to make stale")
+
+
+def page_for(
+    tmp_path: Path, ops: list[Op], model_name: str = "cas-register", **kw: object
+) -> tuple[Path, CheckResult]:
+    model = get_model(model_name)
+    result = check(ops, model, **kw)
+    page = tmp_path / "page.html"
+    write_html(page, result, model, title="a test history")
+    return page, result
+
+
+def test_violation_page_shows_failure_and_minimal_anomaly(tmp_path: Path) -> None:
+    page, result = page_for(tmp_path, register_history(300, seed=7, stale_read=True))
+    assert result.valid is False and result.failure is not None and result.failure.minimal
+    failure = result.failure
+    dom = rendered(page)
+    assert dom.by_id["verdict"]["data-verdict"] == "violation"
+    view = dom.by_id["view-summary"]
+    assert int(view["data-partition"]) == failure.partition
+    assert int(view["data-bars"]) == len(result.partition_ops[failure.partition])
+    assert int(view["data-stuck"]) == len(failure.stuck) >= 1
+    assert int(view["data-linearized"]) == len(failure.longest)
+    assert int(view["data-drawn"]) >= 1
+    minimal = dom.by_id["minimal-summary"]
+    assert int(dom.by_id["minimal"]["data-ops"]) == len(failure.minimal)
+    assert int(minimal["data-bars"]) == int(minimal["data-drawn"]) == len(failure.minimal)
+    assert int(minimal["data-stuck"]) == len(failure.minimal_stuck or []) >= 1
+    assert dom.classes.get("stuck", 0) == len(failure.stuck) + len(failure.minimal_stuck or [])
+    assert dom.classes.get("r-stuck", 0) >= 1  # the minimal anomaly's table marks the stuck op
+    screenshot(page, "html_view_violation.png")
+
+
+def test_linearizable_page_draws_every_op_and_the_linearization(tmp_path: Path) -> None:
+    page, result = page_for(tmp_path, register_history(40, seed=3, stale_read=False))
+    assert result.valid is True
+    dom = rendered(page)
+    assert dom.by_id["verdict"]["data-verdict"] == "linearizable"
+    assert "minimal" not in dom.by_id
+    view = dom.by_id["view-summary"]
+    assert int(view["data-bars"]) == int(view["data-drawn"]) == len(result.ops)
+    assert int(view["data-linearized"]) == len(result.linearizations[0] or [])
+    assert view["data-stuck"] == "0"
+    screenshot(page, "html_view_linearizable.png")
+
+
+def test_values_cannot_break_the_page(tmp_path: Path) -> None:
+    odd = "</script><!-- <b>not markup</b> & \u2028"
+    ops = [
+        Op(0, "invoke", 0, "write", odd, 10),
+        Op(1, "ok", 0, "write", odd, 20),
+        Op(2, "invoke", 1, "read", None, 30),
+        Op(3, "ok", 1, "read", odd + "!", 40),
+    ]
+    model = get_model("register")
+    result = check(ops, model)
+    page = tmp_path / "odd.html"
+    write_html(page, result, model, title=odd)
+    dom = rendered(page)
+    assert dom.by_id["view-summary"]["data-bars"] == "2"
+    assert dom.by_id["minimal-summary"]["data-stuck"] == "1"
+
+
+def test_large_history_stays_usable(tmp_path: Path) -> None:
+    """12,000 ops: the page opens on a window of them, drawn fast, with all of them laid out."""
+    page, result = page_for(tmp_path, register_history(12_000, seed=11, stale_read=False))
+    assert len(result.ops) == 12_000
+    began = time.monotonic()
+    dom = rendered(page)
+    assert time.monotonic() - began < 60
+    view = dom.by_id["view-summary"]
+    assert int(view["data-bars"]) == 12_000
+    assert 0 < int(view["data-drawn"]) < 2_000  # only the visible window is drawn
+    assert float(view["data-ms"]) < 1_000
+    screenshot(page, "html_view_large.png")
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the history corpus is not at {CORPUS}")
+def test_failing_partition_is_shown_first(tmp_path: Path) -> None:
+    history = read_history(CORPUS / "porcupine-kv" / "c10-bad.txt")
+    page, result = page_for(tmp_path, history.ops, "kv")
+    assert result.failure is not None and len(result.partition_ops) > 1
+    dom = rendered(page)
+    assert int(dom.by_id["view-summary"]["data-partition"]) == result.failure.partition
+    assert dom.options[0] == str(result.failure.partition)
+    assert len(dom.options) == len(result.partition_ops)
+    screenshot(page, "html_view_kv_partitions.png")

@@ -1,0 +1,507 @@
+"""RaftCore under simulation: thousands of random faulty schedules checked for safety and
+liveness, targeted scenarios (pre-vote, check-quorum, snapshots, figure 8, ReadIndex), and
+unit tests of the core's contract.
+
+Environment knobs:
+  RAFTSIM_SCHEDULES=20000     run more random schedules (default: a few seconds' worth)
+  RAFTSIM_BASE_SEED=5000      start the seeds somewhere else
+  RAFTSIM_SEED=1234           replay one schedule (the `replay` test), printing its trace
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+import pytest
+from raftsim import InvariantViolation, Sim, run_schedule
+
+from raftchat.raft.core import Config, RaftCore, ReadState, Ready, Role
+from raftchat.raft.messages import (
+    AppendEntries,
+    AppendResponse,
+    Entry,
+    HardState,
+    InstallSnapshot,
+    RequestVote,
+    Snapshot,
+    SnapshotResponse,
+    VoteResponse,
+)
+
+DEFAULT_SCHEDULES = 1200
+
+
+def _replay_hint(seed: int) -> str:
+    return f"reproduce with: RAFTSIM_SEED={seed} python -m pytest -q tests/test_raft_sim.py -k replay -s"
+
+
+def _run_or_explain(seed: int) -> Sim:
+    try:
+        return run_schedule(seed)
+    except AssertionError as exc:
+        sim = getattr(exc, "sim", None)
+        details = sim.describe() if sim is not None else ""
+        pytest.fail(
+            f"schedule seed {seed} failed: {type(exc).__name__}: {exc}\n{_replay_hint(seed)}\n{details}"
+        )
+
+
+# ---------------------------------------------------------------------- random schedules
+
+
+def test_random_schedules() -> None:
+    """Random faults (drop, delay, reorder, duplicate, partition, crash mid-Ready, compaction)
+    with safety checked after every event, then heal and require progress."""
+    count = int(os.environ.get("RAFTSIM_SCHEDULES", DEFAULT_SCHEDULES))
+    base = int(os.environ.get("RAFTSIM_BASE_SEED", 0))
+    started = time.perf_counter()
+    committed = terms = 0
+    for seed in range(base, base + count):
+        sim = _run_or_explain(seed)
+        committed += sim.max_committed
+        terms += len(sim.leaders)
+    elapsed = time.perf_counter() - started
+    print(
+        f"\n{count} schedules in {elapsed:.1f}s ({count / elapsed:.0f}/s); "
+        f"{committed / count:.1f} committed entries and {terms / count:.1f} leader terms per schedule"
+    )
+
+
+def test_replay() -> None:
+    """Replay one schedule by seed, printing its configuration and final state."""
+    seed = os.environ.get("RAFTSIM_SEED")
+    if seed is None:
+        pytest.skip("set RAFTSIM_SEED to replay a schedule")
+    sim = _run_or_explain(int(seed))
+    print(sim.describe())
+
+
+def test_a_failing_schedule_names_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure report must carry the seed and the replay command."""
+
+    def broken(seed: int) -> Sim:
+        exc = InvariantViolation("synthetic")
+        exc.sim = Sim(seed, nodes=1)  # type: ignore[attr-defined]
+        raise exc
+
+    monkeypatch.setattr(sys.modules[__name__], "run_schedule", broken)
+    with pytest.raises(pytest.fail.Exception) as info:
+        _run_or_explain(77)
+    assert "RAFTSIM_SEED=77 python -m pytest -q tests/test_raft_sim.py -k replay" in str(info.value)
+
+
+# ---------------------------------------------------------------------- scenario helpers
+
+
+def quiet_sim(nodes: int, seed: int = 0, **config: object) -> Sim:
+    """A sim with a reliable network, for hand-written scenarios."""
+    cfg = Config(**{"election_ticks": 10, "heartbeat_ticks": 2, **config})  # type: ignore[arg-type]
+    return Sim(seed, nodes=nodes, config=cfg, drop=0.0, dup=0.0, max_delay=0, crash_in_ready=0.0)
+
+
+def win(sim: Sim, node: str) -> None:
+    """Tick only ``node`` until it leads a new term, delivering messages but stopping the
+    moment it wins (so its first AppendEntries are still in the network)."""
+    core = sim.core(node)
+    old = core.term if core.role is Role.LEADER else -1
+
+    def won() -> bool:
+        return core.role is Role.LEADER and core.term > old
+
+    for _ in range(100):
+        sim.tick(node)
+        sim.deliver_all(until=won)
+        if won():
+            return
+    raise AssertionError(f"{node} did not win an election")
+
+
+def elect(sim: Sim, node: str) -> None:
+    """Make ``node`` leader and let its no-op commit everywhere reachable."""
+    win(sim, node)
+    sim.deliver_all()
+
+
+def run(sim: Sim, steps: int) -> None:
+    for _ in range(steps):
+        sim.time_step()
+
+
+def drain(core: RaftCore) -> Ready:
+    rd = core.ready()
+    core.advance(rd)
+    return rd
+
+
+def leader_of(sim: Sim) -> str | None:
+    leaders = sorted((n.core.term, n.id) for n in sim.alive() if n.core.role is Role.LEADER)
+    return leaders[-1][1] if leaders else None
+
+
+# ---------------------------------------------------------------------- pre-vote, check-quorum
+
+
+def test_prevote_rejoining_node_does_not_disrupt_leader() -> None:
+    sim = quiet_sim(3)
+    elect(sim, "n1")
+    term = sim.core("n1").term
+    sim.partition(["n3"])
+    run(sim, 20 * sim.config.election_ticks)
+    assert sim.core("n3").term == term, "pre-vote keeps a partitioned node's term"
+    assert sim.core("n3").role in (Role.PRE_CANDIDATE, Role.FOLLOWER)
+    sim.heal()
+    run(sim, 5 * sim.config.election_ticks)
+    assert [sim.core(i).term for i in sim.ids] == [term] * 3
+    assert sim.core("n1").role is Role.LEADER
+    assert sim.core("n3").leader_id == "n1"
+
+
+def test_without_prevote_a_rejoining_node_bumps_the_term() -> None:
+    """The contrast that shows what pre-vote buys: the isolated node's term runs away."""
+    sim = quiet_sim(3, pre_vote=False)
+    elect(sim, "n1")
+    term = sim.core("n1").term
+    sim.partition(["n3"])
+    run(sim, 20 * sim.config.election_ticks)
+    assert sim.core("n3").term > term + 3
+    sim.heal()
+    run(sim, 10 * sim.config.election_ticks)
+    assert sim.core("n1").term > term  # the leader was deposed by the higher term
+    assert leader_of(sim) is not None
+
+
+def test_voters_in_lease_ignore_higher_term_votes() -> None:
+    """Leader stickiness: a follower that hears from its leader ignores a RequestVote with a
+    higher term (check_quorum on), and rejects a pre-vote, without changing its state."""
+    sim = quiet_sim(3)
+    elect(sim, "n1")
+    f = sim.core("n2")
+    term, last = f.term, f.last_index
+    f.step(RequestVote("n3", "n2", term + 5, last + 10, term + 5))
+    f.step(RequestVote("n3", "n2", term + 1, last + 10, term, pre_vote=True))
+    rd = drain(f)
+    assert f.term == term and f.voted_for == "n1" and f.leader_id == "n1"
+    assert rd.messages == [VoteResponse("n2", "n3", term, False, pre_vote=True)]
+
+
+def test_check_quorum_isolated_leader_steps_down() -> None:
+    sim = quiet_sim(5)
+    elect(sim, "n1")
+    sim.read("n1")
+    sim.partition(["n1"])
+    run(sim, 2 * sim.config.election_ticks + 1)
+    assert sim.core("n1").role is Role.FOLLOWER
+    assert sim.dropped, "a pending read is dropped when the leader steps down"
+    run(sim, 5 * sim.config.election_ticks)
+    assert leader_of(sim) not in (None, "n1")
+
+
+def test_without_check_quorum_an_isolated_leader_stays() -> None:
+    sim = quiet_sim(3, check_quorum=False)
+    elect(sim, "n1")
+    sim.partition(["n1"])
+    run(sim, 10 * sim.config.election_ticks)
+    assert sim.core("n1").role is Role.LEADER
+
+
+# ---------------------------------------------------------------------- snapshots
+
+
+def test_snapshot_catches_up_a_far_behind_follower() -> None:
+    sim = quiet_sim(3, max_batch=4)
+    elect(sim, "n1")
+    sim.crash("n3")
+    for _ in range(40):
+        sim.propose("n1")
+        sim.deliver_all()
+    assert sim.compact("n1") and sim.compact("n2")
+    sim.start("n3")
+    run(sim, 5 * sim.config.election_ticks)
+    assert sim.sent.get("InstallSnapshot", 0) >= 1
+    assert sim.nodes["n3"].storage.snapshot is not None
+    assert sim.nodes["n3"].sm == sim.nodes["n1"].sm and len(sim.nodes["n3"].sm) == 41
+    sim.propose("n1")
+    run(sim, 3)
+    assert sim.nodes["n3"].sm == sim.nodes["n1"].sm and len(sim.nodes["n3"].sm) == 42
+
+
+def test_follower_ignores_snapshot_older_than_its_commit() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(i, 1, b"x") for i in (1, 2, 3)], commit=3))
+    drain(core)
+    core.step(InstallSnapshot("a", "b", 1, Snapshot(2, 1, b"old")))
+    rd = drain(core)
+    assert rd.snapshot is None and core.last_index == 3 and core.term_of(1) == 1
+    assert rd.messages == [SnapshotResponse("b", "a", 1, 3)]
+
+
+def test_installed_snapshot_keeps_a_matching_suffix_and_drops_a_conflicting_log() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(i, 1, b"x") for i in (1, 2, 3, 4)], commit=1))
+    drain(core)
+    core.step(InstallSnapshot("a", "b", 1, Snapshot(2, 1, b"s2")))
+    rd = drain(core)
+    assert rd.snapshot == Snapshot(2, 1, b"s2")
+    assert [e.index for e in rd.entries] == [3, 4], "the kept suffix is handed out again after the snapshot"
+    assert rd.committed == [] and core.commit_index == 2 and core.last_index == 4
+    assert core.term_of(1) is None and core.term_of(2) == 1
+
+    core.step(InstallSnapshot("a", "b", 2, Snapshot(3, 2, b"s3")))  # disagrees at index 3
+    rd = drain(core)
+    assert rd.snapshot == Snapshot(3, 2, b"s3") and rd.entries == [] and core.last_index == 3
+
+
+def test_compaction_and_log_access() -> None:
+    sim = quiet_sim(1)
+    elect(sim, "n1")
+    for _ in range(5):
+        sim.propose("n1")
+    core = sim.core("n1")
+    assert core.commit_index == 6
+    assert sim.compact("n1")
+    assert core.term_of(6) == core.term and core.term_of(5) is None and core.term_of(7) is None
+    assert core.entries_from(1) == [] and core.last_index == 6
+    sim.propose("n1")
+    assert [e.index for e in core.entries_from(1)] == [7]
+
+
+# ---------------------------------------------------------------------- figure 8
+
+
+def figure8(bugs: frozenset[str]) -> Sim:
+    """Figure 8 of the Raft paper, step by step, on five nodes. The leader of term 3 holds
+    X (term 1) at index 2 on a majority while its own no-op is on a minority; if it commits X
+    by counting replicas, n5 (whose index 2 is from term 2) can still win and erase it."""
+    sim = quiet_sim(5, max_batch=1, pre_vote=False, check_quorum=False, bugs=bugs)
+    elect(sim, "n1")  # term 1; the no-op at 1 commits everywhere
+    sim.partition(["n1", "n2"])
+    sim.propose("n1", b"X")  # index 2, term 1: reaches n2 only
+    sim.deliver_all()
+    sim.partition(["n1"], ["n2"])
+    win(sim, "n5")  # term 2 with n3 and n4; its no-op (index 2, term 2) stays with it
+    sim.partition(["n5"], ["n4"])
+    sim.deliver_all()
+    sim.crash("n1")
+    sim.start("n1")  # comes back as a follower of term 1 with X in its log
+    win(sim, "n1")  # term 3 with n2 and n3 (n3 voted for n5 in term 2); its no-op is index 3
+    assert sim.core("n1").term == 3
+
+    def hold_back_index_3_from_n3(m: object) -> bool:
+        if not (isinstance(m, AppendEntries) and m.dst == "n3" and any(e.index >= 3 for e in m.entries)):
+            return True
+        return sim.core("n3").term_of(2) is None  # n3 rejects it anyway and so gets probed for X
+
+    sim.deliver_all(keep=hold_back_index_3_from_n3)  # n2 has 1..3, n3 has 1..2: X on a majority
+    sim.crash("n1")
+    sim.heal()
+    win(sim, "n5")  # steps down on hearing term 3; then n3 and n4 elect it: term 2 beats their term 1
+    return sim
+
+
+def test_figure8_is_safe_without_the_bug() -> None:
+    sim = figure8(frozenset())
+    assert sim.core("n5").role is Role.LEADER
+    assert sim.max_committed == 1, "X must not have been committed"
+
+
+def test_commit_previous_term_bug_breaks_safety() -> None:
+    """The bug switch must be real: committing by counting old-term replicas loses X."""
+    with pytest.raises(InvariantViolation, match="leader completeness"):
+        figure8(frozenset({"commit-previous-term"}))
+
+
+# ---------------------------------------------------------------------- ReadIndex
+
+
+def _leader_core(nodes: list[str], **config: object) -> RaftCore:
+    """A core that just won term 1 (votes fed in by hand) and persisted its no-op."""
+    core = RaftCore(nodes[0], nodes, Config(pre_vote=False, **config), random.Random(3))  # type: ignore[arg-type]
+    while core.role is not Role.CANDIDATE and len(nodes) > 1:
+        core.tick()
+    for peer in nodes[1 : len(nodes) // 2 + 1]:
+        core.step(VoteResponse(peer, nodes[0], 1, True))
+    for _ in range(50):
+        if core.role is Role.LEADER:
+            break
+        core.tick()
+    assert core.role is Role.LEADER
+    drain(core)
+    return core
+
+
+def test_read_index_waits_for_a_current_term_commit_and_confirms_promptly() -> None:
+    core = _leader_core(["a", "b", "c"])
+    assert core.commit_index == 0  # the no-op (index 1) is not committed yet
+    assert core.read_index(7)
+    rd = drain(core)
+    beats = [m for m in rd.messages if isinstance(m, AppendEntries) and m.read_ctx == 7]
+    assert sorted(m.dst for m in beats) == ["b", "c"], "the confirming heartbeat goes out in the next Ready"
+    core.step(AppendResponse("b", "a", 1, True, match_index=0, read_ctx=7))
+    assert drain(core).read_states == [], "confirmed, but no entry of this term is committed yet"
+    core.step(AppendResponse("b", "a", 1, True, match_index=1))
+    rd = drain(core)
+    assert core.commit_index == 1
+    assert rd.read_states == [ReadState(7, 1)]
+
+
+def test_read_index_needs_a_quorum_of_confirmations_for_its_own_ctx() -> None:
+    core = _leader_core(["a", "b", "c", "d", "e"])
+    core.step(AppendResponse("b", "a", 1, True, match_index=1))
+    core.step(AppendResponse("c", "a", 1, True, match_index=1))
+    drain(core)
+    assert core.commit_index == 1
+    assert core.read_index(5) and core.read_index(6)
+    drain(core)
+    core.step(AppendResponse("b", "a", 1, True, match_index=1, read_ctx=5))
+    core.step(AppendResponse("c", "a", 1, True, match_index=1, read_ctx=4))  # older round: not enough
+    assert drain(core).read_states == []
+    core.step(AppendResponse("d", "a", 1, True, match_index=1, read_ctx=6))
+    assert drain(core).read_states == [ReadState(5, 1)]
+    core.step(AppendResponse("c", "a", 1, True, match_index=1, read_ctx=6))
+    assert drain(core).read_states == [ReadState(6, 1)]
+
+
+def test_read_index_single_node_and_not_leader() -> None:
+    sim = quiet_sim(1)
+    elect(sim, "n1")
+    ctx = sim.read("n1")
+    assert ctx is not None and sim.served[ctx] == 1
+    follower = RaftCore("b", ["a", "b"], Config(), random.Random(1))
+    assert not follower.read_index(1)
+    assert follower.propose(b"x") is None
+
+
+def test_reads_are_dropped_when_the_leader_steps_down() -> None:
+    core = _leader_core(["a", "b", "c"])
+    assert core.read_index(1)
+    drain(core)
+    core.step(AppendEntries("c", "a", 2, 0, 0, []))
+    rd = drain(core)
+    assert rd.dropped_reads == [1] and rd.role_changed and core.leader_id == "c"
+
+
+# ---------------------------------------------------------------------- the core's contract
+
+
+def test_proposals_made_between_readys_travel_in_one_batch_per_follower() -> None:
+    sim = quiet_sim(3)
+    elect(sim, "n1")
+    core = sim.core("n1")
+    first = core.propose(b"a")
+    core.propose(b"b")
+    core.propose(b"c")
+    sim.process("n1")
+    batches = [m for _, _, m in sim.net if isinstance(m, AppendEntries)]
+    assert sorted(m.dst for m in batches) == ["n2", "n3"]
+    assert all([e.index for e in m.entries] == [first, first + 1, first + 2] for m in batches)
+
+
+def test_restart_reapplies_committed_entries_after_the_snapshot() -> None:
+    sim = quiet_sim(3)
+    elect(sim, "n1")
+    for _ in range(4):
+        sim.propose("n1")
+    sim.deliver_all()
+    sim.compact("n2")  # at 5
+    sim.propose("n1")
+    sim.deliver_all()
+    st = sim.nodes["n2"].storage
+    assert st.snap_index == 5 and st.hard_state.commit == 6
+    core = RaftCore("n2", sim.ids, sim.config, random.Random(0), st.hard_state, st.snapshot, st.entries)
+    assert core.commit_index == 6 and core.last_index == 6
+    rd = drain(core)
+    assert rd.snapshot is None, "the runtime restores its own snapshot at startup"
+    assert [e.index for e in rd.committed] == [6]
+    assert rd.hard_state is None and not rd.role_changed
+
+
+def test_restart_clamps_a_commit_beyond_the_stored_log() -> None:
+    core = RaftCore(
+        "a", ["a", "b", "c"], Config(), random.Random(0), HardState(2, "b", 9), None, [Entry(1, 1, b"")]
+    )
+    assert core.commit_index == 1 and [e.index for e in drain(core).committed] == [1]
+
+
+def test_committed_entries_wait_until_persisted() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(1, 1, b""), Entry(2, 1, b"x")], commit=2))
+    rd = core.ready()
+    assert [e.index for e in rd.entries] == [1, 2] and rd.committed == []
+    assert rd.hard_state == HardState(1, None, 2)
+    assert not core.has_ready(), "nothing more until this Ready is advanced"
+    with pytest.raises(RuntimeError):
+        core.ready()
+    core.advance(rd)
+    rd = drain(core)
+    assert [e.index for e in rd.committed] == [1, 2] and rd.hard_state is None and rd.entries == []
+    assert not core.has_ready()
+
+
+def test_leader_counts_itself_only_for_persisted_entries() -> None:
+    core = _leader_core(["a", "b", "c"])
+    index = core.propose(b"x")
+    core.step(AppendResponse("b", "a", 1, True, match_index=1))
+    rd = core.ready()  # hands out the proposal, not yet persisted
+    core.step(AppendResponse("b", "a", 1, True, match_index=index))
+    assert core.commit_index == 1, "a majority needs the leader's own durable copy"
+    core.advance(rd)
+    assert core.commit_index == index
+
+
+def test_stale_or_duplicate_appends_never_truncate() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    ents = [Entry(i, 1, f"e{i}".encode()) for i in (1, 2, 3)]
+    core.step(AppendEntries("a", "b", 1, 0, 0, ents))
+    core.step(AppendEntries("a", "b", 1, 0, 0, ents[:1]))  # an old, shorter copy arrives late
+    assert core.last_index == 3
+    rd = drain(core)
+    assert [m.match_index for m in rd.messages] == [3, 1]
+    core.step(AppendEntries("c", "b", 2, 1, 1, [Entry(2, 2, b"new")]))  # a real conflict
+    assert core.last_index == 2 and core.term_of(2) == 2
+    assert [e.data for e in drain(core).entries] == [b"new"]
+
+
+def test_rejection_hints_skip_a_conflicting_term() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    terms = [1, 1, 1, 2, 2]
+    core.step(AppendEntries("a", "b", 2, 0, 0, [Entry(i + 1, t, b"") for i, t in enumerate(terms)]))
+    drain(core)
+    core.step(AppendEntries("a", "b", 3, 7, 3, []))
+    core.step(AppendEntries("a", "b", 3, 5, 1, []))
+    replies = drain(core).messages
+    assert [(m.success, m.hint_index, m.hint_term) for m in replies] == [(False, 5, 2), (False, 3, 1)]
+
+
+def test_messages_for_someone_else_or_from_strangers_are_ignored() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("a", "c", 5, 0, 0, [Entry(1, 5, b"")]))
+    core.step(AppendEntries("z", "b", 5, 0, 0, [Entry(1, 5, b"")]))
+    assert core.term == 0 and core.last_index == 0 and not core.has_ready()
+
+
+def test_hard_state_only_when_it_changes() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(1, 1, b"")]))
+    assert drain(core).hard_state == HardState(1, None, 0)
+    core.step(AppendEntries("a", "b", 1, 1, 1, []))
+    rd = drain(core)
+    assert rd.hard_state is None and rd.messages
+
+
+def test_single_node_cluster_elects_itself_and_commits() -> None:
+    sim = quiet_sim(1)
+    run(sim, 2 * sim.config.election_ticks)
+    assert sim.core("n1").role is Role.LEADER
+    index = sim.propose("n1", b"hello")
+    assert sim.nodes["n1"].sm[index - 1] == b"hello"
+
+
+def test_liveness_after_a_storm() -> None:
+    """A hand-picked rough schedule still ends with a leader that commits."""
+    sim = Sim(4242, nodes=5, drop=0.25, dup=0.2, max_delay=2)
+    sim.run_random(600)
+    rounds = sim.check_liveness()
+    assert rounds < 60 * sim.config.election_ticks

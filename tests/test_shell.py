@@ -1,0 +1,472 @@
+"""raftchat.shell: parsing and output without a cluster, then the real command against a live cluster."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from raftchat import config as cfg
+from raftchat import shell
+from raftchat.client import OperationError, SyncClient
+from raftchat.shell import COMMANDS, Action, Shell, UsageError, help_text, parse
+from raftchat.statemachine import Result
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize(
+    ("line", "user", "expected"),
+    [
+        ("create alice", None, Action("op", "create_account", {"user": "alice"})),
+        ("check alice", None, Action("op", "check_account", {"user": "alice"})),
+        ("check", "alice", Action("op", "check_account", {"user": "alice"})),
+        ("list", None, Action("op", "list_accounts", {"pattern": "*"})),
+        ("list 'a*'", None, Action("op", "list_accounts", {"pattern": "a*"})),
+        ("delete bob", None, Action("op", "delete_account", {"user": "bob"})),
+        ("delete", "bob", Action("op", "delete_account", {"user": "bob"})),
+        (
+            "send alice bob hello   there",
+            None,
+            Action("op", "send_message", {"sender": "alice", "to": "bob", "text": "hello there"}),
+        ),
+        (
+            "send alice bob 'spaced   out'",
+            None,
+            Action("op", "send_message", {"sender": "alice", "to": "bob", "text": "spaced   out"}),
+        ),
+        (
+            "send bob hi there",
+            "alice",
+            Action("op", "send_message", {"sender": "alice", "to": "bob", "text": "hi there"}),
+        ),
+        ("fetch bob", None, Action("op", "fetch_messages", {"user": "bob", "from_index": 1})),
+        ("fetch bob 3", None, Action("op", "fetch_messages", {"user": "bob", "from_index": 3})),
+        ("fetch", "bob", Action("op", "fetch_messages", {"user": "bob", "from_index": 1})),
+        ("fetch 4", "bob", Action("op", "fetch_messages", {"user": "bob", "from_index": 4})),
+        ("fetch carol", "bob", Action("op", "fetch_messages", {"user": "carol", "from_index": 1})),
+        ("fetch carol 2", "bob", Action("op", "fetch_messages", {"user": "carol", "from_index": 2})),
+        ("login alice", None, Action("login", args={"user": "alice"})),
+        ("logout", "alice", Action("logout")),
+        ("help", None, Action("help")),
+        ("quit", None, Action("quit")),
+        ("exit", None, Action("quit")),
+        (
+            "SEND alice bob hi",
+            None,
+            Action("op", "send_message", {"sender": "alice", "to": "bob", "text": "hi"}),
+        ),
+    ],
+)
+def test_parse(line, user, expected):
+    assert parse(line, user) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "user", "message"),
+    [
+        ("frobnicate", None, "unknown command 'frobnicate'"),
+        ("create", None, "usage: create USER"),
+        ("create a b", None, "usage: create USER"),
+        ("check", None, "usage: check [USER]"),
+        ("delete", None, "usage: delete [USER]"),
+        ("list a b", None, "usage: list [PATTERN]"),
+        ("send alice bob", None, "expected FROM TO TEXT"),
+        ("send bob", "alice", "FROM is alice"),
+        ("fetch", None, "usage: fetch [USER] [FROM_INDEX]"),
+        ("fetch bob x", None, "FROM_INDEX must be a whole number"),
+        ("fetch a 1 2", None, "usage: fetch"),
+        ("login", None, "usage: login USER"),
+        ("help me", None, "takes no arguments"),
+        ("send alice bob 'unfinished", None, "cannot parse the line"),
+    ],
+)
+def test_parse_usage_errors(line, user, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse(line, user)
+
+
+def test_blank_lines_do_nothing():
+    assert parse("") is None
+    assert parse("   ") is None
+
+
+def test_login_and_logout_are_interactive_only():
+    for line in ("login alice", "logout"):
+        with pytest.raises(UsageError, match="only works in the interactive shell"):
+            parse(line, interactive=False)
+
+
+def test_help_lists_every_command_from_the_table():
+    text = help_text(interactive=True)
+    for command in COMMANDS:
+        assert command.usage in text
+    assert "login" not in help_text(interactive=False)
+
+
+# ---------------------------------------------------------------------- the shell, with a scripted client
+
+
+class ScriptedClient:
+    """Stands in for SyncClient: answers from a dict of op -> Result or OperationError."""
+
+    def __init__(self, answers: dict[str, Result | OperationError] | None = None, leader: str = "n2") -> None:
+        self.answers = answers or {}
+        self.leader: str | None = None
+        self._leader = leader
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.node_ids = ["n1", "n2", "n3"]
+        self.closed = False
+
+    def request(self, op: str, args: dict[str, Any], *, timeout: float | None = None) -> Result:
+        self.calls.append((op, args))
+        answer = self.answers.get(op, Result("ok"))
+        if isinstance(answer, OperationError):
+            raise answer
+        self.leader = self._leader
+        return answer
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def make_shell(
+    answers: dict[str, Any] | None = None, interactive: bool = False
+) -> tuple[Shell, io.StringIO, io.StringIO]:
+    out, err = io.StringIO(), io.StringIO()
+    return Shell(ScriptedClient(answers), out, err, interactive=interactive), out, err
+
+
+def test_fetch_prints_index_sender_and_text():
+    sh, out, err = make_shell({"fetch_messages": Result("ok", [["alice", "hello"], ["carol", "hi"]])})
+    assert sh.execute("fetch bob 3") == 0
+    assert out.getvalue() == "3  alice: hello\n4  carol: hi\n"
+    assert err.getvalue() == ""
+
+
+def test_non_ok_status_is_explained_and_exits_1():
+    sh, out, err = make_shell({"create_account": Result("user_exists", error="user 'alice' already exists")})
+    assert sh.execute("create alice") == 1
+    assert "that account already exists (user 'alice' already exists)" in err.getvalue()
+    assert out.getvalue() == ""
+
+
+def test_operation_failures_say_whether_they_took_effect():
+    sh, _out, err = make_shell(
+        {"send_message": OperationError("timeout", "no answer within 5s", definite=False)}
+    )
+    assert sh.execute("send a b hi") == 1
+    assert "may or may not have taken effect" in err.getvalue()
+    sh, _out, err = make_shell({"create_account": OperationError("timeout", "nobody home", definite=True)})
+    assert sh.execute("create a") == 1
+    assert "it did not take effect" in err.getvalue()
+
+
+def test_usage_errors_exit_2_without_calling_the_cluster():
+    sh, _out, err = make_shell()
+    assert sh.execute("send alice") == 2
+    assert "usage: send [FROM] TO TEXT..." in err.getvalue()
+    assert sh.client.calls == []
+
+
+def test_login_requires_an_existing_account():
+    sh, out, _err = make_shell({"check_account": Result("ok", False)}, interactive=True)
+    assert sh.execute("login ghost") == 1
+    assert "there is no account ghost" in out.getvalue()  # interactive errors stay in the conversation
+    assert sh.user is None
+    sh.client.answers["check_account"] = Result("ok", True)
+    assert sh.execute("login alice") == 0
+    assert sh.user == "alice"
+    assert sh.prompt() == "[n2 alice]> "
+
+
+def test_prompt_before_any_leader_is_known():
+    sh, _out, _err = make_shell(interactive=True)
+    assert sh.prompt() == "[?]> "
+
+
+def test_run_interactive_from_a_pipe(monkeypatch, tmp_path):
+    scripted = ScriptedClient(
+        {
+            "check_account": Result("ok", True),
+            "send_message": Result("ok", 1),
+            "list_accounts": Result("ok", []),
+        }
+    )
+    monkeypatch.setattr(shell, "SyncClient", lambda config: scripted)
+    path = tmp_path / "cluster.yaml"
+    cfg.dump(cfg.local_cluster(3, 20000), path)
+    stdin = io.StringIO("login alice\nsend bob hi there\nnonsense\nquit\ncreate never-run\n")
+    stdout = io.StringIO()
+    assert shell.run(str(path), stdin=stdin, stdout=stdout) == 0
+    assert ("send_message", {"sender": "alice", "to": "bob", "text": "hi there"}) in scripted.calls
+    assert not any(op == "create_account" for op, _ in scripted.calls)
+    assert "unknown command 'nonsense'" in stdout.getvalue()
+    assert scripted.closed
+
+
+def test_run_one_command(monkeypatch, tmp_path, capsys):
+    scripted = ScriptedClient({"list_accounts": Result("ok", ["alice", "bob"])})
+    monkeypatch.setattr(shell, "SyncClient", lambda config: scripted)
+    path = tmp_path / "cluster.yaml"
+    cfg.dump(cfg.local_cluster(3, 20000), path)
+    assert shell.run(str(path), "list") == 0
+    assert capsys.readouterr().out == "alice\nbob\n"
+    assert shell.run(str(path), "login alice") == 2
+    assert "only works in the interactive shell" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read cluster file"),
+        ("nodes: [unclosed", "not valid YAML"),
+        ("cluster_id: x\nnodes: []\n", "'nodes' must be a non-empty list"),
+    ],
+)
+def test_bad_cluster_file_is_exit_2_with_a_clear_message(tmp_path, content, message):
+    path = tmp_path / "cluster.yaml"
+    if content is not None:
+        path.write_text(content)
+    err = io.StringIO()
+    assert shell.run(str(path), "list", stdout=io.StringIO(), stderr=err) == 2
+    assert err.getvalue().startswith("raftchat client: ")
+    assert message in err.getvalue()
+
+
+# ---------------------------------------------------------------------- a real cluster
+
+
+def _env() -> dict[str, str]:
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": pythonpath, "TERM": "dumb"}
+
+
+def _has_leader(config: cfg.ClusterConfig) -> bool:
+    try:
+        with SyncClient(config, timeout=1.0, attempt_timeout=0.3) as client:
+            return client.call("list_accounts", pattern="").status == "ok"
+    except OperationError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_cluster(tmp_path_factory) -> Iterator[Path]:
+    """A real 3-node cluster (`raftchat cluster`) for the whole session; yields its cluster.yaml."""
+    if not (ROOT / "raftchat" / "node.py").exists():
+        pytest.skip("raftchat/node.py does not exist yet: no node runtime to test against")
+    tmp = tmp_path_factory.mktemp("live_shell")
+    data_dir = tmp / "cluster"
+    out_path = tmp / "cluster.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "raftchat", "cluster", "--nodes", "3", "--data-dir", str(data_dir)],
+            cwd=ROOT,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    path = data_dir / "cluster.yaml"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"cluster exited with {proc.returncode}: {out_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no leader within 30 s: {out_path.read_text()}")
+            try:
+                if path.exists() and _has_leader(cfg.load(path)):
+                    break
+            except cfg.ConfigError:
+                pass  # the file is still being written
+            time.sleep(0.1)
+    except BaseException:
+        _stop(proc)
+        raise
+    yield path
+    _stop(proc)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def one(cluster: Path, command: str) -> subprocess.CompletedProcess:
+    """`raftchat client -c COMMAND`, as a script would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "raftchat", "client", "--cluster", str(cluster), "-c", command],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+PROMPT = r"\[n\d+\]> "
+
+
+def user_prompt(user: str) -> str:
+    return rf"\[n\d+ {re.escape(user)}\]> "
+
+
+def test_interactive_session(live_cluster):
+    alice, bob = unique("a"), unique("b")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "raftchat", "client", "--cluster", str(live_cluster)],
+        cwd=str(ROOT),
+        env=_env(),
+        encoding="utf-8",
+        timeout=20,
+    )
+    try:
+        child.expect("type 'help'")
+        child.expect(PROMPT)  # the start-up probe found the leader before the first prompt
+
+        child.sendline("help")
+        child.expect("commands:")
+        for command in COMMANDS:
+            child.expect_exact(command.usage)
+        child.expect(PROMPT)
+
+        child.sendline(f"create {alice}")
+        child.expect(f"created account {alice}")
+        child.expect(PROMPT)
+        child.sendline(f"create {bob}")
+        child.expect(PROMPT)
+        child.sendline(f"create {alice}")
+        child.expect("that account already exists")  # an error status, shown nicely
+        child.expect(PROMPT)
+
+        child.sendline(f"login {alice}")
+        child.expect(f"logged in as {alice}")
+        child.expect(user_prompt(alice))
+        child.sendline(f"send {bob} hi there")
+        child.expect(rf"sent to {bob} \(message 1 in their inbox\)")
+        child.expect(user_prompt(alice))
+        child.sendline(f"send {bob} 'second  one'")
+        child.expect(user_prompt(alice))
+
+        child.sendline(f"login {bob}")
+        child.expect(user_prompt(bob))
+        child.sendline("fetch")
+        child.expect_exact(f"1  {alice}: hi there")
+        child.expect_exact(f"2  {alice}: second  one")
+        child.expect(user_prompt(bob))
+        child.sendline("fetch 2")
+        child.expect_exact(f"2  {alice}: second  one")
+        child.expect(user_prompt(bob))
+        child.sendline("fetch 3")
+        child.expect("no messages there yet")
+        child.expect(user_prompt(bob))
+
+        child.sendline(f"list {alice}*")
+        child.expect_exact(alice)
+        child.expect(user_prompt(bob))
+        child.sendline("send")
+        child.expect_exact("usage: send [FROM] TO TEXT...")
+        child.expect(user_prompt(bob))
+        child.sendline("dance")
+        child.expect("unknown command 'dance'")
+        child.expect(user_prompt(bob))
+        child.sendline("login nobody-at-all")
+        child.expect("there is no account nobody-at-all")
+        child.expect(user_prompt(bob))
+
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+
+def test_interactive_exit_at_end_of_input(live_cluster):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "raftchat", "client", "--cluster", str(live_cluster)],
+        cwd=str(ROOT),
+        env=_env(),
+        encoding="utf-8",
+        timeout=20,
+    )
+    try:
+        child.expect(PROMPT)
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+
+
+def test_one_command_exit_codes(live_cluster):
+    carol, dave = unique("c"), unique("d")
+    done = one(live_cluster, f"create {carol}")
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, f"created account {carol}", "")
+    assert one(live_cluster, f"create {dave}").returncode == 0
+
+    again = one(live_cluster, f"create {carol}")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr and again.stdout == ""
+
+    sent = one(live_cluster, f"send {carol} {dave} hello world")
+    assert sent.returncode == 0, sent.stderr
+    fetched = one(live_cluster, f"fetch {dave}")
+    assert (fetched.returncode, fetched.stdout) == (0, f"1  {carol}: hello world\n")
+    past = one(live_cluster, f"fetch {dave} 2")
+    assert past.returncode == 1 and "no messages there yet" in past.stderr
+
+    listed = one(live_cluster, f"list {carol}")
+    assert (listed.returncode, listed.stdout) == (0, f"{carol}\n")
+    assert one(live_cluster, f"check {carol}").stdout.strip() == f"{carol} exists"
+    assert one(live_cluster, f"delete {carol}").returncode == 0
+    gone = one(live_cluster, f"delete {carol}")
+    assert gone.returncode == 1 and "no such account" in gone.stderr
+
+    too_long = one(live_cluster, f"create {'x' * 50}")
+    assert too_long.returncode == 1 and "username is too long" in too_long.stderr
+
+    for bad in ("send only-two args", "login someone", "fly away", "fetch x notanumber"):
+        usage = one(live_cluster, bad)
+        assert usage.returncode == 2, bad
+        assert usage.stderr.startswith("error: "), bad
+    assert one(live_cluster, "help").returncode == 0
+
+
+def test_one_command_with_a_bad_cluster_file(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text("cluster_id: x\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "raftchat", "client", "--cluster", str(path), "-c", "list"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "'nodes' must be a non-empty list" in proc.stderr
