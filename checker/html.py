@@ -64,7 +64,7 @@ def page_data(result: CheckResult, model: Model, title: str = "") -> dict[str, A
                 "status": status,
                 "lin": lin,
                 "states": states,
-                "label": _partition_label(ops_of(by_id, ids)),
+                "label": _partition_label(_ops_of(by_id, ids)),
             }
         )
     return {
@@ -83,7 +83,7 @@ def page_data(result: CheckResult, model: Model, title: str = "") -> dict[str, A
     }
 
 
-def ops_of(by_id: dict[int, Operation], ids: list[int]) -> list[Operation]:
+def _ops_of(by_id: dict[int, Operation], ids: list[int]) -> list[Operation]:
     return [by_id[i] for i in ids if i in by_id]
 
 
@@ -114,8 +114,15 @@ def _failure_data(failure: Failure, model: Model, by_id: dict[int, Operation]) -
         "minimal_longest": failure.minimal_longest,
         "minimal_states": minimal_states,
         "minimal_stuck": [_stuck_data(s) for s in failure.minimal_stuck or []],
-        "minimal_state": minimal_states[-1] if minimal_states else _cut(model.describe_state(model.init())),
+        "minimal_state": _minimal_state(failure, minimal_states, model),
     }
+
+
+def _minimal_state(failure: Failure, states: list[str] | None, model: Model) -> str:
+    """The state where the minimal anomaly gets stuck: after its longest prefix."""
+    if not failure.minimal_longest:
+        return _cut(model.describe_state(model.init()))
+    return states[-1] if states else "?"
 
 
 def _stuck_data(stuck: Stuck) -> dict[str, Any]:
@@ -273,7 +280,7 @@ def _minimal_table(
     order = {op_id: k for k, op_id in enumerate(longest)}
     stuck_ids = {s["op"]: s for s in stuck}
     rows = []
-    for op in sorted(ops_of(by_id, minimal), key=lambda o: (o.call, o.id)):
+    for op in sorted(_ops_of(by_id, minimal), key=lambda o: (o.call, o.id)):
         if op.id in stuck_ids:
             role, cls = f"stuck: expected {stuck_ids[op.id]['expected']}", "r-stuck"
         elif op.id in order:
@@ -641,10 +648,10 @@ class Timeline {
   setMode(mode, fit) {
     const v = this.view;
     const keep = !fit && this.scale ? [this.scale.t(this.u0), this.scale.t(this.u1)] : null;
-    this.mode = mode;
+    this.mode = mode; this.hist = null;
     this.scale = new Scale(v.times, mode);
     const first = this.scale.u(v.times[0]), last = this.scale.u(v.times[v.times.length - 1]);
-    const span = Math.max(last - first, mode === 'real' ? 1 : 1);
+    const span = Math.max(last - first, 1);
     this.pad = mode === 'real' ? span * 0.04 : 1.5;
     this.uMin = first - this.pad * 0.5; this.uMax = last + this.pad * 1.5; this.uEnd = last + this.pad;
     for (const it of v.items) {
@@ -806,12 +813,15 @@ class Timeline {
     // The op a person came for: its label may run past the bar rather than be cut.
     const text = it.op.d + '   ✗ expected ' + it.stuck.expected;
     ctx.font = '700 11.5px system-ui, "DejaVu Sans", sans-serif';
-    const w = Math.min(ctx.measureText(text).width + 10, Math.max(x1 - x0, this.W - x0 - 4));
-    if (w > x1 - x0) {  // one box for bar and label, so the label reads as part of the op
+    const need = ctx.measureText(text).width + 10;
+    if (need > x1 - x0) {  // one box for bar and label, so the label reads as part of the op
+      x0 = Math.max(GUTTER, Math.min(x0, this.W - 4 - need));  // at the right edge it grows leftwards
+      x1 = Math.max(x1, Math.min(x0 + need, this.W - 4));
       ctx.fillStyle = C.stuck[0]; ctx.strokeStyle = C.stuck[1]; ctx.lineWidth = 2.2;
-      ctx.fillRect(x0, y, w, h);
-      ctx.strokeRect(x0 + 0.5, y + 0.5, w - 1, h - 1);
+      ctx.fillRect(x0, y, x1 - x0, h);
+      ctx.strokeRect(x0 + 0.5, y + 0.5, x1 - x0 - 1, h - 1);
     }
+    const w = x1 - x0;
     let shown = text;
     const fit = Math.floor((w - 8) / charW);
     if (ctx.measureText(text).width > w - 8 && shown.length > fit) {

@@ -5,27 +5,32 @@ go next (its call precedes the earliest return among the operations not yet
 linearized), lift it out of the list when the model accepts it, and backtrack when the
 earliest-returning operation can no longer be placed. A configuration is the set of
 linearized operations (a Python int used as a bitset) with the model state; each is
-explored once (the memo), which keeps the search polynomial for realistic histories.
+explored once (the memo), which keeps the search tractable on realistic histories.
 
 Real-time order uses closed intervals: ``a`` precedes ``b`` only if ``a.ret < b.call``;
 an operation that returns at the very time another is called overlaps it (timestamps
 that tie cannot order two clients; and a zero-duration operation overlaps itself).
 
-What makes it fast in Python (figures in the final report and bench/checker.py):
+What makes it fast in Python (50 etcd logs of Porcupine's test data: a plain port of
+Porcupine's loop takes 2.25 s and visits 328,326 configurations; this search 0.012 s and
+2,415; Porcupine itself, in Go, about 0.4 s):
 
 * Model states are interned as small ints and every (operation, state) transition is
   computed once and cached, so the model's ``step`` runs only on the first visit; the
-  memo is a set of bitsets per state id, with no tuple of states to hash.
+  memo is keyed by bitsets per state id, with no tuple of states to hash.
 * Three candidate lists, walked in order: known-outcome read-only operations, other
   known-outcome operations, unknown-outcome operations. A read-only operation (see
   ``checker.models``) that fits the current state is placed at once without branching:
   a pure check can always move earlier, so the configuration with it is equivalent to
-  the one without. Unknown outcomes come last: they are rarely what a history needs.
+  the one without. Unknown outcomes come last: tried first, the same search takes 0.5 s.
 * Unknown-outcome operations: their return is at +infinity, so they never block
   anything, and the search ends as soon as every known-outcome operation is placed
   (the rest never happened, or happened after everything). Read-only ones constrain
   nothing and are dropped up front. Identical ones (same ``f`` and input) are
   interchangeable, so only the earliest-called not-yet-placed one of each kind is tried.
+  And a configuration is skipped when one with the same known operations and state but
+  a subset of its unknown ones was seen (``_fresh``): this alone takes the etcd logs
+  from 41,702 configurations to 2,670.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from checker.model import Model, Operation
 from checker.result import UNKNOWN
 
 _CHECK_EVERY = 2048  # pushes between two looks at the clock
+_GUIDED_PUSHES_PER_OP = 20  # the guided search's budget: it must stay cheap next to the full one
 
 
 @dataclass
@@ -54,15 +60,32 @@ class PartitionResult:
     explored: int = 0  # configurations visited
 
 
-class TimeLimit(Exception):
-    pass
-
-
 def check_partition(model: Model, ops: list[Operation], deadline: float | None = None) -> PartitionResult:
-    """Is this partition linearizable? ``deadline`` is a ``time.perf_counter()`` value."""
+    """Is this partition linearizable? ``deadline`` is a ``time.perf_counter()`` value.
+
+    With unknown-outcome ops that matter, a guided search goes first: it places such an
+    op only where it lets the earliest-returning op, which could not go, go. It is
+    incomplete, so only its success counts (a linearization is a proof); otherwise, or
+    past a small budget of configurations, the complete search decides. Guidance pays
+    where an op that never took effect would, if placed, be contradicted only much later
+    (the complete search then has to undo everything in between, which can take
+    exponential time: on a generated 5,000-op chat partition with 57 unknown outcomes,
+    0.1 to 0.2 s instead of a time-out).
+    """
     read_only: Callable[[Operation], bool] = getattr(model, "read_only", None) or (lambda op: False)
     ro = {op.id: read_only(op) for op in ops}
     ops = sorted((op for op in ops if op.ret is not None or not ro[op.id]), key=lambda o: (o.call, o.id))
+    if any(op.ret is None for op in ops):
+        guided = _search(model, ops, ro, deadline, guided=True)
+        if guided.valid is True:
+            return guided
+    return _search(model, ops, ro, deadline, guided=False)
+
+
+def _search(
+    model: Model, ops: list[Operation], ro: dict[int, bool], deadline: float | None, guided: bool
+) -> PartitionResult:
+    """The search over ``ops`` (in call order). ``guided``: see check_partition."""
     n = len(ops)
     calls = [op.call for op in ops]
     ret_order = sorted((i for i in range(n) if ops[i].ret is not None), key=lambda i: (ops[i].ret, i))
@@ -91,7 +114,7 @@ def check_partition(model: Model, ops: list[Operation], deadline: float | None =
     bit = [1 << i for i in range(n)]
     lin = bytearray(n)
     # The memo, per state id: with no unknown-outcome ops, the set of bitsets seen; else
-    # known-op bitset -> the unknown-op bitsets seen with it (see _dominated).
+    # known-op bitset -> the unknown-op bitsets seen with it (see _fresh).
     plain = all(seg < 2 for seg in seg_of)
     seen: list = [{0} if plain else {0: [0]}]
 
@@ -117,6 +140,7 @@ def check_partition(model: Model, ops: list[Operation], deadline: float | None =
     best: tuple[list[int], int, int, int] = ([], 0, 0, 0)
     agree = 0
     pushes = 0
+    limit = _GUIDED_PUSHES_PER_OP * n + _CHECK_EVERY if guided else float("inf")
     seg, i = 0, nxt[heads[0]]
     while n_known:
         if i < hi:
@@ -127,6 +151,9 @@ def check_partition(model: Model, ops: list[Operation], deadline: float | None =
             if ns is None:
                 ns = trans[i][sid] = transition(i, sid)
             if ns < 0:
+                i = nxt[i]
+                continue
+            if guided and seg == 2 and not _enables(ret_order[r], sid, ns, trans, transition):
                 i = nxt[i]
                 continue
             memo = seen[ns]
@@ -160,7 +187,9 @@ def check_partition(model: Model, ops: list[Operation], deadline: float | None =
                     agree = len(stack)
                     best = (path, sid, known | unknown, r)
                 pushes += 1
-                if deadline is not None and pushes % _CHECK_EVERY == 0 and time.perf_counter() > deadline:
+                if pushes % _CHECK_EVERY == 0 and (
+                    pushes > limit or (deadline is not None and time.perf_counter() > deadline)
+                ):
                     return _give_up(UNKNOWN, ops, best, states, hi_of, pushes)
                 seg, i = 0, nxt[heads[0]]
                 continue
@@ -190,6 +219,21 @@ def check_partition(model: Model, ops: list[Operation], deadline: float | None =
         i = nxt[i]
     order = [ops[f[0]].id for f in stack]
     return PartitionResult(True, order, longest=order, state=states[sid], explored=pushes)
+
+
+def _enables(
+    blocking: int, before: int, after: int, trans: list[dict[int, int]], transition: Callable
+) -> bool:
+    """Does moving from state ``before`` to ``after`` let the ``blocking`` op go when it could not?"""
+    if before == after:
+        return False
+    for sid in (before, after):
+        ok = trans[blocking].get(sid)
+        if ok is None:
+            ok = trans[blocking][sid] = transition(blocking, sid)
+        if (ok >= 0) != (sid == after):
+            return False
+    return True
 
 
 def _fresh(memo: dict[int, list[int]], known: int, unknown: int) -> bool:

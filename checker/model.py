@@ -8,8 +8,9 @@ to compare. Adding a model is one file in ``checker/models/``.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable, Protocol
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)

@@ -22,15 +22,23 @@ Test = Callable[[list[Operation]], bool]
 def shrink_failure(
     model: Model, ops: list[Operation], failure: Failure, budget: float = 3.0, max_checks: int = 5000
 ) -> None:
-    """Fill ``failure.minimal``, ``minimal_longest`` and ``minimal_stuck`` in place."""
+    """Fill ``failure.minimal``, ``minimal_longest`` and ``minimal_stuck`` in place.
+
+    When the budget does not even allow re-checking, the whole partition stands as its
+    own counterexample, with the failure's own prefix and stuck operations.
+    """
     from checker import stuck_ops
 
     minimal = shrink(model, ops, budget, max_checks)
-    outcome = check_partition(model, minimal)
+    outcome = check_partition(model, minimal, time.perf_counter() + budget)
+    failure.minimal = sorted(op.id for op in minimal)
+    if outcome.valid is not False:
+        failure.minimal_longest, failure.minimal_stuck = list(failure.longest), list(failure.stuck)
+        return
+    by_id = {op.id: op for op in minimal}
     state = model.init()
     for op_id in outcome.longest:
-        _, state = model.step(state, next(op for op in minimal if op.id == op_id))
-    failure.minimal = sorted(op.id for op in minimal)
+        _, state = model.step(state, by_id[op_id])
     failure.minimal_longest = list(outcome.longest)
     failure.minimal_stuck = stuck_ops(model, state, outcome.candidates)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,11 @@ def initial_value(text: str) -> int | float | None:
         return None
     for kind in (int, float):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
-            pass
+            continue
+        if math.isfinite(value):
+            return value
     raise argparse.ArgumentTypeError(f"expected nil or a number, not {text!r}")
 
 
@@ -92,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except ValueError as exc:  # get_model: an unknown name
         return _fail(f"{args.path}: {exc}")
+    except TypeError as exc:  # an initial value of the wrong kind for this model
+        return _fail(f"{args.path}: model {name} cannot start from {args.initial!r}: {exc}")
     try:
         result = check(history.ops, model, timeout=args.timeout)
     except Exception as exc:  # values the model cannot read: bad input, never a verdict

@@ -3,13 +3,15 @@
 edn_format reads every element. What history files also need, and it does not give:
 
 * The line of each element, for errors (its own message for a truncated file is "EOF
-  Reached"). ``_Scanner`` only finds where elements start (it knows strings, comments,
-  characters, brackets and prefixes, nothing of values): the top-level forms, or the elements
-  of a file that is one vector or list (Knossos). Each element is then parsed on its own, so a
-  failure names its element's line.
+  Reached", with no position). ``_Scanner`` only finds where elements start (it knows strings,
+  comments, characters, brackets and prefixes, nothing of values): the top-level forms, or the
+  elements of a file that is one vector or list (Knossos). It reports unbalanced brackets and
+  truncation itself; edn_format's other errors are traced to their element by parsing the
+  elements one by one, which only happens when parsing them all at once fails.
 * Speed: ``edn_format.loads`` builds a new ply parser and lexer on every call. We build them
-  once from edn_format's own grammar and lexer and reuse them, which makes a call per element
-  cheap, and parse each distinct element text once (Knossos files repeat the same op maps).
+  once, from edn_format's own grammar, tables and lexer, and reuse them; and parse each
+  distinct element text once (Knossos files repeat the same op maps). ply's parsing itself
+  (~80 µs per op map) is what remains: a few times slower than a hand-written reader.
 * Plain values: vectors, lists and sets -> ``list``; maps -> ``dict`` (collection keys become
   tuples); keywords -> :class:`Keyword`, a ``str`` without the colon (``Keyword("ok") ==
   "ok"``) that still tells ``:timed-out`` from ``"timed-out"``; symbols -> :class:`Symbol`;
@@ -87,13 +89,23 @@ def _parser() -> tuple[Callable[[str], Any], threading.Lock]:
     return lambda text: parser.parse(text, lexer=lexer), threading.Lock()
 
 
+# What edn_format raises for bad text: EDNDecodeError and bad escapes are ValueErrors, 1e9999999M
+# overflows, and its public API rejects unknown tags with NotImplementedError.
+_EDN_ERRORS = (ValueError, ArithmeticError, NotImplementedError)
+
+
+def _parse_all(text: str) -> Any:
+    """Every EDN value in ``text``, as edn_format returns them."""
+    parse, lock = _parser()
+    with lock:
+        return parse(text)
+
+
 def _parse_one(text: str, line: int) -> Any:
     """The one EDN value in ``text`` (as edn_format returns it); EdnError naming ``line``."""
-    parse, lock = _parser()
     try:
-        with lock:
-            found = parse(text)
-    except (ValueError, NotImplementedError) as exc:  # EDNDecodeError is a ValueError
+        found = _parse_all(text)
+    except _EDN_ERRORS as exc:
         raise EdnError(line, _message(exc, text)) from None
     if len(found) != 1:
         raise EdnError(line, f"expected one EDN value, found {len(found)}")
@@ -102,22 +114,24 @@ def _parse_one(text: str, line: int) -> Any:
 
 def _message(exc: Exception, text: str) -> str:
     """edn_format's complaint in words: it raises the offending ply token, or a text with an offset."""
-    arg = exc.args[0] if exc.args else exc
+    if isinstance(exc, ArithmeticError):
+        return f"number out of range ({type(exc).__name__})"
+    arg = exc.args[0] if exc.args else None
     if hasattr(arg, "lexpos"):
         return f"unexpected {text[arg.lexpos :].split(None, 1)[0][:40]!r}"
-    what = re.sub(r" with lexpos \d+", "", str(arg))
+    what = re.sub(r" with lexpos \d+", "", str(exc))  # an offset into the element, not the file
     return "incomplete: the text ends inside a form (EOF Reached)" if what == "EOF Reached" else what
 
 
 def parse_value(text: str) -> Any:
     """The single EDN value in ``text`` (a field of a log line), as plain values."""
-    return plain_edn(_parse_one(text, 1))
+    return _plain_edn(_parse_one(text, 1))
 
 
 def read_elements(text: str) -> list[tuple[Any, int]]:
     """The elements of an EDN history and the line each starts on: the elements of the vector
     or list when the text is one, else its top-level forms. Raises EdnError for the first bad
-    element, in text order."""
+    element, in text order. Elements with the same text share one value: do not mutate them."""
     if "\r" in text:
         text = text.replace("\r\n", "\n")  # edn_format's lexer does not take \r as whitespace
     scanner = _Scanner(text)
@@ -127,25 +141,40 @@ def read_elements(text: str) -> list[tuple[Any, int]]:
         end = min(end, error.pos)
     elif not starts and scanner.children is None:
         raise EdnError(None, "no EDN data (only comments?)")
-    memo: dict[str, Any] = {}
-    elements: list[tuple[Any, int]] = []
+    chunks: list[str] = []
+    lines: list[int] = []
     line, counted = 1, 0
     for i, start in enumerate(starts):
         if start >= end:
             break
         line += text.count("\n", counted, start)
         counted = start
-        chunk = text[start : starts[i + 1] if i + 1 < len(starts) and starts[i + 1] < end else end]
-        raw = memo.get(chunk, memo)
-        if raw is memo:
-            raw = memo[chunk] = _parse_one(chunk, line)
-        elements.append((plain_edn(raw), line))
+        lines.append(line)
+        chunks.append(text[start : starts[i + 1] if i + 1 < len(starts) and starts[i + 1] < end else end])
+    values = _parse_elements(chunks, lines)
     if error is not None:
         raise EdnError(error.line, error.what)
-    return elements
+    return [(values[chunk], line) for chunk, line in zip(chunks, lines, strict=True)]
 
 
-def plain_edn(value: Any) -> Any:
+def _parse_elements(chunks: list[str], lines: list[int]) -> dict[str, Any]:
+    """Each distinct element text's value. One edn_format call parses them all (a call costs);
+    only if that fails, one call per element, in text order, finds the first bad one."""
+    distinct = list(dict.fromkeys(chunks))  # Knossos files repeat the same op maps
+    try:
+        found = _parse_all("\n".join(distinct))
+    except _EDN_ERRORS:
+        found = None
+    if found is not None and len(found) == len(distinct):
+        return {chunk: _plain_edn(value) for chunk, value in zip(distinct, found, strict=True)}
+    values: dict[str, Any] = {}
+    for chunk, line in zip(chunks, lines, strict=True):
+        if chunk not in values:
+            values[chunk] = _plain_edn(_parse_one(chunk, line))
+    return values
+
+
+def _plain_edn(value: Any) -> Any:
     """edn_format's value with plain Python types (see the module docstring); a new copy each call."""
     kind = type(value)
     if kind is edn_format.Keyword:
@@ -153,15 +182,17 @@ def plain_edn(value: Any) -> Any:
     if kind is int or kind is str or value is None or kind is bool or kind is float:
         return value
     if kind is edn_format.ImmutableDict:
-        return {_key(plain_edn(k)): plain_edn(v) for k, v in value.dict.items()}  # .items() hashes keys: slow
+        return {
+            _key(_plain_edn(k)): _plain_edn(v) for k, v in value.dict.items()
+        }  # .items() hashes keys: slow
     if kind is edn_format.ImmutableList or kind is tuple or kind is frozenset:
-        return [plain_edn(v) for v in value]
+        return [_plain_edn(v) for v in value]
     if kind is edn_format.Symbol:
         return Symbol(value.name)
     if kind is edn_format.Char:
         return str(value)
     if kind is edn_format.MetadataValue:
-        return plain_edn(value.value)
+        return _plain_edn(value.value)
     if kind is Decimal:
         return float(value)
     return value  # Fraction, and what edn_format's own tag handlers make
@@ -193,6 +224,8 @@ _CLOSERS = frozenset("])}")
 
 @dataclass(slots=True)
 class _ScanError:
+    """Kept, not raised, until the elements before it are parsed: errors come in text order."""
+
     pos: int  # elements from here on are not parsed
     line: int
     what: str
@@ -222,6 +255,7 @@ class _Scanner:
         return self.tops, len(self.text)
 
     def run(self) -> _ScanError | None:
+        """Scan the whole text, in one pass of a regex; the first structural error, if any."""
         text = self.text
         stack: list[tuple[str, int]] = []  # open brackets and where
         base = 0  # the depth elements are at: 1 inside the first form's vector or list
@@ -249,7 +283,7 @@ class _Scanner:
             if tok in _OPENERS:
                 self._form(start)
                 first = len(self.tops) == 1 and self.tops[0] == start and self.children is None
-                if not depth and tok in ("[", "(") and first and not self.owed:
+                if not depth and tok in ("[", "(") and first:  # not after a prefix: #tag [...]
                     self.level = self.children = []
                     base = 1
                 stack.append((tok, start))
@@ -259,6 +293,8 @@ class _Scanner:
                 opener, where = stack.pop()  # the first form's vector or list
                 if _OPENERS[opener] != tok:
                     return self._fail(start, stack, base, _mismatch(text, tok, opener, where))
+                if self.owed:
+                    return self._fail(start, stack, base, f"'{self.prefix}' has no form before '{tok}'")
                 base, self.level, self.seq_end = 0, self.tops, start
             elif tok == '"':
                 self._form(start)  # the element is this string, or a #tag's before it
@@ -280,7 +316,7 @@ class _Scanner:
     def _prefix(self, pos: int, name: str, takes: int, starts: bool) -> None:
         self.prefix = name
         if self.owed:
-            self.owed -= 1 if starts else 0  # it is (part of) a form a prefix before it takes
+            self.owed -= 1 if starts else 0  # this prefixed form is the one a prefix before takes
         else:
             self.current = pos
             if starts:
@@ -306,7 +342,9 @@ class _Scanner:
         if len(stack) > base or self.owed:
             what = f"'{stack[base][0]}' not closed" if len(stack) > base else f"'{self.prefix}' has no form"
             kind = "element" if base else "form"
-            return self._fail(len(text), stack, base, f"file ends inside the {kind} that starts here ({what}; truncated?)")
+            return self._fail(
+                len(text), stack, base, f"file ends inside the {kind} that starts here ({what}; truncated?)"
+            )
         if stack:
             opener, where = stack[0]
             last = _line(text, len(text.rstrip()) - 1)

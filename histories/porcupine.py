@@ -27,6 +27,7 @@ _NAME = re.compile(r":[\w.*+!?<>=-]+")
 def parse_etcd_log(text: str, path: str) -> list[RawOp]:
     """The records of a Jepsen etcd log; every non-blank line must be one."""
     raws: list[RawOp] = []
+    values: dict[str, object] = {}  # the same few values recur: parse each once (read-only)
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
@@ -53,7 +54,9 @@ def parse_etcd_log(text: str, path: str) -> list[RawOp]:
             )
         if not _NAME.fullmatch(f_text):
             raise HistoryError(path, number, f"bad f {f_text!r} (expected a keyword such as :read)")
-        raws.append(RawOp(number, type_text[1:], process, f_text[1:], _value(value_text, path, number)))
+        if value_text not in values:
+            values[value_text] = _value(value_text, path, number)
+        raws.append(RawOp(number, type_text[1:], process, f_text[1:], values[value_text]))
     if not raws:
         raise HistoryError(path, None, "no records")
     return raws

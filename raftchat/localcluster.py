@@ -45,26 +45,11 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 def node_status(address: str, timeout: float = 0.5) -> dict | None:
     """Ask one node for its Raft status over the client protocol; None if it does not answer."""
-    host, port = cfg.split_hostport(address)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(protocol.frame(protocol.pack({"id": 1, "meta": "status"})))
-            header = _recv_exactly(sock, 4)
-            reply = protocol.unpack(_recv_exactly(sock, int.from_bytes(header, "big")))
-            return reply.get("value") if reply.get("status") == "ok" else None
+        reply = protocol.request_sync(cfg.split_hostport(address), {"id": 1, "meta": "status"}, timeout)
     except (OSError, ValueError):
         return None
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
+    return reply.get("value") if isinstance(reply, dict) and reply.get("status") == "ok" else None
 
 
 class LocalCluster:

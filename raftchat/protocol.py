@@ -14,6 +14,7 @@ machine's own are listed in :data:`SERVER_STATUSES`.
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from typing import Any
 
@@ -59,3 +60,26 @@ def pack(obj: Any) -> bytes:
 
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def request_sync(address: tuple[str, int], request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+    """One request over a fresh blocking socket: for probes, scripts and tests."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(frame(pack(request)))
+        return unpack(recv_frame_sync(sock))
+
+
+def recv_frame_sync(sock: socket.socket) -> bytes:
+    (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
+    return _recv_exactly(sock, size)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(data)} of {size} bytes")
+        data += chunk
+    return bytes(data)

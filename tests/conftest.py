@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+from raftchat import config as cfg
+from raftchat.client import OperationError, SyncClient
 from raftchat.localcluster import LocalCluster
 
 
@@ -22,3 +31,52 @@ def make_cluster(tmp_path):
     yield make
     for cluster in clusters:
         cluster.stop_all()
+
+
+def _has_leader(config: cfg.ClusterConfig) -> bool:
+    try:
+        with SyncClient(config, timeout=1.0, attempt_timeout=0.3) as client:
+            return client.call("list_accounts", pattern="").status == "ok"
+    except OperationError:
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def live_cluster(tmp_path_factory) -> Iterator[Path]:
+    """A real 3-node cluster run by `raftchat cluster`, shared by the session; yields its cluster.yaml."""
+    tmp = tmp_path_factory.mktemp("live")
+    data_dir, out_path = tmp / "cluster", tmp / "cluster.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "raftchat", "cluster", "--nodes", "3", "--data-dir", str(data_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    path = data_dir / "cluster.yaml"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"cluster exited with {proc.returncode}: {out_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no leader within 30 s: {out_path.read_text()}")
+            try:
+                if path.exists() and _has_leader(cfg.load(path)):
+                    break
+            except cfg.ConfigError:
+                pass  # the file is still being written
+            time.sleep(0.1)
+        yield path
+    finally:
+        _stop(proc)

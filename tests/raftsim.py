@@ -157,6 +157,10 @@ class Sim:
         raw = [60, 12, 5, 3, 4 * storm, 5, 4 * storm, 3]
         self.weights = [sum(raw[: i + 1]) for i in range(len(raw))]
         self.weight_total = self.weights[-1]
+        self.setup = (
+            f"seed={seed} nodes={n} {self.config} drop={self.drop} dup={self.dup} "
+            f"max_delay={self.max_delay} storm={storm:.2f}"
+        )
         for i in self.ids:
             self.start(i)
 
@@ -601,7 +605,7 @@ class Sim:
 
     def describe(self) -> str:
         lines = [
-            f"seed={self.seed} nodes={len(self.ids)} config={self.config} drop={self.drop} dup={self.dup}",
+            self.setup,
             f"events={self.events} committed={self.max_committed}",
         ]
         for node in self.nodes.values():

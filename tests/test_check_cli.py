@@ -164,7 +164,7 @@ def test_initial_value(tmp_path: Path) -> None:
     assert harness("check", "--model", "register", "--initial", "nil", path).returncode == 1
 
 
-@pytest.mark.parametrize("value", ["zero", "", "5x", "None"])
+@pytest.mark.parametrize("value", ["zero", "", "5x", "None", "nan"])
 def test_bad_initial_exits_3(tmp_path: Path, value: str) -> None:
     run = harness(
         "check", "--model", "register", "--initial", value, register_history(tmp_path / "h.jsonl", 1)

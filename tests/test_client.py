@@ -7,11 +7,7 @@ what a failure means (definite or not) is checked without waiting for a real ele
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -373,73 +369,6 @@ def test_sync_client_keeps_its_loop_between_calls(fake_cluster):
 # ---------------------------------------------------------------------- a real cluster
 
 
-def _start_cluster(tmp: Path, nodes: int = 3) -> tuple[subprocess.Popen, Path]:
-    """Start `raftchat cluster`, wait for its cluster file and a leader; return (process, cluster file)."""
-    if not (ROOT / "raftchat" / "node.py").exists():
-        pytest.skip("raftchat/node.py does not exist yet: no node runtime to test against")
-    data_dir = tmp / "cluster"
-    log = open(tmp / "cluster.out", "wb")  # noqa: SIM115 -- the process writes to it until teardown
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "raftchat", "cluster", "--nodes", str(nodes), "--data-dir", str(data_dir)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    path = data_dir / "cluster.yaml"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"cluster exited with {proc.returncode}: {(tmp / 'cluster.out').read_text()}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no leader within 30 s: {(tmp / 'cluster.out').read_text()}")
-            if path.exists():
-                try:
-                    config = cfg.load(path)
-                except cfg.ConfigError:  # still being written
-                    config = None
-                if config is not None and _has_leader(config):
-                    return proc, path
-            time.sleep(0.1)
-    except BaseException:
-        _stop_cluster(proc)
-        raise
-
-
-def _has_leader(config: cfg.ClusterConfig) -> bool:
-    try:
-        with SyncClient(config, timeout=1.0, attempt_timeout=0.3) as client:
-            return client.call("list_accounts", pattern="").status == "ok"
-    except OperationError:
-        return False
-
-
-def _stop_cluster(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="session")
-def live_cluster(tmp_path_factory) -> Iterator[Path]:
-    """A real 3-node cluster for the whole session; yields its cluster.yaml."""
-    proc, path = _start_cluster(tmp_path_factory.mktemp("live_client"))
-    yield path
-    _stop_cluster(proc)
-
-
 def unique(prefix: str) -> str:
     """A fresh username (the cluster is shared by every test in the session)."""
     return f"{prefix}{uuid.uuid4().hex[:8]}"
@@ -447,22 +376,7 @@ def unique(prefix: str) -> str:
 
 def raw_request(address: str, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
     """One request over a plain socket, to see exactly what a node answers."""
-    host, port = cfg.split_hostport(address)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(protocol.frame(protocol.pack(request)))
-        header = _recv(sock, 4)
-        return protocol.unpack(_recv(sock, int.from_bytes(header, "big")))
-
-
-def _recv(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("node closed the connection")
-        data += chunk
-    return data
+    return protocol.request_sync(cfg.split_hostport(address), request, timeout)
 
 
 def test_live_chat_operations(live_cluster):

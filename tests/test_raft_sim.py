@@ -31,7 +31,7 @@ from raftchat.raft.messages import (
     VoteResponse,
 )
 
-DEFAULT_SCHEDULES = 1200
+DEFAULT_SCHEDULES = 1000
 
 
 def _replay_hint(seed: int) -> str:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,7 @@ import pytest
 
 from raftchat import config as cfg
 from raftchat import shell
-from raftchat.client import OperationError, SyncClient
+from raftchat.client import OperationError
 from raftchat.shell import COMMANDS, Action, Shell, UsageError, help_text, parse
 from raftchat.statemachine import Result
 
@@ -251,64 +248,7 @@ def test_bad_cluster_file_is_exit_2_with_a_clear_message(tmp_path, content, mess
 
 
 def _env() -> dict[str, str]:
-    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": pythonpath, "TERM": "dumb"}
-
-
-def _has_leader(config: cfg.ClusterConfig) -> bool:
-    try:
-        with SyncClient(config, timeout=1.0, attempt_timeout=0.3) as client:
-            return client.call("list_accounts", pattern="").status == "ok"
-    except OperationError:
-        return False
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="session")
-def live_cluster(tmp_path_factory) -> Iterator[Path]:
-    """A real 3-node cluster (`raftchat cluster`) for the whole session; yields its cluster.yaml."""
-    if not (ROOT / "raftchat" / "node.py").exists():
-        pytest.skip("raftchat/node.py does not exist yet: no node runtime to test against")
-    tmp = tmp_path_factory.mktemp("live_shell")
-    data_dir = tmp / "cluster"
-    out_path = tmp / "cluster.out"
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "raftchat", "cluster", "--nodes", "3", "--data-dir", str(data_dir)],
-            cwd=ROOT,
-            env=_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    path = data_dir / "cluster.yaml"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"cluster exited with {proc.returncode}: {out_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no leader within 30 s: {out_path.read_text()}")
-            try:
-                if path.exists() and _has_leader(cfg.load(path)):
-                    break
-            except cfg.ConfigError:
-                pass  # the file is still being written
-            time.sleep(0.1)
-    except BaseException:
-        _stop(proc)
-        raise
-    yield path
-    _stop(proc)
+    return {**os.environ, "TERM": "dumb"}
 
 
 def unique(prefix: str) -> str:

@@ -126,6 +126,7 @@ class _Progress:
     def replicate(self) -> None:
         self.state = _State.REPLICATE
         self.next = self.match + 1
+        self.probe_sent = False
         self.inflight.clear()
 
 
@@ -243,7 +244,8 @@ class RaftCore:
 
     def _last_at_most(self, limit: int, term: int) -> int:
         """Largest index <= limit whose term is <= ``term``. Terms never decrease along a log, so
-        bisect finds it; below the snapshot we cannot tell and answer snapshot.index - 1."""
+        bisect finds it. When the answer lies inside the snapshot we cannot tell exactly and
+        return an index below the snapshot, which makes the leader send the snapshot."""
         if limit < self._snap_index:
             return limit
         count = bisect_right(self._log, term, hi=limit - self._snap_index, key=_term)
