@@ -27,7 +27,9 @@ def check(
     """Is the history linearizable for ``model`` (a Model or a name for ``get_model``)?
 
     ``timeout`` (seconds) bounds the whole search; past it the verdict is "unknown".
-    Shrinking a failure has its own small budget on top.
+    Partitions are checked in order and the first non-linearizable one ends the check
+    (later ones keep ``None`` in ``linearizations``). Shrinking a failure has its own
+    small budget (3 s) on top.
     """
     return check_operations(operations(history_ops), model, timeout, shrink)
 
@@ -72,7 +74,10 @@ def check_operations(
 
 def explain(model: Model, ops: list[Operation], partition: int, outcome: PartitionResult) -> Failure:
     """A Failure from the deepest point the search reached: the prefix, its states, and
-    the operations that could have gone next but that the model rejects there."""
+    the operations that could have gone next but that the model rejects there.
+
+    ``states`` has one entry per op of ``longest``; with an empty prefix, the initial state.
+    """
     by_id = {op.id: op for op in ops}
     state: Hashable = model.init()
     states = []

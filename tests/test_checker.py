@@ -364,6 +364,31 @@ def test_shrinking_gives_a_small_non_linearizable_sub_history() -> None:
     assert check_partition(get_model("register"), sub).valid is False
     assert failure.minimal_stuck and failure.minimal_longest is not None
     assert result.to_json()["failure"]["minimal_history"]
+    # The stale read observed extra-1: the write of that value must stay, or the anomaly
+    # would be "a read of a value nobody wrote", which is not this history's bug.
+    kept = {(op.f, op.input if op.f == "write" else op.output) for op in sub}
+    assert ("write", 39) in kept and ("write", "x") in kept and ("read", 39) in kept
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+def test_every_op_of_a_minimal_anomaly_is_explainable_on_its_own() -> None:
+    from checker.shrink import explainable
+    from histories import read_history
+
+    with open(CORPUS / "porcupine-etcd" / "expected.csv") as f:
+        failing = [row["file"] for row in csv.DictReader(f) if row["expected"] == "not-linearizable"]
+    for name in failing[:10]:
+        history = read_history(CORPUS / "porcupine-etcd" / name)
+        model = get_model("cas-register", None)
+        result = check(history.ops, model)
+        assert result.valid is False and result.failure and result.failure.minimal
+        by_id = {op.id: op for op in result.ops}
+        sub = [by_id[i] for i in result.failure.minimal]
+        assert check_partition(model, sub).valid is False
+        assert explainable(model, sub, time.perf_counter() + 10)
+        # ...and the explainability test does reject a bare read of a value nobody wrote.
+        read = next(op for op in sub if op.f == "read" and op.output is not None)
+        assert not explainable(model, [read], time.perf_counter() + 10)
 
 
 def test_failure_reports_longest_prefix_states_and_stuck_candidates() -> None:
