@@ -30,7 +30,47 @@ def build_parser() -> ArgumentParser:
     )
     check.add_arguments(checking)
     checking.set_defaults(run=check.run)
+    _add_run(commands)
+    _add_serve(commands)
     return parser
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    from harness import run_cmd
+
+    running = commands.add_parser(
+        "run",
+        help="run a verification of raftchat",
+        description="Start a cluster, drive concurrent clients (and faults), record the history, "
+        "check it and store the results. Exit code: 0 valid, 1 invalid, 2 unknown, 3 error.",
+    )
+    run_cmd.add_arguments(running)
+    running.set_defaults(run=run_cmd.run)
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    serving = commands.add_parser(
+        "serve",
+        help="browse stored runs in a web browser",
+        description="Serve the run store over HTTP: every run with its verdict, plots, timeline and files.",
+    )
+    serving.add_argument("--store", default="store", metavar="DIR", help="the run store (default: store)")
+    serving.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
+    serving.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serving.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.serve import serve
+
+    try:
+        serve(Path(args.store), args.host, args.port)
+    except OSError as exc:  # the port is taken, or the address is not ours
+        print(f"harness serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

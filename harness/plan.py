@@ -1,0 +1,156 @@
+"""Test plans: what a run does, read from YAML and overridden from the command line.
+
+Every field has a default, so an empty plan is a valid one. Anything unknown, of the
+wrong type or impossible is an error that names the key and what was expected: a typo
+in a nightly plan must not silently run a different test.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class PlanError(ValueError):
+    """The plan is not usable; the message says where and why."""
+
+
+@dataclass
+class Plan:
+    name: str = "raftchat"
+    nodes: int = 5
+    concurrency: int = 10
+    time_limit: float = 60.0  # seconds of load, before healing and the final reads
+    rate: float = 100.0  # operations per second over all workers; 0 = as fast as they go
+    seed: int | None = None  # None: drawn at random, and written into the stored plan
+    workload: str = "chat"
+    workload_options: dict[str, Any] = field(default_factory=dict)
+    nemesis: list[str] = field(default_factory=list)  # fault kinds; empty = no faults
+    nemesis_interval: float = 5.0  # seconds between starting and stopping faults
+    net: str = "auto"  # how partitions are made: auto, netns or proxy
+    recovery: float = 3.0  # seconds the healed cluster gets before the final reads
+    op_timeout: float = 5.0  # a client operation still unanswered after this is recorded as info
+    checker_timeout: float = 120.0  # then the verdict is "unknown"
+    bug: str | None = None  # start every node with this deliberate bug (self-test)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_FIELDS = {f.name: f for f in fields(Plan)}
+_NETS = ("auto", "netns", "proxy")
+
+
+def _positive_int(key: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise PlanError(f"{key!r} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
+def _seconds(key: str, value: Any, allow_zero: bool = False) -> float:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or value < 0 or (value == 0 and not allow_zero):
+        kind = "a non-negative number" if allow_zero else "a positive number"
+        raise PlanError(f"{key!r} must be {kind} of seconds, got {value!r}")
+    return float(value)
+
+
+def validate(data: dict[str, Any]) -> Plan:
+    """Build a Plan from a mapping, checking every key."""
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise PlanError(f"unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(_FIELDS)}")
+    plan = Plan()
+    for key, value in data.items():
+        if value is None and key not in ("seed", "bug"):
+            continue  # an empty YAML value means "the default"
+        setattr(plan, key, value)
+    if not isinstance(plan.name, str) or not plan.name or "/" in plan.name or plan.name.startswith("."):
+        raise PlanError(f"'name' must be a non-empty string usable as a folder name, got {plan.name!r}")
+    plan.nodes = _positive_int("nodes", plan.nodes)
+    plan.concurrency = _positive_int("concurrency", plan.concurrency)
+    plan.time_limit = _seconds("time_limit", plan.time_limit)
+    plan.rate = _seconds("rate", plan.rate, allow_zero=True)
+    plan.nemesis_interval = _seconds("nemesis_interval", plan.nemesis_interval)
+    plan.recovery = _seconds("recovery", plan.recovery, allow_zero=True)
+    plan.op_timeout = _seconds("op_timeout", plan.op_timeout)
+    plan.checker_timeout = _seconds("checker_timeout", plan.checker_timeout)
+    if plan.seed is not None:
+        plan.seed = _positive_int("seed", plan.seed, minimum=0)
+    if not isinstance(plan.workload, str):
+        raise PlanError(f"'workload' must be a name, got {plan.workload!r}")
+    if not isinstance(plan.workload_options, dict):
+        raise PlanError(f"'workload_options' must be a mapping, got {plan.workload_options!r}")
+    if isinstance(plan.nemesis, str):
+        plan.nemesis = [part.strip() for part in plan.nemesis.split(",") if part.strip()]
+    if not isinstance(plan.nemesis, list) or not all(isinstance(n, str) for n in plan.nemesis):
+        raise PlanError(f"'nemesis' must be a list of fault names, got {plan.nemesis!r}")
+    if plan.net not in _NETS:
+        raise PlanError(f"'net' must be one of {', '.join(_NETS)}, got {plan.net!r}")
+    if plan.bug is not None and not isinstance(plan.bug, str):
+        raise PlanError(f"'bug' must be a bug name, got {plan.bug!r}")
+    _check_names(plan)
+    return plan
+
+
+def _check_names(plan: Plan) -> None:
+    """Names that other packages define: workloads, faults, bugs."""
+    from raftchat.node import ALL_BUGS
+    from workloads import WORKLOADS, make_workload
+
+    if plan.workload not in WORKLOADS:
+        raise PlanError(f"'workload' must be one of {', '.join(sorted(WORKLOADS))}, got {plan.workload!r}")
+    try:
+        make_workload(plan.workload, plan.workload_options, plan.concurrency, plan.seed or 0)
+    except ValueError as exc:
+        raise PlanError(f"'workload_options': {exc}") from exc
+    known_faults = _known_faults()
+    for fault in plan.nemesis:
+        if fault not in known_faults:
+            choices = ", ".join(sorted(known_faults)) or "none available yet"
+            raise PlanError(f"'nemesis': unknown fault {fault!r} (known: {choices})")
+    if plan.bug is not None and plan.bug not in ALL_BUGS:
+        raise PlanError(f"'bug' must be one of {', '.join(sorted(ALL_BUGS))}, got {plan.bug!r}")
+
+
+def _known_faults() -> set[str]:
+    try:
+        from nemesis import FAULTS  # the fault-injection package, when it is installed
+    except ImportError:
+        return set()
+    return set(FAULTS)
+
+
+def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Plan:
+    """Read a plan file (None: the default plan), apply overrides, validate, fix the seed."""
+    data: dict[str, Any] = {}
+    where = "default plan"
+    if path is not None:
+        where = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise PlanError(f"{where}: cannot read the plan: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PlanError(f"{where}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise PlanError(f"{where}: a plan is a mapping of keys to values, got {type(loaded).__name__}")
+        data = dict(loaded or {})
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        plan = validate(data)
+    except PlanError as exc:
+        raise PlanError(f"{where}: {exc}") from None
+    if plan.seed is None:
+        plan.seed = random.SystemRandom().randrange(2**31)
+    return plan
+
+
+def dump(plan: Plan, path: Path) -> None:
+    path.write_text(yaml.safe_dump(plan.to_dict(), sort_keys=False))

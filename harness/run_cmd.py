@@ -1,0 +1,94 @@
+"""`harness run`: parse the options, run the plan, print a one-screen summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import plan as plans
+from harness.runner import EXIT_ERROR, RunOutcome, run_plan
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("plan", nargs="?", help="a plan in YAML (default: the built-in plan)")
+    parser.add_argument("--name", help="test name (the folder in the store)")
+    parser.add_argument("--nodes", type=int)
+    parser.add_argument("--concurrency", type=int, help="client workers")
+    parser.add_argument("--time-limit", type=float, help="seconds of load")
+    parser.add_argument("--rate", type=float, help="operations per second over all workers (0: no limit)")
+    parser.add_argument("--workload", help="chat, register or kv")
+    parser.add_argument("--nemesis", help="comma-separated faults, or 'none'")
+    parser.add_argument("--net", choices=["auto", "netns", "proxy"], help="how partitions are made")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--bug", help="start every node with this deliberate bug")
+    parser.add_argument("--store", default="store", help="where runs are kept (default: ./store)")
+    parser.add_argument("--junit", metavar="OUT.xml", help="also write a JUnit report")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    nemesis = args.nemesis
+    if nemesis is not None:
+        nemesis = [] if nemesis.strip().lower() in ("", "none") else nemesis
+    return {
+        "name": args.name,
+        "nodes": args.nodes,
+        "concurrency": args.concurrency,
+        "time_limit": args.time_limit,
+        "rate": args.rate,
+        "workload": args.workload,
+        "nemesis": nemesis,
+        "net": args.net,
+        "seed": args.seed,
+        "bug": args.bug,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        outcome = run_plan(args.plan, overrides_from(args), Path(args.store), progress=not args.quiet)
+    except plans.PlanError as exc:
+        print(f"harness run: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(summary(outcome))
+    if args.junit:
+        from harness.junit import write_junit
+
+        write_junit(Path(args.junit), [outcome.results])
+    return outcome.exit_code
+
+
+def summary(outcome: RunOutcome) -> str:
+    r = outcome.results
+    verdict = {True: "VALID (linearizable)", False: "INVALID (not linearizable)", "unknown": "UNKNOWN"}.get(
+        outcome.valid, "ERROR (not checked)"
+    )
+    stats = r.get("stats") or {}
+    totals = stats.get("totals", {})
+    lines = [
+        "",
+        f"verdict: {verdict}",
+        f"test: {r.get('test')}  workload: {r.get('workload')}  nodes: {r.get('nodes')}  "
+        f"nemesis: {', '.join(r.get('nemesis') or []) or 'none'}  bug: {r.get('bug') or 'none'}  "
+        f"seed: {r.get('seed')}",
+        f"operations: {stats.get('client_ops', 0)}: "
+        + ", ".join(f"{totals.get(k, 0)} {k}" for k in ("ok", "fail", "info", "open")),
+    ]
+    if "availability" in stats:
+        lines.append(f"availability: {stats['availability']:.1%} of operations succeeded")
+    checker = r.get("checker") or {}
+    failure = checker.get("failure")
+    if failure:
+        lines.append(f"anomaly in partition {failure['partition']}: {len(failure.get('minimal') or [])} ops")
+        for stuck in failure.get("stuck", [])[:3]:
+            lines.append(
+                f"  {stuck['description']}: observed {stuck['observed']}, expected {stuck['expected']}"
+            )
+    if checker.get("reason"):
+        lines.append(f"checker: {checker['reason']}")
+    if r.get("error"):
+        lines.append(f"error: {r['error']}")
+    lines.append(f"stored in: {outcome.run_dir}  (timeline.html, latency.png, throughput.png, logs/)")
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""One verification run, end to end, the way Jepsen runs a test.
+
+cluster up -> workers generate load (and the nemesis injects faults) until the time
+limit -> heal -> let the cluster recover -> final reads -> tear down -> check -> store.
+
+Everything started here is stopped in ``finally`` blocks, and node processes die with
+the harness (see raftchat.localcluster), so an interrupted or crashed run leaves no
+process behind. The history is written as it happens: even a killed run can be checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import plan as plans
+from harness.progress import Progress
+from harness.recorder import Recorder
+from harness.workers import Workers
+from raftchat.client import Client
+from raftchat.localcluster import LocalCluster
+from workloads import make_workload
+from workloads.base import Workload
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
+
+
+@dataclass
+class RunOutcome:
+    valid: bool | str | None  # None when the run failed before it could be checked
+    exit_code: int
+    run_dir: Path
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a run."""
+
+
+def exit_code(valid: bool | str | None) -> int:
+    return {True: EXIT_VALID, False: EXIT_INVALID, "unknown": EXIT_UNKNOWN}.get(valid, EXIT_ERROR)
+
+
+def run_plan(
+    plan: plans.Plan | str | Path | dict | None = None,
+    overrides: dict[str, Any] | None = None,
+    store_root: str | Path = "store",
+    progress: bool | None = None,
+) -> RunOutcome:
+    """Run a plan (a Plan, a YAML path, a mapping or None for the default) and store it."""
+    from harness import store
+
+    if isinstance(plan, plans.Plan):
+        resolved = plans.validate({**plan.to_dict(), **(overrides or {})})
+        if resolved.seed is None:
+            resolved.seed = random.SystemRandom().randrange(2**31)
+    elif isinstance(plan, dict):
+        resolved = plans.validate({**plan, **(overrides or {})})
+        if resolved.seed is None:
+            resolved.seed = random.SystemRandom().randrange(2**31)
+    else:
+        resolved = plans.load(plan, overrides)
+    run_dir = store.new_run_dir(Path(store_root), resolved.name)
+    plans.dump(resolved, run_dir / "plan.yaml")
+    return Run(resolved, run_dir, Progress(enabled=progress)).execute()
+
+
+class Run:
+    def __init__(self, plan: plans.Plan, run_dir: Path, progress: Progress) -> None:
+        self.plan = plan
+        self.run_dir = run_dir
+        self.progress = progress
+        self.rng = random.Random(plan.seed)
+        self.workload: Workload = make_workload(
+            plan.workload, plan.workload_options, plan.concurrency, plan.seed
+        )
+        self.started = time.time()
+        self.error: str | None = None
+        self.interrupted = False
+
+    # ------------------------------------------------------------------ the run
+
+    def execute(self) -> RunOutcome:
+        cluster = LocalCluster(
+            self.run_dir / "cluster",
+            self.plan.nodes,
+            machine=self.workload.machine,
+            bugs=(self.plan.bug,) if self.plan.bug else (),
+        )
+        recorder = Recorder(self.run_dir / "history.jsonl")
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for sig in previous:
+                signal.signal(sig, self._on_signal)
+            self.progress.line(f"run {self.run_dir}")
+            cluster.start_all()
+            leader = cluster.wait_for_leader(timeout=30)
+            self.progress.line(f"{self.plan.nodes} nodes up, leader {leader}; {self.plan.workload} workload")
+            asyncio.run(self._drive(cluster, recorder))
+        except Interrupted:
+            self.interrupted = True
+            self.error = "interrupted before the end of the run"
+        except Exception as exc:  # anything: still tear down, store and report
+            self.error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the teardown
+            recorder.close()
+            cluster.stop_all()
+            self._keep_logs(cluster)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.progress.finish()
+        return self._check_and_store()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        raise Interrupted()
+
+    async def _drive(self, cluster: LocalCluster, recorder: Recorder) -> None:
+        """The load phase under asyncio; a signal cancels it and becomes Interrupted."""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, main.cancel)
+        try:
+            await self._load_and_final_reads(cluster, recorder)
+        except asyncio.CancelledError:
+            raise Interrupted() from None
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, self._on_signal)
+
+    async def _load_and_final_reads(self, cluster: LocalCluster, recorder: Recorder) -> None:
+        plan = self.plan
+        ids = cluster.ids
+        clients = [
+            Client(
+                cluster.config,
+                prefer=ids[w % len(ids)],
+                timeout=plan.op_timeout,
+                client_id=f"w{w}-{plan.seed}",
+            )
+            for w in range(plan.concurrency)
+        ]
+        workers = Workers(self.workload, clients, recorder, plan.rate, plan.seed)
+        ticker = asyncio.create_task(self.progress.run(recorder, plan.time_limit))
+        try:
+            await workers.load(plan.time_limit)
+            # Faults would be healed here by the nemesis; then the cluster gets time to recover.
+            self.progress.line(f"load done; {plan.recovery:g} s of recovery, then final reads")
+            await asyncio.sleep(plan.recovery)
+            await workers.final_reads()
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            for client in clients:
+                await client.close()
+
+    def _keep_logs(self, cluster: LocalCluster) -> None:
+        logs = self.run_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        for node_id in cluster.ids:
+            source = cluster.log_path(node_id)
+            if source.exists():
+                shutil.copyfile(source, logs / f"{node_id}.log")
+
+    # ------------------------------------------------------------------ verdict
+
+    def _check_and_store(self) -> RunOutcome:
+        from harness.analysis import analyse
+
+        results = {
+            "test": self.plan.name,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            "duration_s": round(time.time() - self.started, 3),
+            "workload": self.plan.workload,
+            "nodes": self.plan.nodes,
+            "concurrency": self.plan.concurrency,
+            "nemesis": list(self.plan.nemesis),
+            "bug": self.plan.bug,
+            "seed": self.plan.seed,
+            "interrupted": self.interrupted,
+            "error": self.error,
+        }
+        valid = analyse(self.run_dir, self.workload.model, self.plan.checker_timeout, results, self.progress)
+        code = exit_code(valid)
+        if self.error is not None and code == EXIT_VALID:
+            code = EXIT_ERROR  # a valid prefix of a broken run proves little
+        results["exit_code"] = code
+        from harness import store
+
+        store.write_results(self.run_dir, results)
+        return RunOutcome(valid, code, self.run_dir, results)

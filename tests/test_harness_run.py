@@ -1,0 +1,153 @@
+"""`harness run` end to end: real clusters, stored runs, re-checks, Ctrl-C, bad plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import plan as plans
+from harness.runner import run_plan
+
+
+def _harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention ``text`` (e.g. a run's folder)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.parametrize(
+    "workload, expected_model",
+    [("chat", "chat"), ("register", "cas-register")],
+)
+def test_short_real_run_is_valid_and_stored(tmp_path, workload, expected_model):
+    store = tmp_path / "store"
+    outcome = run_plan(
+        None,
+        {"nodes": 3, "time_limit": 15, "workload": workload, "concurrency": 6, "rate": 150, "recovery": 1},
+        store_root=store,
+        progress=False,
+    )
+    assert outcome.valid is True, outcome.results
+    assert outcome.exit_code == 0
+    run_dir = outcome.run_dir
+    assert (store / "latest").resolve() == run_dir.resolve()
+    for name in (
+        "plan.yaml",
+        "history.jsonl",
+        "results.json",
+        "timeline.html",
+        "latency.png",
+        "throughput.png",
+    ):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert sorted(p.name for p in (run_dir / "logs").iterdir()) == ["n1.log", "n2.log", "n3.log"]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["checker"]["model"] == expected_model
+    assert results["stats"]["totals"]["ok"] > 500  # 15 s at 150 ops/s, minus start-up
+    stored_plan = plans.load(run_dir / "plan.yaml")
+    assert stored_plan.seed == results["seed"] and stored_plan.workload == workload
+    # The stored run re-checks to the same verdict.
+    again = _harness("check", str(run_dir), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["valid"] is True
+    assert not _processes_mentioning(str(run_dir))
+
+
+def test_ctrl_c_leaves_a_checkable_prefix_and_no_process(tmp_path):
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "60",
+            "--store",
+            str(store),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        history = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = list(store.glob("raftchat/*/history.jsonl"))
+            if found and found[0].stat().st_size > 20_000:
+                history = found[0]
+                break
+            time.sleep(0.2)
+        assert history is not None, "the run never started writing its history"
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, output
+    assert "interrupted" in output
+    run_dir = history.parent
+    assert not _processes_mentioning(str(run_dir)), "a node outlived the interrupted run"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["interrupted"] is True and results["valid"] is True
+    checked = _harness("check", str(history), "--model", "chat")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize(
+    "plan_text, complaint",
+    [
+        ("nodes: five\n", "'nodes' must be an integer"),
+        ("nodes: 0\n", "'nodes' must be an integer of at least 1"),
+        ("concurency: 3\n", "unknown key(s) 'concurency'"),
+        ("workload: sql\n", "'workload' must be one of"),
+        ("workload_options: {ops_per_grup: 3}\n", "ops_per_grup"),
+        ("time_limit: -1\n", "'time_limit' must be a positive number"),
+        ("nemesis: [meteor]\n", "unknown fault 'meteor'"),
+        ("bug: everything\n", "'bug' must be one of"),
+        ("nodes: [1, 2\n", "not valid YAML"),
+        ("- just\n- a list\n", "a plan is a mapping"),
+    ],
+)
+def test_bad_plans_are_refused_with_a_clear_error(tmp_path, plan_text, complaint):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(plan_text)
+    result = _harness("run", str(plan), "--store", str(tmp_path / "store"))
+    assert result.returncode == 3
+    assert complaint in result.stderr and str(plan) in result.stderr, result.stderr
+    assert not (tmp_path / "store").exists(), "a refused plan must not start a run"
+
+
+def test_command_line_overrides_the_plan_file(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: mine\nnodes: 7\nconcurrency: 4\n")
+    resolved = plans.load(plan, {"nodes": 3, "seed": 42})
+    assert (resolved.name, resolved.nodes, resolved.concurrency, resolved.seed) == ("mine", 3, 4, 42)
+    with pytest.raises(plans.PlanError, match="'nodes'"):
+        plans.load(plan, {"nodes": -2})

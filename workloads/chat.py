@@ -1,0 +1,185 @@
+"""The chat workload: teams of workers exercise small, independent groups of users.
+
+Checking linearizability is exponential in the concurrency of one partition, so the
+workload keeps partitions small (Jepsen's independent keys): users belong to groups
+that no operation crosses, a team of ``workers_per_group`` workers uses one group for
+``ops_per_group`` operations and then moves to a fresh one, and every invocation names
+its group so the chat model can check each group alone.
+
+Names: group ``<prefix><n>`` (e.g. ``g17``), users ``g17u0 .. g17u<k-1>``, and the
+group's wildcard ``g17u*``. The prefix is letters only and the number digits only, so
+``g1u*`` can never match ``g17u0``: after ``g1`` a user of group 17 has ``7``, not ``u``.
+Team ``t`` of ``T`` teams uses groups ``t, t+T, t+2T, ...``: the numbering depends only on
+how many groups the team finished, never on how teams interleave.
+
+Message texts carry the seed, the worker and a per-worker counter, so each is unique in
+the run and a lost or duplicated message shows up in a fetch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from raftchat.client import Client, OperationError
+from workloads import options as opts
+from workloads.base import Completion, Invocation, failed
+
+MAX_USERNAME = 20  # raftchat's default limit; longer names are rejected
+GROUP_DIGITS = 6  # room the prefix must leave for group numbers: a million groups per run
+
+DEFAULT_WEIGHTS = {
+    "create_account": 2.0,
+    "check_account": 1.0,
+    "list_accounts": 1.0,
+    "delete_account": 0.2,  # rare: it throws away an inbox, which hides what was delivered
+    "send_message": 4.0,
+    "fetch_messages": 3.0,
+}
+
+
+@dataclass
+class ChatOptions:
+    workers_per_group: int = opts.option(3, "workers in a team that shares one group at a time", minimum=1)
+    ops_per_group: int = opts.option(
+        150,
+        "operations a team performs on a group before a fresh one; bounds each checked partition",
+        minimum=1,
+    )
+    users_per_group: int = opts.option(3, "users in a group", minimum=1)
+    weights: dict[str, float] = opts.option(
+        DEFAULT_WEIGHTS, "relative frequency of each operation; operations not named keep their default"
+    )
+    fetch_from_start: float = opts.option(
+        0.5, "share of fetch_messages that read from index 1; the rest pick a random index", 0.0, 1.0
+    )
+    prefix: str = opts.option(
+        "g", "letters that start every group name; a new one lets a run reuse a cluster that has data"
+    )
+
+    def validate(self) -> None:
+        if not re.fullmatch(r"[A-Za-z]+", self.prefix):
+            raise ValueError(
+                f"workload 'chat': option 'prefix' must be letters only (so wildcards "
+                f"match exactly one group), got {self.prefix!r}"
+            )
+        longest = len(self.prefix) + GROUP_DIGITS + 1 + len(str(self.users_per_group - 1))
+        if longest > MAX_USERNAME:
+            raise ValueError(
+                f"workload 'chat': usernames would exceed {MAX_USERNAME} characters: with prefix "
+                f"{self.prefix!r} and users_per_group {self.users_per_group}, a name needs "
+                f"{longest - GROUP_DIGITS} characters plus up to {GROUP_DIGITS} for the group number; "
+                "use a shorter prefix or fewer users"
+            )
+
+
+@dataclass
+class _Team:
+    """The workers ``index * size ..``: which group they are on and what they touched."""
+
+    index: int
+    finished: int = 0  # groups completed
+    ops: int = 0  # operations issued in the current group
+    sends: int = 0  # send_message invocations in the current group
+    groups: list[str] = field(default_factory=list)
+
+
+class ChatWorkload:
+    name = "chat"
+    model = "chat"
+    machine = "chat"
+
+    def __init__(self, options: ChatOptions, concurrency: int, seed: int) -> None:
+        options.validate()
+        self.options = options
+        self.concurrency = concurrency
+        self.seed = seed
+        self._ops = list(options.weights)
+        self._weights = [options.weights[op] for op in self._ops]
+        size = options.workers_per_group
+        self._teams = [_Team(i) for i in range(math.ceil(concurrency / size))]
+        self._messages = [0] * concurrency  # per-worker counter for unique texts
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None, concurrency: int, seed: int) -> ChatWorkload:
+        return cls(opts.parse(ChatOptions, options, cls.name), concurrency, seed)
+
+    @classmethod
+    def describe_options(cls) -> str:
+        return opts.describe(ChatOptions, cls.name)
+
+    # -- names --------------------------------------------------------------------------
+
+    def group_name(self, number: int) -> str:
+        return f"{self.options.prefix}{number}"
+
+    def users(self, group: str) -> list[str]:
+        users = [f"{group}u{i}" for i in range(self.options.users_per_group)]
+        if len(users[-1]) > MAX_USERNAME:
+            raise RuntimeError(f"group {group!r} gives usernames over {MAX_USERNAME} characters")
+        return users
+
+    @staticmethod
+    def wildcard(group: str) -> str:
+        """The list_accounts pattern that matches exactly ``group``'s users."""
+        return f"{group}u*"
+
+    # -- generation ---------------------------------------------------------------------
+
+    def team_of(self, worker: int) -> _Team:
+        return self._teams[worker // self.options.workers_per_group]
+
+    def next_op(self, worker: int, rng: random.Random) -> Invocation:
+        team = self.team_of(worker)
+        if team.ops >= self.options.ops_per_group:
+            team.finished, team.ops, team.sends = team.finished + 1, 0, 0
+        group = self.group_name(team.index + len(self._teams) * team.finished)
+        if not team.groups or team.groups[-1] != group:
+            team.groups.append(group)
+        team.ops += 1
+        users = self.users(group)
+        f = rng.choices(self._ops, self._weights)[0]
+        if f == "list_accounts":
+            args: dict[str, Any] = {"pattern": self.wildcard(group)}
+        elif f == "send_message":
+            team.sends += 1
+            self._messages[worker] += 1
+            text = f"s{self.seed} w{worker} m{self._messages[worker]}"
+            args = {"sender": rng.choice(users), "to": rng.choice(users), "text": text}
+        elif f == "fetch_messages":
+            start = 1
+            if rng.random() >= self.options.fetch_from_start:
+                # Up to one past a typical inbox's end, so index_past_end comes up too.
+                start = rng.randint(1, team.sends // len(users) + 2)
+            args = {"user": rng.choice(users), "from_index": start}
+        else:
+            args = {"user": rng.choice(users)}
+        return Invocation(f, {**args, "group": group})
+
+    def final_reads(self, worker: int) -> list[Invocation]:
+        """Only each team's first worker reads (the rest return nothing): every inbox of
+        every group the team touched from index 1, and the group's accounts. Reads all go
+        to the leader, so repeating them from each worker would add little but time."""
+        if worker % self.options.workers_per_group != 0:
+            return []
+        reads = []
+        for group in self.team_of(worker).groups:
+            for user in self.users(group):
+                reads.append(Invocation("fetch_messages", {"user": user, "from_index": 1, "group": group}))
+            reads.append(Invocation("list_accounts", {"pattern": self.wildcard(group), "group": group}))
+        return reads
+
+    # -- execution ----------------------------------------------------------------------
+
+    async def invoke(self, client: Client, inv: Invocation) -> Completion:
+        """Every state-machine status is an ok completion: the operation happened (or was a
+        read) and answered that; the model checks the status, and the value when ok."""
+        args = {k: v for k, v in inv.value.items() if k != "group"}
+        try:
+            result = await client.call(inv.f, **args)
+        except OperationError as exc:
+            return failed(inv.value, exc)
+        return Completion("ok", {"status": result.status, "value": result.value})
