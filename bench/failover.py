@@ -30,7 +30,7 @@ from loadgen import (  # noqa: E402
     message_text,
     percentile,
     quiet_check_line,
-    raise_on_sigterm,
+    raise_on_signals,
     sender_name,
 )
 
@@ -304,7 +304,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    raise_on_sigterm()
+    raise_on_signals()
     own_dir = args.work_dir is None
     root = Path(args.work_dir or tempfile.mkdtemp(prefix="raftchat-failover-")).resolve()
     cluster = LocalCluster(root, args.nodes, machine="chat")
@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     if rounds:
         summarize(rounds)
+    print(quiet_check_line(machine_busy()).replace("before start", "after the run"))
     return code
 
 

@@ -410,16 +410,23 @@ def stop_processes(procs: Sequence[subprocess.Popen], timeout: float = 5.0) -> N
             proc.wait()
 
 
-def raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so that `finally` blocks stop our children on a plain kill too."""
+def raise_on_signals() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt at once, wherever the main thread is.
+
+    asyncio.run() would otherwise turn SIGINT into a cancellation of its main task, which a
+    coroutine that catches timeouts can swallow; and SIGTERM's default would skip every
+    `finally`. Raising directly means the `finally` blocks that stop our children always run.
+    """
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
+    signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
 
-def _cpu_times() -> tuple[int, int]:
+def cpu_times() -> tuple[int, int]:
+    """(all CPU time, idle CPU time) of the whole machine so far, in clock ticks, from /proc/stat."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
@@ -433,9 +440,9 @@ def machine_busy(seconds: float = 1.0) -> float | None:
     would compete with the cluster and the load generator and skew the figures.
     """
     try:
-        total0, idle0 = _cpu_times()
+        total0, idle0 = cpu_times()
         time.sleep(seconds)
-        total1, idle1 = _cpu_times()
+        total1, idle1 = cpu_times()
     except (OSError, ValueError, IndexError):
         return None
     total = total1 - total0

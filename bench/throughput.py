@@ -30,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import (  # noqa: E402
     CellResult,
+    cpu_times,
     fmt_ms,
     machine_busy,
     quiet_check_line,
-    raise_on_sigterm,
+    raise_on_signals,
     run_cell,
     spawn,
 )
@@ -48,6 +49,7 @@ from systems import (  # noqa: E402
 
 SYSTEMS = ("raftchat", "pysyncobj", "etcd")
 OPS = ("send", "fetch")
+FOREIGN_LIMIT = 0.10  # more CPU than this used by other processes during a cell makes it suspect
 ETCD_REFERENCE = "etcd 3.4 on this machine class: ~2,200 writes/s at 32 clients, p99 73 ms"
 
 
@@ -61,6 +63,11 @@ class Cell:
     loadgen_cpu: float  # fraction of one core used by this process during the cell
     leader_cpu: float  # fraction of one core used by the leader process
     others_cpu: float  # fraction of one core used by all other cluster processes together
+    foreign_cpu: float  # fraction of the machine used by processes outside this benchmark
+
+    @property
+    def disturbed(self) -> bool:
+        return self.foreign_cpu > FOREIGN_LIMIT
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -135,13 +142,17 @@ def _proc_cpu(pid: int) -> float:
         return 0.0
 
 
-def _cpu_snapshot(system: System | None) -> tuple[float, float, float, float]:
+def _cpu_snapshot(system: System) -> tuple[float, float, float, float, float]:
+    """(wall, own CPU, leader CPU, other nodes' CPU, machine busy CPU) in seconds."""
+    try:
+        total, idle = cpu_times()
+        machine = (total - idle) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        machine = float("nan")
     own = time.process_time()
-    if system is None:
-        return time.perf_counter(), own, 0.0, 0.0
     leader = _proc_cpu(system.leader_pid) if system.leader_pid else 0.0
     others = sum(_proc_cpu(pid) for pid in system.pids() if pid != system.leader_pid)
-    return time.perf_counter(), own, leader, others
+    return time.perf_counter(), own, leader, others, machine
 
 
 # --------------------------------------------------------------------------- running cells
@@ -162,16 +173,9 @@ async def run_system(system: System, args: argparse.Namespace, nodes: int, cells
             if profiler is not None:
                 await asyncio.to_thread(profiler.wait)
             elapsed = after[0] - before[0]
-            cell = Cell(
-                system.name,
-                nodes,
-                clients,
-                op,
-                result,
-                (after[1] - before[1]) / elapsed,
-                (after[2] - before[2]) / elapsed,
-                (after[3] - before[3]) / elapsed,
-            )
+            used = [(a - b) / elapsed for a, b in zip(after[1:], before[1:], strict=True)]
+            foreign = max(0.0, used[3] - used[0] - used[1] - used[2]) / (os.cpu_count() or 1)
+            cell = Cell(system.name, nodes, clients, op, result, used[0], used[1], used[2], foreign)
             cells.append(cell)
             print(_cell_line(cell), flush=True)
 
@@ -201,7 +205,10 @@ def _cell_line(cell: Cell) -> str:
         f"  {cell.system:<9} {cell.nodes}n {cell.clients:>3}c {cell.op:<5} {r.ops_per_s:>9.0f} ops/s  "
         f"p50 {fmt_ms(r.p50):>6} ms  p99 {fmt_ms(r.p99):>6} ms  "
         f"cpu: loadgen {cell.loadgen_cpu:4.0%} leader {cell.leader_cpu:4.0%} others {cell.others_cpu:4.0%}"
+        f" foreign {cell.foreign_cpu:4.0%}"
     )
+    if cell.disturbed:
+        line += "  (disturbed: other processes were busy)"
     if r.errors:
         line += f"  !! {r.error_summary()}"
     return line
@@ -241,6 +248,7 @@ def _ratio(a: CellResult | None, b: CellResult | None) -> str:
 
 def print_table(cells: list[Cell], systems: list[str], args: argparse.Namespace) -> None:
     by_key = {(c.system, c.nodes, c.clients, c.op): c.result for c in cells}
+    disturbed = {(c.system, c.nodes, c.clients, c.op) for c in cells if c.disturbed}
     header = f"{'nodes':>5} {'clients':>7} {'op':<5}"
     for name in systems:
         header += f" | {name + ' ops/s':>15} {'p50 ms':>7} {'p99 ms':>7}"
@@ -258,18 +266,33 @@ def print_table(cells: list[Cell], systems: list[str], args: argparse.Namespace)
                     if r is None:
                         line += f" | {'-':>15} {'-':>7} {'-':>7}"
                     else:
-                        mark = "*" if r.errors else " "
+                        key = (name, nodes, clients, op)
+                        mark = "*" if r.errors else "?" if key in disturbed else " "
                         line += f" | {r.ops_per_s:>14.0f}{mark} {fmt_ms(r.p50):>7} {fmt_ms(r.p99):>7}"
                     if name != "raftchat":
                         line += f" {_ratio(ours, r):>8}"
                 print(line)
     if any(c.result.errors for c in cells):
         print("* = the cell had errors (listed with the cell above)")
+    if disturbed:
+        print(
+            f"? = processes outside this benchmark used more than {FOREIGN_LIMIT:.0%} of the machine during "
+            "the cell: its figures are lower and noisier than on a quiet machine; rerun it"
+        )
     print("rc/xxxx = raftchat ops/s divided by that system's ops/s in the same cell (> 1: raftchat faster)")
 
 
 def print_targets(cells: list[Cell]) -> None:
     by_key = {(c.system, c.nodes, c.clients, c.op): c.result for c in cells}
+    noisy = {(c.system, c.nodes, c.clients, c.op) for c in cells if c.disturbed}
+
+    def caveat(*keys: tuple) -> str:
+        return (
+            " (a cell was disturbed by other processes: rerun on a quiet machine)"
+            if noisy & set(keys)
+            else ""
+        )
+
     print("\nTargets (3 nodes, fsync on):")
     rc32 = by_key.get(("raftchat", 3, 32, "send"))
     etcd32 = by_key.get(("etcd", 3, 32, "send"))
@@ -288,7 +311,10 @@ def print_targets(cells: list[Cell]) -> None:
     rc1 = by_key.get(("raftchat", 3, 1, "send"))
     if rc1 is not None:
         verdict = "met" if rc1.p50 <= 0.002 else "MISSED"
-        print(f"  1-client send p50 <= 2 ms: raftchat {fmt_ms(rc1.p50)} ms -> {verdict}")
+        print(
+            f"  1-client send p50 <= 2 ms: raftchat {fmt_ms(rc1.p50)} ms -> {verdict}"
+            + caveat(("raftchat", 3, 1, "send"))
+        )
     else:
         print("  1-client send p50: not measured in this run (needs --nodes 3 --clients 1 --ops send)")
     print(f"  (reference: {ETCD_REFERENCE})")
@@ -311,7 +337,7 @@ def make_system(name: str, work_dir: Path, args: argparse.Namespace) -> System:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    raise_on_sigterm()
+    raise_on_signals()
     own_dir = args.work_dir is None
     root = Path(args.work_dir or tempfile.mkdtemp(prefix="raftchat-bench-")).resolve()
     root.mkdir(parents=True, exist_ok=True)

@@ -69,8 +69,14 @@ def validate(data: dict[str, Any]) -> Plan:
         if value is None and key not in ("seed", "bug"):
             continue  # an empty YAML value means "the default"
         setattr(plan, key, value)
-    if not isinstance(plan.name, str) or not plan.name or "/" in plan.name or plan.name.startswith("."):
-        raise PlanError(f"'name' must be a non-empty string usable as a folder name, got {plan.name!r}")
+    from harness.store import StoreError, check_test_name
+
+    if not isinstance(plan.name, str):
+        raise PlanError(f"'name' must be a string, got {plan.name!r}")
+    try:
+        check_test_name(plan.name)
+    except StoreError as exc:
+        raise PlanError(f"'name': {exc}") from None
     plan.nodes = _positive_int("nodes", plan.nodes)
     plan.concurrency = _positive_int("concurrency", plan.concurrency)
     plan.time_limit = _seconds("time_limit", plan.time_limit)

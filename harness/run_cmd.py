@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.junit:
         from harness.junit import write_junit
 
-        write_junit(Path(args.junit), [outcome.results])
+        write_junit(Path(args.junit), [{**outcome.results, "run_dir": str(outcome.run_dir)}])
     return outcome.exit_code
 
 

@@ -128,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
             elif target.parent.parent == self.server.store_root:
                 self._html(run_page(self.server.store_root, target, path), body)
             else:
-                self._html(directory_page(target, path), body)
+                self._html(directory_page(self.server.store_root, target, path), body)
             return
         self._file(target, body)
 
@@ -222,7 +222,7 @@ td.wrap { white-space:normal; }
 .fact { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:10px 14px; }
 .fact .k { font-size:11px; text-transform:uppercase; letter-spacing:.05em; color:var(--muted); }
 .fact .v { font-size:17px; font-weight:600; margin-top:2px; }
-.buttons { display:flex; gap:8px; flex-wrap:wrap; margin:14px 0 4px; }
+.buttons { display:flex; gap:8px; flex-wrap:wrap; margin:14px 0 16px; }
 .button { display:inline-block; padding:7px 14px; border-radius:8px; border:1px solid var(--line);
           background:var(--card); text-decoration:none; font-weight:500; }
 .button.primary { background:var(--accent); color:#fff; border-color:var(--accent); }
@@ -279,6 +279,17 @@ def _duration(seconds: float | None) -> str:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {secs:02d}s"
+
+
+def _ms(value: float) -> str:
+    """Three significant digits or so: 0.412, 2.74, 31.6, 1204."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _elapsed(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "?"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _percent(value: float | None) -> str:
@@ -400,7 +411,7 @@ def run_page(root: Path, run_dir: Path, url_path: str) -> str:
         parts.append(f"<h2>Plots</h2><div class='plots'>{images}</div>")
     parts.append(_ops_section(stats))
     parts.append(_nemesis_section(stats))
-    parts.append("<h2>Files</h2>" + _file_table(run_dir, recurse=True))
+    parts.append("<h2>Files</h2>" + _file_table(run_dir, root, recurse=True))
     return _page(f"{summary.test} · {run_dir.name}", "".join(parts), url_path)
 
 
@@ -410,7 +421,7 @@ def _facts(summary: RunSummary, results: dict[str, Any], stats: dict[str, Any]) 
         ("Ops", "—" if summary.ops is None else f"{summary.ops:,}"),
         ("Availability", _percent(summary.availability)),
         ("Duration", _duration(summary.duration)),
-        ("Latency p50 / p99", f"{overall['p50']:g} / {overall['p99']:g} ms" if overall else "—"),
+        ("ok latency p50 / p99", f"{_ms(overall['p50'])} / {_ms(overall['p99'])} ms" if overall else "—"),
         ("Workload", summary.workload or "—"),
         ("Nodes", results.get("nodes", "—")),
         ("Concurrency", results.get("concurrency", "—")),
@@ -431,7 +442,7 @@ def _checker_section(checker: Any) -> str:
         return ""
     line = (
         f"model <code>{_e(checker.get('model'))}</code> · {_e(checker.get('ops'))} ops in "
-        f"{_e(checker.get('partitions'))} partition(s) · searched {_e(checker.get('elapsed'))} s"
+        f"{_e(checker.get('partitions'))} partition(s) · searched for {_elapsed(checker.get('elapsed'))}"
     )
     if checker.get("reason"):
         line += f" · {_e(checker['reason'])}"
@@ -468,7 +479,7 @@ def _ops_section(stats: dict[str, Any]) -> str:
     for f, counts in by_f.items():
         q = latency.get(f) or {}
         cells = [_td(f"{counts.get(k, 0):,}", "num") for k in ("invoke", "ok", "fail", "info", "open")]
-        cells += [_td(f"{q[k]:g}" if k in q else "—", "num") for k in ("p50", "p95", "p99", "max")]
+        cells += [_td(_ms(q[k]) if k in q else "—", "num") for k in ("p50", "p95", "p99", "max")]
         rows.append(f"<tr>{_td(f'<code>{_e(f)}</code>')}{''.join(cells)}</tr>")
     headers = ["f", "#invoked", "#ok", "#fail", "#info", "#open", "#p50 ms", "#p95 ms", "#p99 ms", "#max ms"]
     return (
@@ -493,9 +504,9 @@ def _nemesis_section(stats: dict[str, Any]) -> str:
     return "<h2>Faults</h2>" + _table("faults", ["Fault", "#Start s", "#Stop s", "Details"], rows)
 
 
-def _file_table(directory: Path, recurse: bool = False) -> str:
+def _file_table(directory: Path, root: Path, recurse: bool = False) -> str:
     rows = []
-    for path in _files(directory, recurse):
+    for path in _files(directory, root, recurse):
         rel = path.relative_to(directory)
         slash = "/" if path.is_dir() else ""
         href = "/".join(quote(p) for p in rel.parts) + slash
@@ -513,15 +524,23 @@ def _file_table(directory: Path, recurse: bool = False) -> str:
     return _table("files", ["Name", "#Size", "Modified (UTC)"], rows)
 
 
-def _files(directory: Path, recurse: bool) -> list[Path]:
-    """Visible entries, files first; with ``recurse`` one level into subdirectories (logs/)."""
-    visible = [p for p in directory.iterdir() if not p.name.startswith(".")]
+def _files(directory: Path, root: Path, recurse: bool) -> list[Path]:
+    """What a link can open (not hidden, inside the store), files first; with ``recurse`` one level
+    into subdirectories (logs/)."""
     found: list[Path] = []
-    for entry in sorted(visible, key=lambda p: (p.is_dir(), p.name)):
+    for entry in sorted(_servable(directory, root), key=lambda p: (p.is_dir(), p.name)):
         found.append(entry)
         if recurse and entry.is_dir() and not entry.is_symlink():
-            found.extend(sorted(p for p in entry.iterdir() if not p.name.startswith(".") and p.is_file()))
+            found.extend(sorted(p for p in _servable(entry, root) if p.is_file()))
     return found
+
+
+def _servable(directory: Path, root: Path) -> list[Path]:
+    return [
+        p
+        for p in directory.iterdir()
+        if not p.name.startswith(".") and p.exists() and p.resolve().is_relative_to(root)
+    ]
 
 
 def _size(n: int) -> str:
@@ -535,7 +554,9 @@ def _size(n: int) -> str:
     return f"{size:.1f} {unit}"
 
 
-def directory_page(directory: Path, url_path: str) -> str:
+def directory_page(root: Path, directory: Path, url_path: str) -> str:
     """A plain listing (e.g. a run's ``logs/``)."""
-    content = f"<h1><code>{_e(url_path)}</code></h1><p><a href='../'>up</a></p>" + _file_table(directory)
+    content = f"<h1><code>{_e(url_path)}</code></h1><p><a href='../'>up</a></p>" + _file_table(
+        directory, root
+    )
     return _page(url_path, content, url_path)

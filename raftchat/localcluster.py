@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from raftchat import config as cfg
@@ -60,8 +61,10 @@ class LocalCluster:
         machine: str = "chat",
         bugs: tuple[str, ...] = (),
         config: cfg.ClusterConfig | None = None,
+        command_prefix: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.command_prefix = command_prefix  # e.g. run each node inside its network namespace
         self.machine = machine
         self.bugs = bugs
         self.procs: dict[str, subprocess.Popen] = {}
@@ -99,7 +102,18 @@ class LocalCluster:
         return self.config.ids
 
     def command(self, node_id: str) -> list[str]:
-        cmd = [sys.executable, "-m", "raftchat", "node", "--id", node_id, "--cluster", str(self.config_path)]
+        prefix = self.command_prefix(node_id) if self.command_prefix else []
+        cmd = [
+            *prefix,
+            sys.executable,
+            "-m",
+            "raftchat",
+            "node",
+            "--id",
+            node_id,
+            "--cluster",
+            str(self.config_path),
+        ]
         cmd += ["--data-dir", str(self.data_dir / node_id), "--state-machine", self.machine]
         for bug in self.bugs:
             cmd += ["--bug", bug]

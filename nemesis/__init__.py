@@ -1,0 +1,45 @@
+"""Fault injection: network partitions, link faults, crashes and pauses.
+
+``Nemesis`` runs the schedule of faults named in ``FAULTS``; ``choose_network`` picks how
+node-to-node traffic is cut (namespaces or proxies); the partition shapes are pure functions
+of the node ids and a seeded ``random.Random``.
+"""
+
+from nemesis.network import NetworkUnavailable, choose_network
+from nemesis.process import ProcessFaults, process_state, random_minority
+from nemesis.schedule import FAULTS, NETWORK_FAULTS, Nemesis
+from nemesis.shapes import (
+    SHAPES,
+    bridge,
+    components,
+    describe,
+    halves,
+    isolate,
+    isolate_leader,
+    isolate_random,
+    majorities_ring,
+    make_cut,
+    reaches,
+)
+
+__all__ = [
+    "FAULTS",
+    "NETWORK_FAULTS",
+    "SHAPES",
+    "Nemesis",
+    "NetworkUnavailable",
+    "ProcessFaults",
+    "bridge",
+    "choose_network",
+    "components",
+    "describe",
+    "halves",
+    "isolate",
+    "isolate_leader",
+    "isolate_random",
+    "majorities_ring",
+    "make_cut",
+    "process_state",
+    "random_minority",
+    "reaches",
+]

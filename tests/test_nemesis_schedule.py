@@ -1,0 +1,478 @@
+"""The nemesis schedule: alternating start/stop events with exact details, and heal_all."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from nemesis import FAULTS, NETWORK_FAULTS, Nemesis, NetworkUnavailable, choose_network, shapes
+from nemesis.process import process_state
+from raftchat.localcluster import LocalCluster, node_status
+
+PROCESS_FAULTS = ["kill", "kill-leader", "kill-all", "pause", "pause-leader"]
+
+
+class Events:
+    """Collects what the nemesis records, and the states it reports."""
+
+    def __init__(self, check: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.ops: list[tuple[str, Any, str, Any]] = []
+        self.states: list[str] = []
+        self.check = check
+
+    def record(self, type: str, process: Any, f: str, value: Any) -> None:
+        self.ops.append((type, process, f, value))
+        if self.check is not None:
+            self.check(f, value)
+
+    @property
+    def values(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(f, value) for _type, _process, f, value in self.ops]
+
+
+class FakeNetwork:
+    """Remembers the calls: the schedule's logic, without a network mechanism."""
+
+    name = "fake"
+    tag = "test"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.cut_now: set[frozenset[str]] = set()
+        self.slowed: dict[str, Any] = {}
+
+    def cut(self, pairs: set[frozenset[str]]) -> None:
+        self.calls.append(("cut", set(pairs)))
+        self.cut_now = set(pairs)
+
+    def heal(self) -> None:
+        self.calls.append(("heal", None))
+        self.cut_now = set()
+
+    def slow(
+        self, nodes: list[str], delay_ms: float = 0.0, jitter_ms: float = 0.0, loss: float = 0.0
+    ) -> None:
+        self.calls.append(("slow", (list(nodes), delay_ms, jitter_ms, loss)))
+        self.slowed = {"nodes": list(nodes), "delay_ms": delay_ms, "jitter_ms": jitter_ms, "loss": loss}
+
+    def clear_slow(self) -> None:
+        self.calls.append(("clear_slow", None))
+        self.slowed = {}
+
+
+class FakeCluster:
+    """Five node ids and a fixed leader: enough for network faults."""
+
+    procs: dict = {}
+    ids = ["n1", "n2", "n3", "n4", "n5"]
+
+    def leader(self) -> str | None:
+        return "n4"
+
+    def alive(self, node_id: str) -> bool:
+        return False
+
+
+@pytest.fixture
+def cluster(tmp_path) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path, 3)
+    try:
+        cluster.start_all()
+        cluster.wait_for_leader(timeout=15)
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def all_rejoined(cluster: LocalCluster) -> bool:
+    """Every node runs, answers, and names the same leader, which the cluster agrees on."""
+    leader = cluster.leader()
+    if leader is None:
+        return False
+    for node in cluster.ids:
+        pid = cluster.procs[node].pid
+        status = node_status(cluster.config.node(node).client)
+        if process_state(pid) in (None, "T", "Z") or not status or status["leader"] != leader:
+            return False
+    return True
+
+
+def pairs_of(values: list[tuple[str, dict[str, Any]]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The (start, stop) pairs, asserting that they alternate and name the same fault."""
+    starts_stops = [(f, v) for f, v in values if f in ("start", "stop")]
+    assert [f for f, _ in starts_stops] == ["start", "stop"] * (len(starts_stops) // 2), starts_stops
+    pairs = list(zip(starts_stops[::2], starts_stops[1::2], strict=True))
+    for (_, start), (_, stop) in pairs:
+        assert start["fault"] == stop["fault"]
+    return [(start, stop) for (_, start), (_, stop) in pairs]
+
+
+def test_construction_errors():
+    rng, record = random.Random(0), lambda *a: None
+    with pytest.raises(ValueError, match="unknown fault"):
+        Nemesis(FakeCluster(), None, ["kill", "explode"], 1.0, rng, record)
+    with pytest.raises(ValueError, match="at least one fault"):
+        Nemesis(FakeCluster(), None, [], 1.0, rng, record)
+    for fault in ("partition", "partition-ring", "delay", "loss"):
+        with pytest.raises(ValueError, match=f"{fault}.*need a network mechanism"):
+            Nemesis(FakeCluster(), None, ["kill", fault], 1.0, rng, record)
+    with pytest.raises(ValueError, match="positive"):
+        Nemesis(FakeCluster(), None, ["kill"], 0, rng, record)
+    Nemesis(FakeCluster(), FakeNetwork(), list(FAULTS), 1.0, rng, record)  # every fault is known
+
+
+def test_process_faults_alternate_with_exact_details_and_heal(cluster):
+    ids = cluster.ids
+
+    def check_now(f: str, value: dict[str, Any]) -> None:
+        """At the moment of the start, the recorded pids really are dead or stopped."""
+        if f == "start" and value["action"] == "kill":
+            assert all(process_state(pid) is None for pid in value["pids"].values())
+        if f == "start" and value["action"] == "pause":
+            deadline = time.monotonic() + 1.0
+            while any(process_state(pid) != "T" for pid in value["pids"].values()):
+                assert time.monotonic() < deadline, "paused processes are not stopped"
+                time.sleep(0.01)
+
+    events = Events(check_now)
+    nemesis = Nemesis(
+        cluster, None, PROCESS_FAULTS, 0.4, random.Random(7), events.record, events.states.append
+    )
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(nemesis.run(stop))
+        await asyncio.sleep(4.0)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert nemesis.active is None
+        await nemesis.heal_all()
+
+    asyncio.run(scenario())
+    assert all(t == "info" and p == "nemesis" for t, p, _f, _v in events.ops)
+    *run_values, (last_f, heal) = events.values
+    pairs = pairs_of(run_values)
+    assert len(pairs) >= 4, pairs
+    assert len({start["fault"] for start, _ in pairs}) >= 3, "the seed should exercise several faults"
+    for start, stop in pairs:
+        fault = start["fault"]
+        if start["action"] == "none":  # no leader within LEADER_WAIT: nothing done, and said so
+            assert start["leader"] is None and start["nodes"] == [] and stop["action"] == "none"
+            continue
+        assert set(start["pids"]) == set(start["nodes"])
+        if fault == "kill-all":
+            assert start["nodes"] == ids
+        elif fault in ("kill-leader", "pause-leader"):
+            assert start["nodes"] == [start["leader"]]
+        else:
+            assert len(start["nodes"]) == 1  # a minority of 3
+        if start["action"] == "kill":
+            assert stop["action"] == "restart" and stop["nodes"] == start["nodes"]
+            assert all(stop["pids"][n] != start["pids"][n] for n in stop["nodes"])
+        else:
+            assert start["action"] == "pause"
+            assert stop == {
+                "fault": fault,
+                "action": "resume",
+                "nodes": start["nodes"],
+                "pids": start["pids"],
+            }
+    assert events.states == [s for start, _ in pairs for s in (start["fault"], "none")] + ["none"]
+    assert last_f == "heal"
+    assert heal == {
+        "fault": "heal-all",
+        "action": "heal",
+        "restarted": [],
+        "resumed": [],
+        "pids": {},
+    }, "the run already stopped its last fault"
+    wait_until("every node to rejoin", lambda: all_rejoined(cluster))
+
+
+@pytest.mark.parametrize("fault", ["kill", "pause-leader", "kill-all"])
+def test_heal_all_stops_the_active_fault_and_restores_every_node(cluster, fault):
+    events = Events()
+    nemesis = Nemesis(cluster, None, [fault], 5.0, random.Random(1), events.record)
+
+    async def scenario() -> None:
+        start = await nemesis.start_fault(fault)
+        assert start["nodes"]
+        await nemesis.heal_all()
+
+    asyncio.run(scenario())
+    (f1, start), (f2, stop), (f3, heal) = events.values
+    assert (f1, f2, f3) == ("start", "stop", "heal")
+    assert stop["nodes"] == start["nodes"]
+    assert heal["action"] == "heal" and heal["restarted"] == heal["resumed"] == []
+    assert nemesis.processes.killed == {} and nemesis.processes.paused == {}
+    # asyncio.run has returned and shut its default executor down: nodes restarted from one of
+    # its threads would have been SIGKILLed by PR_SET_PDEATHSIG; ours must still be running.
+    wait_until("every node to rejoin", lambda: all_rejoined(cluster))
+
+
+def test_leader_fault_without_a_leader_does_nothing_and_says_so(cluster):
+    for node in cluster.ids:
+        cluster.kill(node)  # not the nemesis's doing: it must neither target nor restart them
+    events = Events()
+    nemesis = Nemesis(cluster, None, ["kill-leader"], 0.3, random.Random(1), events.record)
+    nemesis.leader_wait = 0.3
+
+    async def scenario() -> None:
+        await nemesis.start_fault("kill-leader")
+        await nemesis.heal_all()
+
+    asyncio.run(scenario())
+    (_, start), (_, stop), (_, heal) = events.values
+    assert start == {
+        "fault": "kill-leader",
+        "leader": None,
+        "action": "none",
+        "nodes": [],
+        "note": "no leader found: nothing done",
+    }
+    assert stop == {"fault": "kill-leader", "action": "none"}
+    assert heal["restarted"] == []
+    assert not any(cluster.alive(n) for n in cluster.ids)
+
+
+def test_network_faults_record_the_cut_and_link_faults():
+    network, events = FakeNetwork(), Events()
+    cluster = FakeCluster()
+    nodes = cluster.ids
+    faults = ["partition", *(f for f in FAULTS if f.startswith("partition-")), "delay", "loss"]
+    nemesis = Nemesis(cluster, network, faults, 1.0, random.Random(3), events.record, events.states.append)
+
+    async def scenario() -> None:
+        for fault in [*faults, *["partition"] * 12]:
+            start = await nemesis.start_fault(fault)
+            if start["action"] == "cut":
+                assert network.cut_now == {frozenset(p) for p in start["cut"]}
+            else:
+                assert network.slowed["nodes"] == start["nodes"]
+            await nemesis.stop_fault()
+            assert network.cut_now == set() and network.slowed == {}
+        await nemesis.start_fault("partition-ring")
+        await nemesis.heal_all()
+
+    asyncio.run(scenario())
+    *run_values, (_, heal) = events.values
+    random_shapes = set()
+    for start, stop in pairs_of(run_values):
+        fault = start["fault"]
+        if fault in ("delay", "loss"):
+            assert start["action"] == "slow"
+            assert stop == {"fault": fault, "action": "clear", "nodes": start["nodes"]}
+            assert len(start["nodes"]) in (1, 2, 5)
+            if fault == "delay":
+                assert 50 <= start["delay_ms"] <= 200 and start["jitter_ms"] == start["delay_ms"] // 5
+            else:
+                assert start["loss"] == 0.2
+            continue
+        shape = start["shape"]
+        if fault == "partition":
+            random_shapes.add(shape)
+        else:
+            assert fault == f"partition-{shape}"
+        cut = {frozenset(p) for p in start["cut"]}
+        expected = {"fault": fault, "shape": shape, "action": "cut", **shapes.describe(nodes, cut)}
+        if shape == "leader":
+            expected["leader"] = "n4"
+        if shape == "bridge":
+            expected["bridge"] = shapes.bridge_node(nodes, cut)
+        assert start == expected
+        assert stop == {"fault": fault, "shape": shape, "action": "heal", "cut": start["cut"]}
+        if shape == "leader":
+            assert start["components"] == [["n1", "n2", "n3", "n5"], ["n4"]]
+        if shape == "bridge":
+            assert start["sees"][start["bridge"]] == nodes
+        if shape == "ring":
+            assert all(len(seen) == 3 for seen in start["sees"].values())
+    assert random_shapes == set(shapes.SHAPES), "plain 'partition' draws every shape"
+    assert heal == {
+        "fault": "heal-all",
+        "action": "heal",
+        "network": "healed",
+        "restarted": [],
+        "resumed": [],
+        "pids": {},
+    }
+    assert network.calls[-3:] == [("heal", None), ("heal", None), ("clear_slow", None)]
+    assert {f"partition: {shape}" for shape in random_shapes} <= set(events.states)
+    assert "partition-ring" in events.states
+    assert events.states[-1] == "none"
+
+
+def test_the_same_seed_gives_the_same_faults():
+    def run(seed: int) -> list[Any]:
+        events = Events()
+        nemesis = Nemesis(
+            FakeCluster(),
+            FakeNetwork(),
+            sorted(NETWORK_FAULTS),
+            1.0,
+            random.Random(seed),
+            events.record,
+        )
+
+        async def scenario() -> None:
+            for _ in range(10):
+                await nemesis.start_fault(nemesis.rng.choice(nemesis.faults))
+            await nemesis.heal_all()
+
+        asyncio.run(scenario())
+        return events.values
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+# ---------------------------------------------------------------------------- choosing the network
+
+
+def test_choose_network_kinds(monkeypatch):
+    from nemesis.net.netns import NetnsNetwork
+    from nemesis.net.proxy import ProxyNetwork
+
+    proxy = choose_network("proxy", tag="abc123")
+    assert isinstance(proxy, ProxyNetwork) and proxy.name == "proxy" and proxy.tag == "abc123"
+    with pytest.raises(ValueError, match="unknown network kind"):
+        choose_network("carrier-pigeon")
+
+    monkeypatch.setattr(
+        NetnsNetwork, "available", classmethod(lambda cls: (False, "network namespaces need root"))
+    )
+    assert isinstance(choose_network("auto"), ProxyNetwork)
+    with pytest.raises(NetworkUnavailable, match="network namespaces need root"):
+        choose_network("netns")
+
+    monkeypatch.setattr(NetnsNetwork, "available", classmethod(lambda cls: (True, "")))
+    monkeypatch.setattr(NetnsNetwork, "netem_available", classmethod(lambda cls: False))
+    netns = choose_network("auto", tag="abc123", faults=["partition", "loss"])
+    assert isinstance(netns, NetnsNetwork) and netns.tag == "abc123"
+    assert isinstance(choose_network("auto", faults=["partition", "delay"]), ProxyNetwork)
+    with pytest.raises(NetworkUnavailable, match="netem"):
+        choose_network("netns", faults=["delay"])
+    with pytest.raises(ValueError, match="'delay' fault cannot run on the netns network"):
+        Nemesis(FakeCluster(), netns, ["delay"], 1.0, random.Random(0), lambda *a: None)
+
+
+# ---------------------------------------------------------------------------- real networks
+
+
+def _netns_skip_reason() -> str | None:
+    from nemesis.network import netns_available
+
+    ok, reason = netns_available()
+    return None if ok else reason
+
+
+@pytest.fixture(params=["proxy", "netns"])
+def net_cluster(request, tmp_path) -> Iterator[tuple[LocalCluster, Any]]:
+    """A 3-node cluster whose node-to-node traffic goes through a real network mechanism."""
+    if request.param == "netns" and (reason := _netns_skip_reason()):
+        pytest.skip(reason)
+    network = choose_network(request.param)
+    cluster = None
+    try:
+        config = network.setup(LocalCluster(tmp_path, 3).config)
+        cluster = LocalCluster(tmp_path, 3, config=config, command_prefix=network.command_prefix)
+        cluster.start_all()
+        cluster.wait_for_leader(timeout=15)
+        yield cluster, network
+    finally:
+        if cluster is not None:
+            cluster.stop_all()
+        network.teardown()
+
+
+def cut_links(network: Any) -> set[frozenset[str]]:
+    """The pairs the proxy black-holes right now (a pair counts once both directions are cut)."""
+    links = network.stats()
+    one_way = {(link["src"], link["dst"]) for link in links if link["cut"]}
+    return {frozenset(p) for p in one_way if (p[1], p[0]) in one_way}
+
+
+def test_partition_leader_cuts_it_off_and_heal_all_heals(net_cluster):
+    cluster, network = net_cluster
+    events = Events()
+    nemesis = Nemesis(cluster, network, ["partition-leader"], 5.0, random.Random(2), events.record)
+
+    def new_leader_elsewhere(old: str) -> str | None:
+        statuses = cluster.statuses()
+        leader = cluster.leader()
+        if leader in (None, old):
+            return None
+        # The isolated node cannot have heard of the new leader.
+        return leader if (statuses[old] or {}).get("leader") != leader else None
+
+    async def scenario() -> None:
+        start = await nemesis.start_fault("partition-leader")
+        old = start["leader"]
+        assert start["cut"] == sorted(sorted((old, n)) for n in cluster.ids if n != old)
+        assert sorted(start["components"]) == sorted([[old], sorted(set(cluster.ids) - {old})])
+        if network.name == "proxy":
+            assert cut_links(network) == {frozenset(p) for p in start["cut"]}
+        await asyncio.to_thread(wait_until, "a leader among the majority", lambda: new_leader_elsewhere(old))
+        await nemesis.heal_all()
+        if network.name == "proxy":
+            assert cut_links(network) == set()
+
+    asyncio.run(scenario())
+    assert [f for f, _ in events.values] == ["start", "stop", "heal"]
+    assert events.values[2][1]["network"] == "healed"
+    wait_until("every node to rejoin", lambda: all_rejoined(cluster))
+
+
+def test_network_schedule_over_proxies_records_what_is_in_force(tmp_path):
+    network = choose_network("proxy")
+    cluster = None
+
+    def check_now(f: str, value: dict[str, Any]) -> None:
+        if f == "start" and value["action"] == "cut":
+            assert cut_links(network) == {frozenset(p) for p in value["cut"]}
+        elif f in ("stop", "heal"):
+            assert cut_links(network) == set()
+
+    events = Events(check_now)
+    try:
+        config = network.setup(LocalCluster(tmp_path, 3).config)
+        cluster = LocalCluster(tmp_path, 3, config=config)
+        cluster.start_all()
+        cluster.wait_for_leader(timeout=15)
+        faults = ["partition", "partition-ring", "partition-bridge", "delay", "loss"]
+        nemesis = Nemesis(
+            cluster, network, faults, 0.4, random.Random(11), events.record, events.states.append
+        )
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            task = asyncio.create_task(nemesis.run(stop))
+            await asyncio.sleep(3.5)
+            stop.set()
+            await task
+            await nemesis.heal_all()
+
+        asyncio.run(scenario())
+        *run_values, (last_f, _heal) = events.values
+        pairs = pairs_of(run_values)
+        assert len(pairs) >= 4 and last_f == "heal"
+        assert {"cut", "slow"} <= {start["action"] for start, _ in pairs}
+        wait_until("every node to rejoin", lambda: all_rejoined(cluster))
+    finally:
+        if cluster is not None:
+            cluster.stop_all()
+        network.teardown()
