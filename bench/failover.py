@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     finally:
         cluster.stop_all()
-        if own_dir and not args.keep_data and code == 0:
+        if own_dir and not args.keep_data and code in (0, 130):  # keep the logs of a failed run
             shutil.rmtree(root, ignore_errors=True)
     if rounds:
         summarize(rounds)

@@ -31,6 +31,7 @@ def build_parser() -> ArgumentParser:
     check.add_arguments(checking)
     checking.set_defaults(run=check.run)
     _add_run(commands)
+    _add_cleanup(commands)
     _add_serve(commands)
     return parser
 
@@ -70,6 +71,30 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # the port is taken, or the address is not ours
         print(f"harness serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    return 0
+
+
+def _add_cleanup(commands: argparse._SubParsersAction) -> None:
+    cleaning = commands.add_parser(
+        "cleanup",
+        help="remove what a crashed run left behind",
+        description="Remove network namespaces, links, proxy processes and state files that a run "
+        "which died without its teardown left behind (found by their per-run tag).",
+    )
+    cleaning.add_argument("--tag", help="only this run's leftovers (default: every finished run's)")
+    cleaning.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    cleaning.set_defaults(run=_cleanup)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from nemesis import cleanup
+
+    removed = cleanup.find_leftovers(args.tag) if args.dry_run else cleanup.cleanup(args.tag)
+    verb = "would remove" if args.dry_run else "removed"
+    for item in removed:
+        print(f"{verb} {item}")
+    if not removed:
+        print("nothing left behind")
     return 0
 
 

@@ -29,7 +29,7 @@ class Plan:
     seed: int | None = None  # None: drawn at random, and written into the stored plan
     workload: str = "chat"
     workload_options: dict[str, Any] = field(default_factory=dict)
-    nemesis: list[str] = field(default_factory=list)  # fault kinds; empty = no faults
+    nemesis: list[str] = field(default_factory=lambda: ["partition"])  # fault kinds; empty = no faults
     nemesis_interval: float = 5.0  # seconds between starting and stopping faults
     net: str = "auto"  # how partitions are made: auto, netns or proxy
     recovery: float = 3.0  # seconds the healed cluster gets before the final reads

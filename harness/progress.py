@@ -17,6 +17,9 @@ class Progress:
         self.nemesis_state = "none"
         self._status_shown = False
 
+    def set_nemesis_state(self, text: str) -> None:
+        self.nemesis_state = text
+
     def line(self, text: str) -> None:
         """A message that stays on screen."""
         if not self.enabled:

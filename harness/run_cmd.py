@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, help="operations per second over all workers (0: no limit)")
     parser.add_argument("--workload", help="chat, register or kv")
     parser.add_argument("--nemesis", help="comma-separated faults, or 'none'")
+    parser.add_argument("--nemesis-interval", type=float, help="seconds between starting and stopping faults")
     parser.add_argument("--net", choices=["auto", "netns", "proxy"], help="how partitions are made")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--bug", help="start every node with this deliberate bug")
@@ -40,6 +41,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "rate": args.rate,
         "workload": args.workload,
         "nemesis": nemesis,
+        "nemesis_interval": args.nemesis_interval,
         "net": args.net,
         "seed": args.seed,
         "bug": args.bug,

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ from harness import plan as plans
 from harness.progress import Progress
 from harness.recorder import Recorder
 from harness.workers import Workers
+from nemesis import NETWORK_FAULTS, Nemesis, choose_network
+from nemesis.net.base import Network
 from raftchat.client import Client
-from raftchat.localcluster import LocalCluster
+from raftchat.config import ClusterConfig, NodeAddr
+from raftchat.localcluster import LocalCluster, free_ports
 from workloads import make_workload
 from workloads.base import Workload
 
@@ -89,22 +93,25 @@ class Run:
     # ------------------------------------------------------------------ the run
 
     def execute(self) -> RunOutcome:
-        cluster = LocalCluster(
-            self.run_dir / "cluster",
-            self.plan.nodes,
-            machine=self.workload.machine,
-            bugs=(self.plan.bug,) if self.plan.bug else (),
-        )
         recorder = Recorder(self.run_dir / "history.jsonl")
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        cluster: LocalCluster | None = None
+        network = None
         try:
             for sig in previous:
                 signal.signal(sig, self._on_signal)
             self.progress.line(f"run {self.run_dir}")
+            network = self._network()
+            cluster = self._cluster(network)
             cluster.start_all()
             leader = cluster.wait_for_leader(timeout=30)
-            self.progress.line(f"{self.plan.nodes} nodes up, leader {leader}; {self.plan.workload} workload")
-            asyncio.run(self._drive(cluster, recorder))
+            faults = ", ".join(self.plan.nemesis) or "none"
+            where = f" over the {network.name} network" if network else ""
+            self.progress.line(
+                f"{self.plan.nodes} nodes up{where}, leader {leader}; "
+                f"{self.plan.workload} workload; faults: {faults}"
+            )
+            asyncio.run(self._drive(cluster, network, recorder))
         except Interrupted:
             self.interrupted = True
             self.error = "interrupted before the end of the run"
@@ -115,24 +122,56 @@ class Run:
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the teardown
             recorder.close()
-            cluster.stop_all()
-            self._keep_logs(cluster)
+            if cluster is not None:
+                cluster.stop_all()
+                self._keep_logs(cluster)
+            if network is not None:
+                network.teardown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.progress.finish()
         return self._check_and_store()
 
+    def _network(self) -> Network | None:
+        """Node traffic goes through a cuttable network only when a fault needs one."""
+        if not set(self.plan.nemesis) & NETWORK_FAULTS:
+            return None
+        return choose_network(self.plan.net, faults=self.plan.nemesis)
+
+    def _cluster(self, network: Network | None) -> LocalCluster:
+        machine, bugs = self.workload.machine, (self.plan.bug,) if self.plan.bug else ()
+        data_dir = self.run_dir / "cluster"
+        if network is None:
+            return LocalCluster(data_dir, self.plan.nodes, machine=machine, bugs=bugs)
+        ports = free_ports(2 * self.plan.nodes)
+        base = ClusterConfig(
+            cluster_id=uuid.uuid4().hex,
+            nodes=[
+                NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
+                for i in range(self.plan.nodes)
+            ],
+        )
+        config = network.setup(base)
+        return LocalCluster(
+            data_dir,
+            self.plan.nodes,
+            machine=machine,
+            bugs=bugs,
+            config=config,
+            command_prefix=network.command_prefix,
+        )
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Interrupted()
 
-    async def _drive(self, cluster: LocalCluster, recorder: Recorder) -> None:
+    async def _drive(self, cluster: LocalCluster, network: Network | None, recorder: Recorder) -> None:
         """The load phase under asyncio; a signal cancels it and becomes Interrupted."""
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, main.cancel)
         try:
-            await self._load_and_final_reads(cluster, recorder)
+            await self._load_and_final_reads(cluster, network, recorder)
         except asyncio.CancelledError:
             raise Interrupted() from None
         finally:
@@ -140,7 +179,9 @@ class Run:
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, self._on_signal)
 
-    async def _load_and_final_reads(self, cluster: LocalCluster, recorder: Recorder) -> None:
+    async def _load_and_final_reads(
+        self, cluster: LocalCluster, network: Network | None, recorder: Recorder
+    ) -> None:
         plan = self.plan
         ids = cluster.ids
         clients = [
@@ -154,9 +195,28 @@ class Run:
         ]
         workers = Workers(self.workload, clients, recorder, plan.rate, plan.seed)
         ticker = asyncio.create_task(self.progress.run(recorder, plan.time_limit))
+        nemesis = None
+        if plan.nemesis:
+            nemesis = Nemesis(
+                cluster,
+                network,
+                plan.nemesis,
+                plan.nemesis_interval,
+                random.Random(f"{plan.seed}-nemesis"),
+                recorder.record,
+                on_state=self.progress.set_nemesis_state,
+            )
+        stop_faults = asyncio.Event()
         try:
-            await workers.load(plan.time_limit)
-            # Faults would be healed here by the nemesis; then the cluster gets time to recover.
+            faults = asyncio.create_task(nemesis.run(stop_faults)) if nemesis else None
+            try:
+                await workers.load(plan.time_limit)
+            finally:
+                stop_faults.set()
+                if faults is not None:
+                    await faults
+            if nemesis is not None:
+                await nemesis.heal_all()  # every partition healed, every node running again
             self.progress.line(f"load done; {plan.recovery:g} s of recovery, then final reads")
             await asyncio.sleep(plan.recovery)
             await workers.final_reads()

@@ -118,7 +118,7 @@ class Half(asyncio.Protocol):
         return True  # keep the socket open for the other direction (half-close)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.lost(self)
+        self.conn.lost(self, exc)
 
     def pause_writing(self) -> None:
         other = self.conn.other(self)
@@ -180,7 +180,9 @@ class Conn:
         try:
             await loop.create_connection(lambda: self.outbound, *self.link.target)
         except OSError:
-            self.abort()  # dst is down: src sees its connection reset and retries, as with a refusal
+            # dst is down. src's connect already succeeded, so the nearest thing to a refusal is a
+            # reset: src learns of it at its next write (that message is lost) and reconnects.
+            self.abort()
             return
         if self.closed or self.blackholed:
             # src left, or a cut came while we dialled: dst must not see this connection carry data
@@ -207,10 +209,8 @@ class Conn:
             return
         loop = asyncio.get_running_loop()
         release = loop.time() + delay
-        if direction.queue:
-            release = max(
-                release, direction.queue[-1][0]
-            )  # TCP delivers in order: wait behind earlier chunks
+        if direction.queue:  # TCP delivers in order: wait behind earlier chunks
+            release = max(release, direction.queue[-1][0])
         direction.queue.append((release, data))
         if direction.timer is None:
             direction.timer = loop.call_at(direction.queue[0][0], self.release, half.inbound)
@@ -238,7 +238,9 @@ class Conn:
 
     def eof(self, half: Half) -> None:
         if self.blackholed:
-            self.abort()  # src hung up on a connection that goes nowhere
+            # that side hung up; across a partition the other side must not hear of it
+            assert half.transport is not None
+            half.transport.close()
             return
         self.directions[half.inbound].eof = True
         if not self.directions[half.inbound].queue:
@@ -255,7 +257,19 @@ class Conn:
         if all(d.eof_sent for d in self.directions.values()):
             self.close()
 
-    def lost(self, half: Half) -> None:
+    def lost(self, half: Half, exc: Exception | None) -> None:
+        """One socket is gone: end the other the same way, a reset for a reset and a FIN for a FIN.
+
+        Not across a cut, though: there the other side hears nothing until the heal resets it.
+        """
+        if self.blackholed:
+            if all(h.transport is None or h.transport.is_closing() for h in (self.inbound, self.outbound)):
+                self.closed = True
+                self.link.conns.discard(self)
+            return
+        if exc is not None:
+            self.abort()
+            return
         other = self.other(half).transport
         if other is not None and not other.is_closing():
             other.close()  # flush what was written, then FIN

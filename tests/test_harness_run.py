@@ -22,7 +22,7 @@ def _harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
-def _processes_mentioning(text: str) -> list[str]:
+def processes_mentioning(text: str) -> list[str]:
     """Command lines of live processes that mention ``text`` (e.g. a run's folder)."""
     found = []
     for pid in os.listdir("/proc"):
@@ -73,7 +73,7 @@ def test_short_real_run_is_valid_and_stored(tmp_path, workload, expected_model):
     again = _harness("check", str(run_dir), "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["valid"] is True
-    assert not _processes_mentioning(str(run_dir))
+    assert not processes_mentioning(str(run_dir))
 
 
 def test_ctrl_c_leaves_a_checkable_prefix_and_no_process(tmp_path):
@@ -113,7 +113,7 @@ def test_ctrl_c_leaves_a_checkable_prefix_and_no_process(tmp_path):
     assert proc.returncode == 3, output
     assert "interrupted" in output
     run_dir = history.parent
-    assert not _processes_mentioning(str(run_dir)), "a node outlived the interrupted run"
+    assert not processes_mentioning(str(run_dir)), "a node outlived the interrupted run"
     results = json.loads((run_dir / "results.json").read_text())
     assert results["interrupted"] is True and results["valid"] is True
     checked = _harness("check", str(history), "--model", "chat")

@@ -19,6 +19,10 @@ How loss is emulated. Dropping a chunk of a TCP stream would corrupt the framing
 real packet loss never does: TCP retransmits. So a "lost" chunk is delivered one RTO
 (200 ms) late instead, and the chunks behind it wait for it (head-of-line blocking), which
 is what a lost segment costs a TCP connection. Delay and jitter are per chunk, in order.
+
+When dst is down. src's connect succeeds (the proxy listens for dst), the proxy's dial to
+dst fails and it resets src's connection: src learns at its next write and retries. That
+is as near to "connection refused" as a proxy gets; Raft sees one more lost message.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import ctypes
 import dataclasses
 import json
 import os
+import re
 import secrets
 import select
 import signal
@@ -45,6 +50,7 @@ from raftchat.config import ClusterConfig
 READY_TIMEOUT = 10.0
 CONTROL_TIMEOUT = 10.0
 PROC_MARK = "nemesis.proxyproc"
+TAG_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 PR_SET_PDEATHSIG = 1
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds nemesis/, for `python -m` from any cwd
 
@@ -60,6 +66,8 @@ class ProxyNetwork:
 
     def __init__(self, tag: str | None = None, workdir: Path | None = None) -> None:
         self.tag = tag or secrets.token_hex(3)
+        if not TAG_RE.fullmatch(self.tag):
+            raise ValueError(f"tag {self.tag!r} must be 1-8 letters or digits, as `harness cleanup` expects")
         self.workdir = Path(workdir) if workdir is not None else None
         self.proc: subprocess.Popen | None = None
         self.base: ClusterConfig | None = None
