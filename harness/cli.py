@@ -32,7 +32,9 @@ def build_parser() -> ArgumentParser:
     checking.set_defaults(run=check.run)
     _add_run(commands)
     _add_cleanup(commands)
+    _add_selftest(commands)
     _add_serve(commands)
+    _add_nightly(commands)
     return parser
 
 
@@ -47,6 +49,20 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     )
     run_cmd.add_arguments(running)
     running.set_defaults(run=run_cmd.run)
+
+
+def _add_nightly(commands: argparse._SubParsersAction) -> None:
+    from harness import nightly
+
+    nightly_parser = commands.add_parser(
+        "nightly",
+        help="run a matrix of plans and summarize them",
+        description="Run every combination of a matrix of plans, one after another, and write a summary "
+        "(summary.json, summary.html) into the store. Exit code: 0 all valid, 1 any invalid, "
+        "3 any error or bad matrix, 2 any unknown.",
+    )
+    nightly.add_arguments(nightly_parser)
+    nightly_parser.set_defaults(run=nightly.run)
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
@@ -72,6 +88,49 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"harness serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+def _add_selftest(commands: argparse._SubParsersAction) -> None:
+    from harness.selftest import BUG_PLANS
+
+    selftest = commands.add_parser(
+        "selftest",
+        help="measure how often the harness catches deliberate bugs in raftchat",
+        description="For each bug, run its matching plan N times with the bug and N times without "
+        "it; print detection rates, the time of the first anomaly and false alarms. Exit code 1 "
+        "when a correct run was judged not linearizable.",
+    )
+    selftest.add_argument("--runs", type=int, default=5, help="runs per bug, and as many correct runs")
+    selftest.add_argument("--time-limit", type=float, default=60.0, help="seconds of load per run")
+    selftest.add_argument(
+        "--bugs",
+        default=",".join(BUG_PLANS),
+        help=f"comma-separated (default: all of {', '.join(BUG_PLANS)})",
+    )
+    selftest.add_argument("--store", default="store")
+    selftest.add_argument("--seed", type=int, default=1, help="seed of the first run; run i uses seed+i")
+    selftest.add_argument("--out", default="selftest.json", help="where to write the JSON report")
+    selftest.set_defaults(run=_selftest)
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.selftest import BUG_PLANS, run_selftest, table, write_json
+
+    bugs = [b.strip() for b in args.bugs.split(",") if b.strip()]
+    unknown = [b for b in bugs if b not in BUG_PLANS]
+    if unknown or not bugs or args.runs < 1 or args.time_limit <= 0:
+        problem = (
+            f"unknown bug(s) {', '.join(unknown)}" if unknown else "--runs and --time-limit must be positive"
+        )
+        print(f"harness selftest: {problem} (bugs: {', '.join(BUG_PLANS)})", file=sys.stderr)
+        return EXIT_USAGE
+    reports = run_selftest(bugs, args.runs, args.time_limit, Path(args.store), seed=args.seed)
+    print(table(reports, args.runs))
+    write_json(Path(args.out), reports, args.runs, args.time_limit)
+    print(f"details: {args.out}; every run is kept under {args.store}/selftest-*")
+    return 1 if any(r.false_alarms for r in reports) else 0
 
 
 def _add_cleanup(commands: argparse._SubParsersAction) -> None:

@@ -89,6 +89,7 @@ class Run:
         self.started = time.time()
         self.error: str | None = None
         self.interrupted = False
+        self.network_info: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ the run
 
@@ -102,6 +103,7 @@ class Run:
                 signal.signal(sig, self._on_signal)
             self.progress.line(f"run {self.run_dir}")
             network = self._network()
+            self.network_info = {"name": network.name, "tag": network.tag} if network else None
             cluster = self._cluster(network)
             cluster.start_all()
             leader = cluster.wait_for_leader(timeout=30)
@@ -249,6 +251,7 @@ class Run:
             "nemesis": list(self.plan.nemesis),
             "bug": self.plan.bug,
             "seed": self.plan.seed,
+            "network": self.network_info,
             "interrupted": self.interrupted,
             "error": self.error,
         }

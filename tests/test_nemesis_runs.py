@@ -50,7 +50,6 @@ def _nemesis_events(run_dir: Path) -> list[dict]:
     ],
 )
 def test_a_run_with_faults_is_valid_and_leaves_nothing(tmp_path, fault, net, workload):
-    before = set(_our_namespaces())
     outcome = run_plan(
         None,
         {
@@ -78,7 +77,13 @@ def test_a_run_with_faults_is_valid_and_leaves_nothing(tmp_path, fault, net, wor
         assert all(e["value"]["nodes"] for e in starts), "a process fault must say which nodes it hit"
     assert outcome.results["stats"]["nemesis"], "the statistics must show when faults were active"
     assert not processes_mentioning(str(outcome.run_dir))
-    assert set(_our_namespaces()) <= before, "a namespace outlived its run"
+    network = outcome.results["network"]
+    if fault in ("kill", "pause"):
+        assert network is None, "process faults need no cuttable network"
+    else:
+        assert network["name"] == ("netns" if net == "netns" else "proxy")
+    left = [ns for ns in _our_namespaces() if ns.startswith(f"rc-{network['tag']}-")] if network else []
+    assert not left, f"namespaces outlived their run: {left}"
 
 
 @pytest.mark.slow

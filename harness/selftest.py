@@ -1,0 +1,178 @@
+"""`harness selftest`: prove that the harness catches real bugs, and raises no false alarms.
+
+Each deliberate bug in raftchat (``raftchat node --bug NAME``) is paired with the workload
+and faults that give it a chance to show, the way the bug showed in real systems. For
+each bug the self-test runs that plan N times with the bug and N times without it, and
+reports how often the checker found an anomaly, how far into the run the first anomalous
+operation came, and how often the correct build was (wrongly) judged not linearizable.
+Every run stays in the store, so each detection can be inspected.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.runner import RunOutcome, run_plan
+
+# The plan overrides that give each bug its chance, and why.
+BUG_PLANS: dict[str, dict[str, Any]] = {
+    # Followers answer reads: an isolated follower keeps answering with what it had.
+    "stale-read": {"workload": "register", "nemesis": ["partition-one", "partition-halves"]},
+    # A deposed leader answers reads alone: while it is paused or cut off the majority moves on,
+    # and when it wakes it answers the reads queued for it before it hears of the new term.
+    "leader-read-without-quorum": {
+        "workload": "register",
+        "nemesis": ["pause-leader", "partition-leader"],
+        "rate": 500,
+        "concurrency": 20,
+        "nemesis_interval": 3,
+    },
+    # A retried write is applied twice: a leader that stops after replicating an entry but
+    # before answering makes its clients retry at the next leader, which commits both.
+    "no-dedup": {
+        "workload": "chat",
+        "nemesis": ["kill-leader", "pause-leader"],
+        "rate": 500,
+        "concurrency": 20,
+        "nemesis_interval": 3,
+    },
+    # A restarted node votes twice in a term: crash nodes often, mid-election.
+    "forget-vote": {"workload": "register", "nemesis": ["kill", "kill-leader"], "nemesis_interval": 0.5},
+    # A restarted node loses acknowledged entries: crash everyone at once.
+    "lose-unsynced": {"workload": "chat", "nemesis": ["kill-all"], "nemesis_interval": 3},
+    # Figure 8 needs a leader to crash with entries on a minority, again and again.
+    "commit-previous-term": {
+        "workload": "register",
+        "nemesis": ["kill-leader", "partition-leader"],
+        "nemesis_interval": 2,
+    },
+}
+
+COMMON = {"nodes": 5, "concurrency": 10, "rate": 150, "recovery": 2}
+
+
+@dataclass
+class Trial:
+    bug: str | None
+    seed: int
+    valid: Any
+    first_anomaly_s: float | None
+    run_dir: str
+    ops: int
+
+
+@dataclass
+class BugReport:
+    bug: str
+    plan: dict[str, Any]
+    with_bug: list[Trial] = field(default_factory=list)
+    correct: list[Trial] = field(default_factory=list)
+
+    @property
+    def detected(self) -> int:
+        return sum(t.valid is False for t in self.with_bug)
+
+    @property
+    def false_alarms(self) -> int:
+        return sum(t.valid is not True for t in self.correct)
+
+    @property
+    def median_first_anomaly(self) -> float | None:
+        times = [t.first_anomaly_s for t in self.with_bug if t.first_anomaly_s is not None]
+        return statistics.median(times) if times else None
+
+
+def first_anomaly_seconds(outcome: RunOutcome) -> float | None:
+    """When, into the run, the earliest operation that could not be linearized was invoked."""
+    failure = (outcome.results.get("checker") or {}).get("failure")
+    if not failure:
+        return None
+    wanted = {s["op"] for s in failure.get("stuck", [])} | {s["op"] for s in failure.get("minimal_stuck", [])}
+    calls = [op["call"] for op in failure.get("minimal_history", []) if op["id"] in wanted]
+    if not calls:
+        calls = [op["call"] for op in failure.get("minimal_history", [])]
+    return min(calls) / 1e9 if calls else None
+
+
+def run_selftest(
+    bugs: list[str], runs: int, time_limit: float, store_root: Path, seed: int = 1, progress: bool = True
+) -> list[BugReport]:
+    reports = []
+    for bug in bugs:
+        plan = {**COMMON, **BUG_PLANS[bug], "time_limit": time_limit}
+        report = BugReport(bug, plan)
+        for i in range(runs):
+            for with_bug in (True, False):
+                overrides = {
+                    **plan,
+                    "name": f"selftest-{bug}" if with_bug else f"selftest-{bug}-correct",
+                    "bug": bug if with_bug else None,
+                    "seed": seed + i,
+                }
+                started = time.monotonic()
+                outcome = run_plan(None, overrides, store_root, progress=False)
+                trial = Trial(
+                    bug if with_bug else None,
+                    seed + i,
+                    outcome.valid,
+                    first_anomaly_seconds(outcome),
+                    str(outcome.run_dir),
+                    (outcome.results.get("stats") or {}).get("client_ops", 0),
+                )
+                (report.with_bug if with_bug else report.correct).append(trial)
+                if progress:
+                    label = "bug    " if with_bug else "correct"
+                    print(
+                        f"{bug:<28} {label} run {i + 1}/{runs}: {_verdict(outcome.valid):<9} "
+                        f"({time.monotonic() - started:.0f} s) {outcome.run_dir}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        reports.append(report)
+    return reports
+
+
+def _verdict(valid: Any) -> str:
+    return {True: "valid", False: "INVALID", "unknown": "unknown"}.get(valid, "error")
+
+
+def table(reports: list[BugReport], runs: int) -> str:
+    lines = [
+        f"{'bug':<28} {'workload':<9} {'faults':<34} {'detected':>9} "
+        f"{'first anomaly':>14} {'false alarms':>13}",
+    ]
+    for r in reports:
+        median = r.median_first_anomaly
+        lines.append(
+            f"{r.bug:<28} {r.plan['workload']:<9} {','.join(r.plan['nemesis']):<34} "
+            f"{r.detected:>4} of {runs:<2} {(f'{median:.1f} s' if median is not None else '-'):>14} "
+            f"{r.false_alarms:>6} of {runs:<3}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(path: Path, reports: list[BugReport], runs: int, time_limit: float) -> None:
+    data = {
+        "runs": runs,
+        "time_limit": time_limit,
+        "bugs": [
+            {
+                "bug": r.bug,
+                "plan": r.plan,
+                "detected": r.detected,
+                "detection_rate": r.detected / runs if runs else None,
+                "median_first_anomaly_s": r.median_first_anomaly,
+                "false_alarms": r.false_alarms,
+                "with_bug": [asdict(t) for t in r.with_bug],
+                "correct": [asdict(t) for t in r.correct],
+            }
+            for r in reports
+        ],
+    }
+    path.write_text(json.dumps(data, indent=2, default=str))
