@@ -4,6 +4,15 @@ The text a person needs first (verdict, minimal anomaly, stuck operations) is pl
 made here, so it reads even without scripts. The timelines are drawn by inline JS on
 canvas from data embedded as JSON: no network, opens from a file, and only the visible
 time window and lanes are drawn, so histories of tens of thousands of ops stay usable.
+
+Faults (``faults=``: the nemesis intervals of a run, in seconds since the start of the test,
+as ``harness.stats`` computes them) are listed in a static table and drawn as translucent
+bands behind the bars of the main timeline and its overview, a colour per fault kind in the
+order kinds first appear. In event order (the x axis gives every event the same width) a
+band starts and stops between the same two events it does in real time, so which operations
+ran during a fault stays visible. A history without timestamps is only ever in event order
+and its clock is record positions, which seconds cannot be mapped onto: there the bands are
+not drawn and the table says so.
 """
 
 from __future__ import annotations
@@ -17,13 +26,38 @@ from checker.model import Model, Operation
 from checker.result import UNKNOWN, CheckResult, Failure, Stuck
 
 STATE_CHARS = 300  # a described state longer than this is cut: it is shown in a tooltip
+FAULT_LABEL_CHARS = 60
+# (band, text) per fault kind, in the order kinds first appear: none of them is a colour the
+# timeline already uses for a meaning (blue linearized, red stuck, amber unknown, grey other).
+FAULT_COLOURS = (
+    ("#7c3aed", "#5b21b6"),
+    ("#0d9488", "#115e59"),
+    ("#db2777", "#9d174d"),
+    ("#ea580c", "#9a3412"),
+    ("#65a30d", "#3f6212"),
+    ("#0891b2", "#155e75"),
+    ("#a16207", "#713f12"),
+    ("#475569", "#1e293b"),
+)
 
 
-def render(result: CheckResult, model: Model, title: str = "") -> str:
-    """The whole page as one string."""
-    data = page_data(result, model, title)
+def render(
+    result: CheckResult, model: Model, title: str = "", *, faults: list[dict[str, Any]] | None = None
+) -> str:
+    """The whole page as one string.
+
+    ``faults``: intervals when faults were in force, each ``{"fault": name, "start": s, "stop": s
+    or None (until the end), "value": what was done}`` in seconds since the start of the history
+    (the clock of the ops' times), as ``harness.stats.compute`` gives them under ``nemesis``.
+    """
+    data = page_data(result, model, title, faults=faults)
     by_id = {op.id: op for op in result.ops}
-    body = _banner(data) + _anomaly_section(data, by_id, model) + _history_section(data, by_id)
+    body = (
+        _banner(data)
+        + _anomaly_section(data, by_id, model)
+        + _history_section(data, by_id)
+        + _faults_section(data)
+    )
     page_title = f"{_VERDICT_TEXT[data['verdict']]}: {title}" if title else _VERDICT_TEXT[data["verdict"]]
     return (
         _PAGE.replace("__TITLE__", html.escape(page_title))
@@ -34,14 +68,23 @@ def render(result: CheckResult, model: Model, title: str = "") -> str:
     )
 
 
-def write_html(path: str | Path, result: CheckResult, model: Model, title: str = "") -> None:
-    Path(path).write_text(render(result, model, title), encoding="utf-8")
+def write_html(
+    path: str | Path,
+    result: CheckResult,
+    model: Model,
+    title: str = "",
+    *,
+    faults: list[dict[str, Any]] | None = None,
+) -> None:
+    Path(path).write_text(render(result, model, title, faults=faults), encoding="utf-8")
 
 
 # -- the data the page's script draws from -------------------------------------------------
 
 
-def page_data(result: CheckResult, model: Model, title: str = "") -> dict[str, Any]:
+def page_data(
+    result: CheckResult, model: Model, title: str = "", *, faults: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready values (times relative to the first call)."""
     ops = result.ops
     start = min((op.call for op in ops), default=0)
@@ -80,7 +123,83 @@ def page_data(result: CheckResult, model: Model, title: str = "") -> dict[str, A
         "ops": [_op_data(op, model, start) for op in ops],
         "partitions": partitions,
         "failure": _failure_data(failure, model, by_id) if failure is not None else None,
+        "faults": _faults_data(faults or [], start),
     }
+
+
+def _faults_data(faults: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    """The fault intervals in start order, each with its times on the page's clock (ns after the
+    first call: ``c``, ``r``, None for never stopped), a label, colours and a row (``lv``) of its
+    own wherever intervals overlap."""
+    rows = []
+    for fault in faults:
+        s0 = _seconds(fault.get("start"))
+        s1 = _seconds(fault.get("stop"))
+        s0 = 0.0 if s0 is None else s0
+        if s1 is not None and s1 < s0:
+            s1 = s0
+        rows.append((s0, s1, str(fault.get("fault") or "unknown"), fault))
+    rows.sort(key=lambda row: row[0])
+    colours: dict[str, tuple[str, str]] = {}
+    ends: list[float] = []  # per row of the label strip: where its last interval stops
+    out = []
+    for s0, s1, name, fault in rows:
+        colour, ink = colours.setdefault(name, FAULT_COLOURS[len(colours) % len(FAULT_COLOURS)])
+        level = next((k for k, end in enumerate(ends) if end <= s0), len(ends))
+        if level == len(ends):
+            ends.append(0.0)
+        ends[level] = float("inf") if s1 is None else s1
+        value = fault.get("value")
+        out.append(
+            {
+                "fault": name,
+                "label": _fault_label(name, value),
+                "color": colour,
+                "ink": ink,
+                "s0": s0,
+                "s1": s1,
+                "su": bool(fault.get("start_unknown")),
+                "c": round(s0 * 1e9) - start,
+                "r": None if s1 is None else round(s1 * 1e9) - start,
+                "v": _plain(value),
+                "lv": level,
+            }
+        )
+    return out
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _fault_label(name: str, value: Any) -> str:
+    """The fault and what it hit, short: ``partition · halves · n1 n2 | n3 n4 n5``."""
+    parts = [name]
+    if isinstance(value, dict):
+        shape = value.get("shape")
+        if shape and name != f"partition-{shape}":
+            parts.append(str(shape))
+        nodes, components = value.get("nodes"), value.get("components")
+        if isinstance(nodes, list) and nodes:
+            parts.append(", ".join(map(str, nodes)))
+        elif isinstance(components, list) and components:
+            parts.append(
+                " | ".join(" ".join(map(str, g)) if isinstance(g, list) else str(g) for g in components)
+            )
+        elif value.get("leader"):
+            parts.append(f"leader {value['leader']}")
+        if value.get("bridge"):
+            parts.append(f"bridge {value['bridge']}")
+        if value.get("delay_ms") is not None:
+            parts.append(f"{value['delay_ms']} ms")
+        if isinstance(value.get("loss"), int | float):
+            parts.append(f"{value['loss']:.0%} loss")
+        if value.get("error"):
+            parts.append("error")
+    label = " · ".join(parts)
+    return label if len(label) <= FAULT_LABEL_CHARS else label[: FAULT_LABEL_CHARS - 1] + "…"
 
 
 def _ops_of(by_id: dict[int, Operation], ids: list[int]) -> list[Operation]:
@@ -325,13 +444,78 @@ def _history_section(data: dict[str, Any], by_id: dict[int, Operation]) -> str:
         "click an operation for details</span></div>"
         '<div class="legend"><span class="chip c-lin"></span>linearized (numbered in order)'
         '<span class="chip c-other"></span>not linearized<span class="chip c-stuck"></span>could not go next'
-        '<span class="chip c-unknown"></span>unknown outcome (may take effect until the end, or never)</div>'
+        '<span class="chip c-unknown"></span>unknown outcome (may take effect until the end, or never)'
+        f"{_fault_legend(data)}</div>"
         f"{failing}"
         '<div id="main-timeline" class="timeline"></div>'
         '<div id="view-summary" class="summary"></div>'
         '<div id="details" class="details">Click an operation to keep its details here.</div></section>'
         '<div id="tip" class="tip" hidden></div>'
     )
+
+
+def _fault_legend(data: dict[str, Any]) -> str:
+    if not data["faults"] or not data["timed"]:
+        return ""
+    kinds: dict[str, str] = {}
+    for fault in data["faults"]:
+        kinds.setdefault(fault["fault"], fault["color"])
+    chips = "".join(
+        f'<span class="chip c-fault" style="background:{_rgba(colour, 0.16)};border-color:{colour}"></span>'
+        f"{_e(name)}"
+        for name, colour in kinds.items()
+    )
+    return f'<span class="legend-faults">faults (shaded):{chips}</span>'
+
+
+def _faults_section(data: dict[str, Any]) -> str:
+    """The fault intervals as a table, readable without the script."""
+    faults = data["faults"]
+    if not faults:
+        return ""
+    if data["timed"]:
+        note = (
+            "Shaded bands across the timeline above; times in seconds since the start of the test. "
+            "In event order a band starts and stops between the same events as in real time. "
+            "Click a row to show it in the timeline."
+        )
+        if data["start"]:
+            first = _fmt_time(data["start"], True)
+            note += f" The timeline's clock starts at the first call, {first} into the test."
+    else:
+        note = (
+            "This history has no timestamps: its timeline shows only the order of events, so these "
+            "intervals, timed in seconds, are not drawn on it."
+        )
+    rows = []
+    for k, fault in enumerate(faults):
+        s0, s1 = fault["s0"], fault["s1"]
+        start = _fmt_time(round(s0 * 1e9), True) + (" (not recorded)" if fault["su"] else "")
+        if s1 is None:
+            stop, lasted = "never stopped", "until the end"
+        else:
+            stop = _fmt_time(round(s1 * 1e9), True)
+            lasted = "instant" if s1 == s0 else _fmt_time(round((s1 - s0) * 1e9), True)
+        value = _cut(json.dumps(fault["v"], ensure_ascii=False))
+        rows.append(
+            f'<tr class="fault-row" data-fault="{k}"><td><span class="swatch" style="background:'
+            f'{_rgba(fault["color"], 0.3)};border-color:{fault["color"]}"></span>{_e(fault["label"])}</td>'
+            f"<td>{_e(start)}</td><td>{_e(stop)}</td><td>{_e(lasted)}</td>"
+            f'<td class="value">{_e(value)}</td></tr>'
+        )
+    count = len(faults)
+    return (
+        f'<section id="faults" class="card" data-faults="{count}" data-timed="{str(data["timed"]).lower()}">'
+        f"<h2>Faults: {count} interval{'s' if count != 1 else ''}</h2>"
+        f'<p class="hint">{note}</p>'
+        '<table class="ops faults"><thead><tr><th>fault</th><th>start</th><th>stop</th><th>lasted</th>'
+        f"<th>value</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    n = int(colour.lstrip("#"), 16)
+    return f"rgba({n >> 16}, {(n >> 8) & 255}, {n & 255}, {alpha})"
 
 
 def _proc(op: Operation | None) -> str:
@@ -438,6 +622,15 @@ table.ops { border-collapse: collapse; width: 100%; margin-top: 10px; }
 .chip.c-stuck { background: #fee2e2; border: 2px solid var(--red); }
 .chip.c-unknown { border: 1.5px dashed var(--amber); background: repeating-linear-gradient(135deg,
   #fde68a 0 3px, #fffbeb 3px 6px); }
+.chip.c-fault { border: 1.5px solid; width: 18px; }
+.legend-faults { display: inline-flex; flex-wrap: wrap; align-items: center; gap: 4px 6px;
+  margin-left: 14px; padding-left: 4px; border-left: 1px solid var(--line); }
+.timeline .fault-strip { cursor: pointer; }
+.faults .swatch { display: inline-block; width: 14px; height: 12px; border: 1.5px solid; border-radius: 3px;
+  margin-right: 7px; vertical-align: -1px; }
+.faults td:first-child { font-family: inherit; font-size: 13px; font-weight: 600; }
+.faults td.value { color: var(--muted); }
+#faults .hint { margin: 0 0 4px; }
 .failing-note { margin: 6px 0 2px; }
 .timeline { position: relative; user-select: none; border: 1px solid var(--line); border-radius: 6px;
   overflow: hidden; background: white; }
@@ -471,7 +664,10 @@ _JS = r"""
 const D = JSON.parse(document.getElementById('check-data').textContent);
 const OPS = new Map(D.ops.map((o) => [o.id, o]));
 const DPR = window.devicePixelRatio || 1;
-const GUTTER = 64, RIGHT = 12, AXIS = 24, OVERVIEW = 34;
+const GUTTER = 64, RIGHT = 12, AXIS = 24, OVERVIEW = 34, FROW = 18;
+// Fault intervals can be placed only on a real clock (see the module's docstring).
+const FAULTS = D.timed ? D.faults : [];
+const FLEVELS = FAULTS.reduce((m, f) => Math.max(m, f.lv + 1), 0);
 const BIG = 1500, FIRST_WINDOW = 300;  // partitions above BIG ops open on their first FIRST_WINDOW ops
 const C = {
   lin: ['#dbeafe', '#2563eb', '#1e3a8a'], other: ['#e5e7eb', '#9ca3af', '#374151'],
@@ -508,6 +704,10 @@ function procCmp(a, b) {
 }
 function plural(n, one, many) { return n + ' ' + (n === 1 ? one : many || one + 's'); }
 function procName(p) { return isNaN(Number(p)) ? p : 'p' + p; }
+function rgba(hex, a) {
+  const n = parseInt(hex.slice(1), 16);
+  return 'rgba(' + (n >> 16) + ',' + ((n >> 8) & 255) + ',' + (n & 255) + ',' + a + ')';
+}
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -623,11 +823,40 @@ function opInfo(it, view, box) {
   box.appendChild(kv);
 }
 
+function faultInfo(f, box) {
+  box.replaceChildren();
+  box.appendChild(el('h3', '', 'fault: ' + f.label));
+  const kv = el('div', 'kv');
+  const row = (k, v) => { kv.appendChild(el('span', 'k', k)); kv.appendChild(el('span', 'v', v)); };
+  const secs = (s) => fmtTime(Math.round(s * 1e9));
+  row('fault', f.fault);
+  row('start', secs(f.s0) + (f.su ? ' (not recorded: in force from the beginning)' : ''));
+  row('stop', f.s1 === null ? 'never stopped: in force until the end' : secs(f.s1));
+  if (f.s1 !== null) row('lasted', f.s1 === f.s0 ? 'an instant' : secs(f.s1 - f.s0));
+  if (D.start) row('timeline', fmtTime(f.c) + ' → ' + (f.r === null ? 'the end' : fmtTime(f.r)));
+  row('value', JSON.stringify(f.v));
+  box.appendChild(kv);
+}
+
+function placeTip(e) {
+  tip.hidden = false;
+  const tw = tip.offsetWidth, th = tip.offsetHeight;
+  let x = e.clientX + 14, y = e.clientY + 14;
+  if (x + tw > window.innerWidth - 8) x = e.clientX - tw - 14;
+  if (y + th > window.innerHeight - 8) y = Math.max(8, e.clientY - th - 14);
+  tip.style.left = x + 'px'; tip.style.top = y + 'px';
+}
+
 class Timeline {
   constructor(host, opts) {
     this.host = host; this.opts = opts; this.row = 34;
     this.mode = opts.mode; this.showLin = true; this.hover = null; this.selected = null;
+    this.faulty = !opts.compact && FAULTS.length > 0; this.hoverFault = -1; this.bandsDrawn = 0;
     this.axis = host.appendChild(document.createElement('canvas'));
+    if (this.faulty) {  // the bands' labels, above the lanes
+      this.strip = host.appendChild(document.createElement('canvas'));
+      this.strip.className = 'fault-strip';
+    }
     this.scroller = host.appendChild(el('div', 'scroller'));
     this.canvas = this.scroller.appendChild(document.createElement('canvas'));
     this.canvas.tabIndex = 0;
@@ -650,7 +879,10 @@ class Timeline {
     const keep = !fit && this.scale ? [this.scale.t(this.u0), this.scale.t(this.u1)] : null;
     this.mode = mode; this.hist = null;
     this.scale = new Scale(v.times, mode);
-    const first = this.scale.u(v.times[0]), last = this.scale.u(v.times[v.times.length - 1]);
+    let first = this.scale.u(v.times[0]), last = this.scale.u(v.times[v.times.length - 1]);
+    if (this.faulty && mode === 'real') {  // the whole of every fault is in the full view
+      for (const f of FAULTS) { first = Math.min(first, f.c); if (f.r !== null) last = Math.max(last, f.r); }
+    }
     const span = Math.max(last - first, 1);
     this.pad = mode === 'real' ? span * 0.04 : 1.5;
     this.uMin = first - this.pad * 0.5; this.uMax = last + this.pad * 1.5; this.uEnd = last + this.pad;
@@ -663,6 +895,10 @@ class Timeline {
       let m = -Infinity;
       for (const it of lane) { m = Math.max(m, it.ur); it.maxEnd = m; }
     }
+    // Bands in x units; in event order a time falls between the events around it.
+    const clampU = (u) => (mode === 'real' ? u : Math.min(Math.max(u, this.uMin), this.uMax));
+    this.fu = this.faulty ? FAULTS.map((f) => [clampU(this.scale.u(f.c)),
+      f.r === null ? this.uMax : clampU(this.scale.u(f.r))]) : [];
     if (keep) { this.u0 = this.scale.u(keep[0]); this.u1 = this.scale.u(keep[1]); } else this.fit(false);
     this.layout();
   }
@@ -711,6 +947,7 @@ class Timeline {
     const H = Math.min(total, maxH);
     this.W = W; this.H = H;
     this.size(this.axis, W, AXIS);
+    if (this.strip) this.size(this.strip, W, FLEVELS * FROW + 4);
     this.size(this.canvas, W, H);
     this.scroller.style.height = H + 'px';
     this.spacer.style.height = (total - H) + 'px';
@@ -748,6 +985,7 @@ class Timeline {
     }
     ctx.save();
     ctx.beginPath(); ctx.rect(GUTTER, 0, W - GUTTER, H); ctx.clip();
+    if (this.faulty) this.drawBands(ctx, H);
     ctx.font = '11.5px system-ui, "DejaVu Sans", sans-serif';
     ctx.textBaseline = 'middle';
     const charW = ctx.measureText('abcdefghij0123456789').width / 20;
@@ -775,10 +1013,83 @@ class Timeline {
     }
     ctx.textAlign = 'left';
     this.drawAxis(ticks);
+    if (this.strip) this.drawStrip();
     if (this.over) this.drawOverview();
     this.drawn = drawn;
     this.drawMs = performance.now() - began;
     if (this.opts.onDraw) this.opts.onDraw(this);
+  }
+  bandX(k, x) {  // a band's pixel extent (x: this.x or this.ox), at least 2 px, kept near the canvas
+    const [ua, ub] = this.fu[k], lo = -10, hi = this.W + 10;
+    const a = Math.min(Math.max(x.call(this, ua), lo), hi);
+    if (FAULTS[k].r === null) return [a, hi];  // never stopped: on past the end
+    return [a, Math.min(Math.max(x.call(this, ub), a + 2, lo), hi)];
+  }
+  drawBands(ctx, H) {
+    let n = 0;
+    for (let k = 0; k < FAULTS.length; k++) {
+      const f = FAULTS[k], [ua, ub] = this.fu[k];
+      if (ub < this.u0 || ua > this.u1) continue;
+      n++;
+      const [a, b] = this.bandX(k, this.x), hot = k === this.hoverFault;
+      ctx.fillStyle = rgba(f.color, hot ? 0.2 : 0.1); ctx.fillRect(a, 0, b - a, H);
+      ctx.fillStyle = rgba(f.color, hot ? 0.9 : 0.5);
+      ctx.fillRect(a, 0, 1.5, H);
+      if (f.r !== null) ctx.fillRect(b - 1.5, 0, 1.5, H);
+    }
+    this.bandsDrawn = n;
+  }
+  drawStrip() {
+    const ctx = this.strip.getContext('2d'), W = this.W, h = FLEVELS * FROW + 4;
+    ctx.setTransform(DPR, 0, 0, DPR, 0, 0);
+    ctx.fillStyle = 'white'; ctx.fillRect(0, 0, W, h);
+    ctx.fillStyle = '#e5e7eb'; ctx.fillRect(0, h - 1, W, 1);
+    ctx.font = '11px system-ui, "DejaVu Sans", sans-serif'; ctx.textBaseline = 'middle';
+    ctx.fillStyle = '#6b7280'; ctx.fillText('faults', 8, h / 2);
+    ctx.save();
+    ctx.beginPath(); ctx.rect(GUTTER, 0, W - GUTTER, h); ctx.clip();
+    ctx.font = '600 11px system-ui, "DejaVu Sans", sans-serif';
+    const edge = new Array(FLEVELS).fill(W);  // where the next band of each row begins
+    for (let k = FAULTS.length - 1; k >= 0; k--) {  // from the right: a label stops at the next band
+      const f = FAULTS[k], [ua, ub] = this.fu[k], [a, b] = this.bandX(k, this.x);
+      const limit = edge[f.lv];
+      edge[f.lv] = a;
+      if (ub < this.u0 || ua > this.u1) continue;
+      const y = 2 + f.lv * FROW, hot = k === this.hoverFault;
+      ctx.fillStyle = rgba(f.color, hot ? 0.34 : 0.2); ctx.fillRect(a, y, b - a, FROW - 2);
+      ctx.fillStyle = f.color; ctx.fillRect(a, y, 2, FROW - 2);
+      const x = Math.max(a, GUTTER) + 5, room = limit - x - 4;
+      let text = f.label;
+      if (room < 14) continue;
+      if (ctx.measureText(text).width > room) {
+        let lo = 0, hi = text.length;
+        while (lo < hi) {
+          const m = (lo + hi + 1) >> 1;
+          if (ctx.measureText(text.slice(0, m) + '…').width <= room) lo = m; else hi = m - 1;
+        }
+        text = text.slice(0, lo) + '…';
+      }
+      ctx.fillStyle = f.ink; ctx.fillText(text, x, y + (FROW - 2) / 2 + 0.5);
+    }
+    ctx.restore();
+  }
+  faultAt(mx, x, level) {  // the narrowest band under mx (in the label strip: in that row), or -1
+    let best = -1, width = Infinity;
+    for (let k = 0; k < FAULTS.length; k++) {
+      if (level !== undefined && FAULTS[k].lv !== level) continue;
+      const [a, b] = this.bandX(k, x);
+      if (mx >= Math.max(a, GUTTER) - 3 && mx <= b + 3 && b - a < width) { best = k; width = b - a; }
+    }
+    return best;
+  }
+  hoverBand(k, e) {
+    if (k !== this.hoverFault) { this.hoverFault = k; this.request(); }
+    if (k >= 0) { faultInfo(FAULTS[k], tip); placeTip(e); } else tip.hidden = true;
+  }
+  showFault(k) {
+    const [a, b] = this.fu[k], w = Math.max(b - a, (this.uMax - this.uMin) / 40);
+    this.u0 = a - w * 0.2; this.u1 = a + w * 1.2; this.clampWindow();
+    this.hoverFault = k; this.draw();
   }
   bar(ctx, it, y, h, charW) {
     const o = it.op, role = it.stuck ? 'stuck' : it.lin >= 0 ? 'lin' : 'other';
@@ -912,6 +1223,11 @@ class Timeline {
     const ctx = this.over.getContext('2d'), W = this.W, v = this.view;
     ctx.setTransform(DPR, 0, 0, DPR, 0, 0);
     ctx.fillStyle = '#f9fafb'; ctx.fillRect(0, 0, W, OVERVIEW);
+    for (let k = 0; k < this.fu.length; k++) {
+      const f = FAULTS[k], [a, b] = this.bandX(k, this.ox);
+      ctx.fillStyle = rgba(f.color, k === this.hoverFault ? 0.3 : 0.16); ctx.fillRect(a, 0, b - a, OVERVIEW);
+      ctx.fillStyle = rgba(f.color, 0.85); ctx.fillRect(a, 0, b - a, 3);
+    }
     if (!this.hist || this.histKey !== this.mode + W) {  // ops per pixel column, kept until resize
       const cols = new Float32Array(W);
       for (const it of v.items) { const x = Math.floor(this.ox(it.uc)); if (x >= 0 && x < W) cols[x]++; }
@@ -1010,13 +1326,10 @@ class Timeline {
       const it = this.itemAt(e.clientX - r.left, e.clientY - r.top);
       if (it !== this.hover) { this.hover = it; this.request(); }
       if (it) {
-        opInfo(it, this.view, tip); tip.hidden = false;
-        const tw = tip.offsetWidth, th = tip.offsetHeight;
-        let x = e.clientX + 14, y = e.clientY + 14;
-        if (x + tw > window.innerWidth - 8) x = e.clientX - tw - 14;
-        if (y + th > window.innerHeight - 8) y = Math.max(8, e.clientY - th - 14);
-        tip.style.left = x + 'px'; tip.style.top = y + 'px';
-      } else tip.hidden = true;
+        if (this.hoverFault >= 0) { this.hoverFault = -1; this.request(); }
+        opInfo(it, this.view, tip); placeTip(e);
+      } else if (this.faulty) this.hoverBand(this.faultAt(e.clientX - r.left, this.x), e);
+      else tip.hidden = true;
     });
     window.addEventListener('mouseup', (e) => {
       if (!drag) return;
@@ -1026,13 +1339,25 @@ class Timeline {
         const r = c.getBoundingClientRect();
         this.selected = this.itemAt(e.clientX - r.left, e.clientY - r.top);
         if (this.opts.onSelect) this.opts.onSelect(this.selected, this.view);
+        const k = this.selected || !this.faulty ? -1 : this.faultAt(e.clientX - r.left, this.x);
+        if (k >= 0 && this.opts.onFault) this.opts.onFault(FAULTS[k]);
         this.request();
       }
     });
     c.addEventListener('mouseleave', () => {
       tip.hidden = true;
-      if (this.hover) { this.hover = null; this.request(); }
+      if (this.hover || this.hoverFault >= 0) { this.hover = null; this.hoverFault = -1; this.request(); }
     });
+    if (this.strip) {
+      const s = this.strip, level = (e) => Math.floor((e.clientY - s.getBoundingClientRect().top - 2) / FROW);
+      const at = (e) => this.faultAt(e.clientX - s.getBoundingClientRect().left, this.x, level(e));
+      s.addEventListener('mousemove', (e) => this.hoverBand(at(e), e));
+      s.addEventListener('mouseleave', () => this.hoverBand(-1));
+      s.addEventListener('click', (e) => {
+        const k = at(e);
+        if (k >= 0 && this.opts.onFault) this.opts.onFault(FAULTS[k]);
+      });
+    }
     c.addEventListener('wheel', (e) => {
       const r = c.getBoundingClientRect();
       if (e.ctrlKey || e.metaKey || e.altKey) {
@@ -1080,7 +1405,12 @@ class Timeline {
       e.preventDefault();
     });
     window.addEventListener('mousemove', (e) => {
-      if (!drag) return;
+      if (!drag) {
+        const x = e.clientX - o.getBoundingClientRect().left;
+        if (e.target === o && this.faulty) this.hoverBand(this.faultAt(x, this.ox), e);
+        return;
+      }
+      tip.hidden = true;
       const u = uOf(e);
       if (drag.kind === 'left') this.u0 = Math.min(u, this.u1 - 1e-9);
       else if (drag.kind === 'right') this.u1 = Math.max(u, this.u0 + 1e-9);
@@ -1088,6 +1418,7 @@ class Timeline {
       this.clampWindow(); this.request();
     });
     window.addEventListener('mouseup', () => { drag = null; });
+    o.addEventListener('mouseleave', () => { if (this.faulty) this.hoverBand(-1); });
   }
 }
 
@@ -1120,6 +1451,7 @@ function summarize(node, t) {
     drawn: t.drawn, lanes: v.lanes.length, rows: t.rows.length, stuck: v.stuckCount,
     linearized: v.order.length, unknown, mode: t.mode, ms: t.drawMs.toFixed(1),
   };
+  if (!t.opts.compact) { attrs.faults = D.faults.length; attrs.faultBands = t.bandsDrawn; }
   for (const [k, val] of Object.entries(attrs)) node.dataset[k] = String(val);
   return attrs;
 }
@@ -1152,11 +1484,14 @@ const main = new Timeline(document.getElementById('main-timeline'), {
     summary.textContent = 'partition #' + a.partition + ': ' + a.ops + ' operations on ' + a.lanes +
       ' processes · ' + a.linearized + (t.view.failed ? ' in the longest linearizable prefix · ' :
       ' linearized · ') + a.stuck + ' stuck · ' + a.unknown + ' unknown outcome · showing ' +
-      fmtTime(Math.max(lo, 0)) + ' – ' + fmtTime(hi) + ' (' + a.drawn + ' drawn)';
+      fmtTime(Math.max(lo, 0)) + ' – ' + fmtTime(hi) + ' (' + a.drawn + ' drawn)' + (!D.faults.length ? '' :
+      ' · ' + plural(D.faults.length, 'fault interval') + (FAULTS.length ? ', ' + a.faultBands + ' in view' :
+      ' (not drawn: no timestamps)'));
   },
   onSelect: (it, view) => {
     if (it) { opInfo(it, view, details); details.classList.add('on'); }
   },
+  onFault: (f) => { faultInfo(f, details); details.classList.add('on'); },
 });
 const STATUS = { failed: '✗ NOT linearizable', unchecked: '? not checked', linearizable: '✓ linearizable' };
 const order = D.partitions.map((p) => p.i);
@@ -1205,6 +1540,16 @@ for (const node of document.querySelectorAll('[data-op]')) {
       opInfo(main.selected, main.view, details); details.classList.add('on');
       document.getElementById('history').scrollIntoView({ behavior: 'smooth' });
     }
+  });
+}
+// A row of the faults table shows its band in the main timeline.
+for (const node of document.querySelectorAll('tr[data-fault]')) {
+  if (!FAULTS.length) break;
+  node.addEventListener('click', () => {
+    const k = Number(node.dataset.fault);
+    main.showFault(k);
+    faultInfo(FAULTS[k], details); details.classList.add('on');
+    document.getElementById('history').scrollIntoView({ behavior: 'smooth' });
   });
 }
 let resizeTimer = 0;

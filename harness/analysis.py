@@ -40,5 +40,11 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
     result = check(ops, model, timeout=timeout)
     results["valid"] = result.valid
     results["checker"] = result.to_json()
-    write_html(run_dir / "timeline.html", result, model, title=f"{results.get('test', run_dir.name)}")
+    write_html(
+        run_dir / "timeline.html",
+        result,
+        model,
+        title=f"{results.get('test', run_dir.name)}",
+        faults=results["stats"].get("nemesis") or [],
+    )
     return result.valid

@@ -154,12 +154,16 @@ def _make_stale(ops: list[dict[str, object]], start: int) -> None:
 
 
 def page_for(
-    tmp_path: Path, ops: list[Op], model_name: str = "cas-register", **kw: object
+    tmp_path: Path,
+    ops: list[Op],
+    model_name: str = "cas-register",
+    faults: list[dict[str, object]] | None = None,
+    **kw: object,
 ) -> tuple[Path, CheckResult]:
     model = get_model(model_name)
     result = check(ops, model, **kw)
     page = tmp_path / "page.html"
-    write_html(page, result, model, title="a test history")
+    write_html(page, result, model, title="a test history", faults=faults)
     return page, result
 
 
@@ -194,6 +198,8 @@ def test_linearizable_page_draws_every_op_and_the_linearization(tmp_path: Path) 
     assert int(view["data-bars"]) == int(view["data-drawn"]) == len(result.ops)
     assert int(view["data-linearized"]) == len(result.linearizations[0] or [])
     assert view["data-stuck"] == "0"
+    assert view["data-faults"] == view["data-fault-bands"] == "0"
+    assert "faults" not in dom.by_id and "fault-row" not in dom.classes
     screenshot(page, "html_view_linearizable.png")
 
 
@@ -238,3 +244,60 @@ def test_failing_partition_is_shown_first(tmp_path: Path) -> None:
     assert dom.options[0] == str(result.failure.partition)
     assert len(dom.options) == len(result.partition_ops)
     screenshot(page, "html_view_kv_partitions.png")
+
+
+def test_fault_intervals_are_shaded_and_listed(tmp_path: Path) -> None:
+    """Two faults of a run (seconds since the start, as harness.stats gives them): two bands, two rows."""
+    ops = [
+        Op(o.index, o.type, o.process, o.f, o.value, o.time * 1000) for o in register_history(60, 5, False)
+    ]
+    end = ops[-1].time / 1e9  # µs became ms: a run of a few seconds
+    faults = [
+        {
+            "fault": "partition",
+            "start": round(end * 0.2, 6),
+            "stop": round(end * 0.45, 6),
+            "value": {
+                "fault": "partition",
+                "shape": "halves",
+                "components": [["n1", "n2"], ["n3", "n4", "n5"]],
+            },
+        },
+        {
+            "fault": "kill-leader",
+            "start": round(end * 0.65, 6),
+            "stop": None,
+            "value": {"fault": "kill-leader", "leader": "n3", "action": "kill", "nodes": ["n3"]},
+        },
+    ]
+    page, result = page_for(tmp_path, ops, faults=faults)
+    assert result.valid is True
+    dom = rendered(page)
+    view = dom.by_id["view-summary"]
+    assert view["data-faults"] == "2"
+    assert view["data-fault-bands"] == "2"  # the whole run is in view: both bands drawn
+    assert int(view["data-bars"]) == int(view["data-drawn"]) == len(result.ops)
+    assert dom.by_id["faults"]["data-faults"] == "2"
+    assert dom.classes.get("fault-row") == 2
+    assert dom.classes.get("fault-strip") == 1
+    html_text = page.read_text(encoding="utf-8")
+    assert "partition · halves · n1 n2 | n3 n4 n5" in html_text and "kill-leader · n3" in html_text
+    screenshot(page, "html_view_faults.png")
+
+
+def test_faults_without_timestamps_are_listed_not_drawn(tmp_path: Path) -> None:
+    ops = [
+        Op(0, "invoke", 0, "write", 1),
+        Op(1, "ok", 0, "write", 1),
+        Op(2, "invoke", 1, "read", None),
+        Op(3, "ok", 1, "read", 1),
+    ]
+    faults = [{"fault": "kill", "start": 0.5, "stop": 1.5, "value": {"fault": "kill", "nodes": ["n2"]}}]
+    page, result = page_for(tmp_path, ops, "register", faults=faults)
+    assert result.valid is True
+    dom = rendered(page)
+    view = dom.by_id["view-summary"]
+    assert view["data-mode"] == "rank"
+    assert view["data-faults"] == "1" and view["data-fault-bands"] == "0"
+    assert dom.by_id["faults"]["data-timed"] == "false"
+    assert dom.classes.get("fault-row") == 1 and "fault-strip" not in dom.classes
