@@ -303,6 +303,7 @@ def print_targets(cells: list[Cell]) -> None:
         print(
             f"  32-client send throughput >= etcd's: raftchat {rc32.ops_per_s:.0f} ops/s "
             f"vs {goal:.0f} ({source}) -> {verdict}; raftchat p99 {fmt_ms(rc32.p99)} ms"
+            + caveat(("raftchat", 3, 32, "send"), ("etcd", 3, 32, "send"))
         )
     else:
         print(

@@ -153,7 +153,8 @@ def read_results(run_dir: Path) -> dict[str, Any] | None:
 
 
 def run_dirs(store_root: Path) -> list[Path]:
-    """Every ``<test>/<run>`` directory in the store (not ``latest``, not hidden temp files)."""
+    """Every ``<test>/<run>`` directory in the store (not ``latest``, not hidden temp files, not
+    the summary folders that ``harness nightly`` writes beside the runs)."""
     root = Path(store_root)
     if not root.is_dir():
         return []
@@ -162,7 +163,9 @@ def run_dirs(store_root: Path) -> list[Path]:
         if test_dir.name.startswith(".") or test_dir.is_symlink() or not test_dir.is_dir():
             continue
         for run_dir in test_dir.iterdir():
-            if not run_dir.name.startswith(".") and not run_dir.is_symlink() and run_dir.is_dir():
+            if run_dir.name.startswith(".") or run_dir.is_symlink() or not run_dir.is_dir():
+                continue
+            if not (run_dir / "summary.json").exists():
                 found.append(run_dir)
     return found
 

@@ -328,3 +328,11 @@ def test_count_invocations_across_read_chunks(tmp_path: Path) -> None:
     ops = synthetic_ops(n_ops=30_000, seed=5)  # several MB: the mark straddles chunk boundaries
     write_jsonl(tmp_path / "h.jsonl", ops)
     assert store._count_invocations(tmp_path / "h.jsonl") == 30_000
+
+
+def test_nightly_summary_folders_are_not_listed_as_runs(tmp_path: Path) -> None:
+    run = store_run(tmp_path, "nightly-chat-n3", synthetic_ops())
+    summary = tmp_path / "nightly-summary" / "20261126T230000"
+    summary.mkdir(parents=True)
+    (summary / "summary.json").write_text("{}")
+    assert [s.path for s in store.list_runs(tmp_path)] == [run]
