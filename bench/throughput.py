@@ -279,7 +279,10 @@ def print_table(cells: list[Cell], systems: list[str], args: argparse.Namespace)
             f"? = processes outside this benchmark used more than {FOREIGN_LIMIT:.0%} of the machine during "
             "the cell: its figures are lower and noisier than on a quiet machine; rerun it"
         )
-    print("rc/xxxx = raftchat ops/s divided by that system's ops/s in the same cell (> 1: raftchat faster)")
+    if len(systems) > 1:
+        print(
+            "rc/xxxx = raftchat ops/s divided by that system's ops/s in the same cell (> 1: raftchat faster)"
+        )
 
 
 def print_targets(cells: list[Cell]) -> None:
@@ -325,7 +328,10 @@ def print_targets(cells: list[Cell]) -> None:
 
 
 def _has_pysyncobj() -> bool:
-    return importlib.util.find_spec("pysyncobj") is not None
+    try:
+        return importlib.util.find_spec("pysyncobj") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def make_system(name: str, work_dir: Path, args: argparse.Namespace) -> System:

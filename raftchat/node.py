@@ -20,6 +20,7 @@ from typing import Any
 from raftchat import protocol
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
+from raftchat.forked import ForkedBytes
 from raftchat.kv import KVMachine
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
 from raftchat.raft.core import Config, RaftCore, Ready, Role
@@ -101,6 +102,8 @@ class Node:
         self._stopping = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
         self._last_role: tuple = ()
+        self._snapshotting = False
+        self._background: set[asyncio.Task] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -267,16 +270,32 @@ class Node:
 
     def _maybe_compact(self) -> None:
         applied = self.replica.applied_index
-        if applied - self.snapshot_index < self.config.snapshot_every:
+        if self._snapshotting or applied - self.snapshot_index < self.config.snapshot_every:
             return
         term = self.core.term_of(applied)
         if term is None:
             return
-        snapshot = Snapshot(applied, term, self.replica.snapshot())
-        self.storage.compact(snapshot)
-        self.core.compact(snapshot)
-        self.snapshot_index = applied
-        log.info("%s: snapshot at index %d (%d bytes)", self.id, applied, len(snapshot.data))
+        self._snapshotting = True
+        child = ForkedBytes(self.replica.snapshot)  # forks now: the state as of ``applied``
+        task = asyncio.get_running_loop().create_task(self._snapshot(child, applied, term))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _snapshot(self, child: ForkedBytes, index: int, term: int) -> None:
+        """Store the snapshot the child is writing, without stopping the node (see raftchat.forked)."""
+        try:
+            data = await child.result()
+            if self._stopping.is_set() or index <= self.snapshot_index:
+                return  # shutting down, or a newer snapshot arrived from the leader meanwhile
+            snapshot = Snapshot(index, term, data)
+            self.storage.compact(snapshot)
+            self.core.compact(snapshot)
+            self.snapshot_index = index
+            log.info("%s: snapshot at index %d (%d bytes)", self.id, index, len(data))
+        except Exception:
+            log.exception("%s: snapshot at index %d failed; will try again later", self.id, index)
+        finally:
+            self._snapshotting = False
 
     # ----------------------------------------------------------------- clients
 
@@ -295,8 +314,8 @@ class Node:
                 task = asyncio.create_task(self._handle_request(payload, writer))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-        except (OSError, ConnectionError):
-            pass
+        except (OSError, ConnectionError, asyncio.CancelledError):
+            pass  # a client went away, or the node is shutting down
         finally:
             writer.close()
 

@@ -95,7 +95,7 @@ class PeerServer:
                 self.deliver(decode(payload))
         except (FrameError, DecodeError, ValueError) as exc:
             log.warning("dropping peer connection from %s: %s", peer, exc)
-        except (OSError, ConnectionError):
-            pass
+        except (OSError, ConnectionError, asyncio.CancelledError):
+            pass  # the peer went away, or this node is shutting down
         finally:
             writer.close()

@@ -12,7 +12,7 @@ import pytest
 from raftchat import config as cfg
 from raftchat import protocol
 from raftchat.client import Client, OperationError
-from raftchat.localcluster import LocalCluster, node_status
+from raftchat.localcluster import LocalCluster, free_ports, node_status
 
 
 async def _send_many(client: Client, sender: str, to: str, prefix: str, count: int) -> list[str]:
@@ -103,7 +103,7 @@ def test_full_restart_keeps_state(make_cluster):
 
 def test_lagging_node_catches_up_through_snapshot(tmp_path):
     base = cfg.local_cluster(3, 0)
-    ports = __import__("raftchat.localcluster", fromlist=["free_ports"]).free_ports(6)
+    ports = free_ports(6)
     config = cfg.ClusterConfig(
         cluster_id=base.cluster_id,
         nodes=[
@@ -153,6 +153,45 @@ def test_lagging_node_catches_up_through_snapshot(tmp_path):
                 await client.close()
 
         asyncio.run(still_serves())
+
+
+def test_restart_after_snapshots_applies_nothing_twice(tmp_path):
+    ports = free_ports(6)
+    config = cfg.ClusterConfig(
+        cluster_id=cfg.local_cluster(0, 0).cluster_id,
+        nodes=[
+            cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
+            for i in range(3)
+        ],
+        snapshot_every=25,
+    )
+
+    async def write(cluster: LocalCluster) -> list[str]:
+        client = Client(cluster.config, timeout=10)
+        try:
+            await client.call("create_account", user="gina")
+            return await _send_many(client, "gina", "gina", "s", 120)
+        finally:
+            await client.close()
+
+    async def read(cluster: LocalCluster) -> list[str]:
+        client = Client(cluster.config, timeout=10)
+        try:
+            return await _inbox(client, "gina")
+        finally:
+            await client.close()
+
+    with LocalCluster(tmp_path / "c", 3, config=config) as cluster:
+        cluster.start_all()
+        cluster.wait_for_leader(timeout=15)
+        acked = asyncio.run(write(cluster))
+        time.sleep(0.5)  # let the snapshot children finish
+        cluster.stop_all()
+        for node_id in cluster.ids:
+            assert "snapshot at index" in cluster.log_path(node_id).read_text()
+            cluster.start(node_id)
+        cluster.wait_for_leader(timeout=15)
+        assert asyncio.run(read(cluster)) == acked  # each message once, in order, none lost
 
 
 def _raw_request(sock: socket.socket, payload: bytes) -> dict:
