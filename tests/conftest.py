@@ -17,6 +17,18 @@ from raftchat.localcluster import LocalCluster
 
 
 @pytest.fixture
+def cluster(tmp_path) -> Iterator[LocalCluster]:
+    """A running 3-node chat cluster with a leader, stopped after the test."""
+    cluster = LocalCluster(tmp_path / "cluster", 3)
+    try:
+        cluster.start_all()
+        cluster.wait_for_leader(timeout=15)
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+@pytest.fixture
 def make_cluster(tmp_path):
     """Factory for local clusters that are always stopped at the end of the test."""
     clusters: list[LocalCluster] = []

@@ -5,9 +5,7 @@ keeps a screenshot for a person to look at (in $TEST_ARTIFACTS, default tests/ar
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -16,30 +14,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from support import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 
 from checker import check, get_model
 from checker.html import write_html
 from checker.result import CheckResult
 from histories import Op, read_history
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium is not installed (Debian: apt-get install chromium)"
-)
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).resolve().parent / "artifacts")
+pytestmark = needs_chromium
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--window-size=1400,900",
-]
+FLAGS = [*CHROMIUM_FLAGS, "--window-size=1400,900"]
 
 
 def chromium(page: Path, *args: str) -> subprocess.CompletedProcess[str]:

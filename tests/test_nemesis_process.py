@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable, Iterator
 
-import pytest
+from support import wait_until
 
 from nemesis.process import ProcessFaults, process_state, random_minority
 from raftchat.localcluster import LocalCluster, node_status
-
-
-@pytest.fixture
-def cluster(tmp_path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path, 3)
-    try:
-        cluster.start_all()
-        cluster.wait_for_leader(timeout=15)
-        yield cluster
-    finally:
-        cluster.stop_all()
-
-
-def wait_until(what: str, check: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rejoined(cluster: LocalCluster, node: str) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import wait_until
 
 from nemesis import FAULTS, NETWORK_FAULTS, Nemesis, NetworkUnavailable, choose_network, shapes
 from nemesis.process import process_state
@@ -76,26 +77,6 @@ class FakeCluster:
 
     def alive(self, node_id: str) -> bool:
         return False
-
-
-@pytest.fixture
-def cluster(tmp_path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path, 3)
-    try:
-        cluster.start_all()
-        cluster.wait_for_leader(timeout=15)
-        yield cluster
-    finally:
-        cluster.stop_all()
-
-
-def wait_until(what: str, check: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def all_rejoined(cluster: LocalCluster) -> bool:

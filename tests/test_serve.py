@@ -7,9 +7,7 @@ a checker timeline). Screenshots go to $TEST_ARTIFACTS (default tests/artifacts/
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,28 +18,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from support import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 from test_store_stats import store_run, synthetic_ops
 
 from harness import store
 from harness.cli import build_parser
 from harness.serve import Forbidden, make_server, resolve
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium is not installed (Debian: apt-get install chromium)"
-)
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).resolve().parent / "artifacts")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
+FLAGS = [*CHROMIUM_FLAGS]
 SECRET = "top secret, outside the store"
 
 
