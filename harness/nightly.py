@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import yaml
-
 from harness import plan as plans
 from harness import store
 from harness.runner import EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID
+from raftchat.config import read_yaml
 
 OVERHEAD_S = 12.0  # per run, beyond its time limit: cluster start, recovery, final reads, checking
 TOP_KEYS = ("name", "base", "matrix", "exclude")
@@ -102,14 +101,7 @@ class RunRecord:
 
 def load_matrix(path: str | Path) -> Matrix:
     """Read and check a matrix file (not yet its combinations: see ``expand`` and ``validate_all``)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MatrixError(f"{path}: cannot read the matrix: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MatrixError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "matrix file", MatrixError)
     try:
         return parse_matrix(data)
     except MatrixError as exc:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from raftchat.config import read_yaml
+
 
 class PlanError(ValueError):
     """The plan is not usable; the message says where and why."""
@@ -131,23 +133,22 @@ def _known_faults() -> set[str]:
     return set(FAULTS)
 
 
-def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> Plan:
-    """Read a plan file (None: the default plan), apply overrides, validate, fix the seed."""
-    data: dict[str, Any] = {}
+def load(source: str | Path | Plan | dict[str, Any] | None, overrides: dict[str, Any] | None = None) -> Plan:
+    """A validated plan from a YAML file, a mapping or a Plan (None: the default plan), with
+    ``overrides`` applied and the seed fixed, so that the stored plan replays the run."""
     where = "default plan"
-    if path is not None:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise PlanError(f"{where}: cannot read the plan: {exc.strerror}") from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PlanError(f"{where}: not valid YAML: {exc}") from exc
+    if isinstance(source, Plan):
+        data = source.to_dict()
+    elif isinstance(source, dict):
+        data, where = dict(source), "plan"
+    elif source is not None:
+        where = str(source)
+        loaded = read_yaml(source, "plan", PlanError)
         if loaded is not None and not isinstance(loaded, dict):
             raise PlanError(f"{where}: a plan is a mapping of keys to values, got {type(loaded).__name__}")
         data = dict(loaded or {})
+    else:
+        data = {}
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         plan = validate(data)

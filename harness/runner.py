@@ -62,16 +62,7 @@ def run_plan(
     """Run a plan (a Plan, a YAML path, a mapping or None for the default) and store it."""
     from harness import store
 
-    if isinstance(plan, plans.Plan):
-        resolved = plans.validate({**plan.to_dict(), **(overrides or {})})
-        if resolved.seed is None:
-            resolved.seed = random.SystemRandom().randrange(2**31)
-    elif isinstance(plan, dict):
-        resolved = plans.validate({**plan, **(overrides or {})})
-        if resolved.seed is None:
-            resolved.seed = random.SystemRandom().randrange(2**31)
-    else:
-        resolved = plans.load(plan, overrides)
+    resolved = plans.load(plan, overrides)
     run_dir = store.new_run_dir(Path(store_root), resolved.name)
     plans.dump(resolved, run_dir / "plan.yaml")
     return Run(resolved, run_dir, Progress(enabled=progress)).execute()

@@ -127,17 +127,20 @@ def parse(data: Any, where: str = "cluster file") -> ClusterConfig:
     return config
 
 
-def load(path: str | Path) -> ClusterConfig:
-    path = Path(path)
+def read_yaml(path: str | Path, what: str, error: type[Exception]) -> Any:
+    """Parse a YAML file that a person wrote; problems become ``error``, naming the file."""
     try:
-        text = path.read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read cluster file {path}: {exc.strerror}") from exc
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse(data, str(path))
+        raise error(f"{path}: not valid YAML: {exc}") from exc
+
+
+def load(path: str | Path) -> ClusterConfig:
+    return parse(read_yaml(path, "cluster file", ConfigError), str(path))
 
 
 def dump(config: ClusterConfig, path: str | Path) -> None:

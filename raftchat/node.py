@@ -170,26 +170,15 @@ class Node:
             self._handle_ready(self.core.ready())
 
     def _handle_ready(self, rd: Ready) -> None:
-        hard_state = rd.hard_state
-        if hard_state is not None and not rd.entries and rd.snapshot is None:
-            saved = self._saved_hard_state
-            if (hard_state.term, hard_state.voted_for) == (saved.term, saved.voted_for):
-                # Only the commit index moved. It is volatile in Raft (a restarted node
-                # relearns it from the leader), so it rides along with the next real write
-                # instead of costing an fsync of its own.
-                hard_state = None
-        if hard_state is not None or rd.entries or rd.snapshot is not None:
-            if (
-                hard_state is None
-                and rd.hard_state is None
-                and self._last_hard_state != self._saved_hard_state
-            ):
-                hard_state = self._last_hard_state
-            self.storage.save(hard_state, rd.entries, rd.snapshot)
-            if hard_state is not None:
-                self._saved_hard_state = hard_state
         if rd.hard_state is not None:
             self._last_hard_state = rd.hard_state
+        latest, saved = self._last_hard_state, self._saved_hard_state
+        # The commit index is volatile in Raft (a restarted node relearns it from the leader),
+        # so a change of commit alone costs no fsync: it rides along with the next real write.
+        vote_changed = (latest.term, latest.voted_for) != (saved.term, saved.voted_for)
+        if rd.entries or rd.snapshot is not None or vote_changed:
+            self.storage.save(latest if latest != saved else None, rd.entries, rd.snapshot)
+            self._saved_hard_state = latest
         for msg in rd.messages:
             link = self.links.get(msg.dst)
             if link is not None:

@@ -97,8 +97,6 @@ class ChatWorkload:
         self.options = options
         self.concurrency = concurrency
         self.seed = seed
-        self._ops = list(options.weights)
-        self._weights = [options.weights[op] for op in self._ops]
         size = options.workers_per_group
         self._teams = [_Team(i) for i in range(math.ceil(concurrency / size))]
         self._messages = [0] * concurrency  # per-worker counter for unique texts
@@ -141,7 +139,7 @@ class ChatWorkload:
             team.groups.append(group)
         team.ops += 1
         users = self.users(group)
-        f = rng.choices(self._ops, self._weights)[0]
+        f = opts.pick(self.options.weights, rng)
         if f == "list_accounts":
             args: dict[str, Any] = {"pattern": self.wildcard(group)}
         elif f == "send_message":

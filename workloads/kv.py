@@ -55,8 +55,6 @@ class KVWorkload:
         self.options = options
         self.concurrency = concurrency
         self.seed = seed
-        self._ops = list(options.weights)
-        self._weights = [options.weights[op] for op in self._ops]
         self._slots = [_Slot(i) for i in range(options.keys)]
         self._counters = [0] * concurrency  # per-worker, for unique values
         self._touched: dict[str, None] = {}  # keys in first-use order
@@ -80,7 +78,7 @@ class KVWorkload:
         slot.ops += 1
         key = f"{self.options.prefix}{slot.index + len(self._slots) * slot.retired}"
         self._touched.setdefault(key, None)
-        f = rng.choices(self._ops, self._weights)[0]
+        f = opts.pick(self.options.weights, rng)
         if f == "get":
             return Invocation("get", [key, None])
         self._counters[worker] += 1

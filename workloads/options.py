@@ -10,6 +10,7 @@ line of documentation (``option``); the default's type is the type the option ac
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -114,3 +115,8 @@ def _kind(default: Any) -> str:
 
 def _shown(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
+
+
+def pick(weights: dict[str, float], rng: random.Random) -> str:
+    """One operation name, drawn with the given relative weights."""
+    return rng.choices(list(weights), list(weights.values()))[0]

@@ -44,8 +44,6 @@ class RegisterWorkload:
         self.options = options
         self.concurrency = concurrency
         self.seed = seed
-        self._ops = list(options.weights)
-        self._weights = [options.weights[op] for op in self._ops]
 
     @classmethod
     def from_options(cls, options: dict[str, Any] | None, concurrency: int, seed: int) -> RegisterWorkload:
@@ -56,7 +54,7 @@ class RegisterWorkload:
         return opts.describe(RegisterOptions, cls.name)
 
     def next_op(self, worker: int, rng: random.Random) -> Invocation:
-        f = rng.choices(self._ops, self._weights)[0]
+        f = opts.pick(self.options.weights, rng)
         values = self.options.values
         if f == "read":
             return Invocation("read", None)
