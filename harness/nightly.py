@@ -49,6 +49,7 @@ _PREFIXES = {
     "nemesis_interval": "i",
     "recovery": "rec",
     "op_timeout": "ot",
+    "attempt_timeout": "at",
     "checker_timeout": "ct",
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+=-]+")

@@ -36,6 +36,7 @@ class Plan:
     net: str = "auto"  # how partitions are made: auto, netns or proxy
     recovery: float = 3.0  # seconds the healed cluster gets before the final reads
     op_timeout: float = 5.0  # a client operation still unanswered after this is recorded as info
+    attempt_timeout: float = 1.0  # a client retries (same request, next node) after this long
     checker_timeout: float = 120.0  # then the verdict is "unknown"
     bug: str | None = None  # start every node with this deliberate bug (self-test)
 
@@ -86,6 +87,7 @@ def validate(data: dict[str, Any]) -> Plan:
     plan.nemesis_interval = _seconds("nemesis_interval", plan.nemesis_interval)
     plan.recovery = _seconds("recovery", plan.recovery, allow_zero=True)
     plan.op_timeout = _seconds("op_timeout", plan.op_timeout)
+    plan.attempt_timeout = _seconds("attempt_timeout", plan.attempt_timeout)
     plan.checker_timeout = _seconds("checker_timeout", plan.checker_timeout)
     if plan.seed is not None:
         plan.seed = _positive_int("seed", plan.seed, minimum=0)

@@ -26,7 +26,7 @@ from harness import plan as plans
 from harness.progress import Progress
 from harness.recorder import Recorder
 from harness.workers import Workers
-from nemesis import NETWORK_FAULTS, Nemesis, choose_network
+from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS, Nemesis, choose_network
 from nemesis.net.base import Network
 from raftchat.client import Client
 from raftchat.config import ClusterConfig, NodeAddr
@@ -134,8 +134,9 @@ class Run:
     def _cluster(self, network: Network | None) -> LocalCluster:
         machine, bugs = self.workload.machine, (self.plan.bug,) if self.plan.bug else ()
         data_dir = self.run_dir / "cluster"
+        failpoints = bool(set(self.plan.nemesis) & FAILPOINT_FAULTS)
         if network is None:
-            return LocalCluster(data_dir, self.plan.nodes, machine=machine, bugs=bugs)
+            return LocalCluster(data_dir, self.plan.nodes, machine=machine, bugs=bugs, failpoints=failpoints)
         ports = free_ports(2 * self.plan.nodes)
         base = ClusterConfig(
             cluster_id=uuid.uuid4().hex,
@@ -152,6 +153,7 @@ class Run:
             bugs=bugs,
             config=config,
             command_prefix=network.command_prefix,
+            failpoints=failpoints,
         )
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -182,6 +184,7 @@ class Run:
                 cluster.config,
                 prefer=ids[w % len(ids)],
                 timeout=plan.op_timeout,
+                attempt_timeout=plan.attempt_timeout,
                 client_id=f"w{w}-{plan.seed}",
             )
             for w in range(plan.concurrency)

@@ -24,26 +24,27 @@ from harness.runner import RunOutcome, run_plan
 BUG_PLANS: dict[str, dict[str, Any]] = {
     # Followers answer reads: an isolated follower keeps answering with what it had.
     "stale-read": {"workload": "register", "nemesis": ["partition-one", "partition-halves"]},
-    # A deposed leader answers reads alone: while it is paused or cut off the majority moves on,
-    # and when it wakes it answers the reads queued for it before it hears of the new term.
+    # A leader that never doubts itself: cut off from the others it keeps answering reads
+    # from its own state while the majority elects another leader and moves on.
     "leader-read-without-quorum": {
         "workload": "register",
-        "nemesis": ["pause-leader", "partition-leader"],
-        "rate": 500,
-        "concurrency": 20,
+        "nemesis": ["partition-leader"],
         "nemesis_interval": 3,
     },
-    # A retried write is applied twice: a leader that stops after replicating an entry but
-    # before answering makes its clients retry at the next leader, which commits both.
+    # A retried write is applied twice. Clients give up on an attempt after 50 ms (as client
+    # libraries with short deadlines do) and retry the same request, here and at new leaders
+    # after the leader is paused or killed: a correct server answers the retry from its session.
     "no-dedup": {
         "workload": "chat",
-        "nemesis": ["kill-leader", "pause-leader"],
+        "nemesis": ["pause-leader", "kill-leader"],
         "rate": 500,
         "concurrency": 20,
         "nemesis_interval": 3,
+        "attempt_timeout": 0.05,
     },
-    # A restarted node votes twice in a term: crash nodes often, mid-election.
-    "forget-vote": {"workload": "register", "nemesis": ["kill", "kill-leader"], "nemesis_interval": 0.5},
+    # A restarted node votes twice in a term: voters crash right after voting (a failpoint),
+    # come back, and are asked again in the same term (see nemesis/crash_voters.py).
+    "forget-vote": {"workload": "register", "nemesis": ["crash-voters"], "nemesis_interval": 3},
     # A restarted node loses acknowledged entries: crash everyone at once.
     "lose-unsynced": {"workload": "chat", "nemesis": ["kill-all"], "nemesis_interval": 3},
     # Figure 8 needs a leader to crash with entries on a minority, again and again.

@@ -7,7 +7,7 @@ of the node ids and a seeded ``random.Random``.
 
 from nemesis.network import NetworkUnavailable, choose_network
 from nemesis.process import ProcessFaults, process_state, random_minority
-from nemesis.schedule import FAULTS, NETWORK_FAULTS, Nemesis
+from nemesis.schedule import FAILPOINT_FAULTS, FAULTS, NETWORK_FAULTS, Nemesis
 from nemesis.shapes import (
     SHAPES,
     bridge,
@@ -23,6 +23,7 @@ from nemesis.shapes import (
 )
 
 __all__ = [
+    "FAILPOINT_FAULTS",
     "FAULTS",
     "NETWORK_FAULTS",
     "SHAPES",

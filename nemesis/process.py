@@ -43,6 +43,10 @@ class Cluster(Protocol):
 
     def leader(self) -> str | None: ...
 
+    def status(self, node_id: str) -> dict | None: ...
+
+    def arm(self, node_id: str, failpoint: str | None) -> bool: ...
+
 
 def random_minority(nodes: Sequence[str], rng: random.Random) -> list[str]:
     """A random non-empty minority: 1 to (n-1)//2 nodes (one node when n <= 2)."""
@@ -84,6 +88,14 @@ class ProcessFaults:
             self.killed[node] = pid
             done[node] = pid
         return {"nodes": sorted(done), "pids": done}
+
+    def crashed(self, nodes: Sequence[str]) -> None:
+        """Nodes that exited on their own while a fault made them (a failpoint): ours to restart."""
+        for node in nodes:
+            proc = self.cluster.procs.get(node)
+            if proc is not None and proc.poll() is not None:
+                self.paused.pop(node, None)
+                self.killed[node] = proc.pid
 
     def restart(self) -> dict[str, Any]:
         """Start again every node we killed; returns {"nodes", "pids"} with the new pids."""

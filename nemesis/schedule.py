@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nemesis import shapes
+from nemesis.crash_voters import crash_voters
 from nemesis.net.base import Network
 from nemesis.process import PROCESS_THREAD, Cluster, ProcessFaults, random_minority
 
@@ -33,6 +34,8 @@ FAULTS: dict[str, str] = {
     "pause-leader": "SIGSTOP the current leader, SIGCONT it at the stop",
     "delay": "delay traffic to and from a random minority or all nodes by 50-200 ms",
     "loss": "drop 20% of the traffic to and from a random minority or all nodes",
+    "crash-voters": "voters crash right after electing a leader, which is paused while the rest elect "
+    "another (see nemesis/crash_voters.py)",
 }
 
 PARTITION_SHAPES = {
@@ -43,7 +46,8 @@ PARTITION_SHAPES = {
     "partition-bridge": "bridge",
 }
 PARTITIONS = frozenset({"partition", *PARTITION_SHAPES})
-NETWORK_FAULTS = PARTITIONS | {"delay", "loss"}
+NETWORK_FAULTS = PARTITIONS | {"delay", "loss", "crash-voters"}  # need a network to cut
+FAILPOINT_FAULTS = frozenset({"crash-voters"})  # need nodes started with failpoints allowed
 KILLS = frozenset({"kill", "kill-leader", "kill-all"})
 PAUSES = frozenset({"pause", "pause-leader"})
 
@@ -59,7 +63,7 @@ class Active:
     """The fault in effect: what to undo at the stop, and what its start recorded."""
 
     name: str
-    kind: str  # "partition", "kill", "pause", "slow", or "none" when nothing could be done
+    kind: str  # "partition", "kill", "pause", "slow", "script", or "none" when nothing could be done
     value: dict[str, Any] = field(default_factory=dict)
 
 
@@ -156,12 +160,17 @@ class Nemesis:
             shape = PARTITION_SHAPES.get(name) or self.rng.choice(shapes.SHAPES)
             value["shape"] = shape
         leader = None
-        if name in ("kill-leader", "pause-leader") or shape == "leader":
+        if name in ("kill-leader", "pause-leader", "crash-voters") or shape == "leader":
             leader = value["leader"] = await self._leader()
             if leader is None:
                 value.update(action="none", nodes=[], note="no leader found: nothing done")
                 return value
-        if shape is not None:
+        if name == "crash-voters":
+            self.active.kind = "script"
+            value["action"] = "script"
+            args = (self.cluster, self.network, self.processes, self.rng, leader, self._in_process_thread)
+            await crash_voters(*args, value)
+        elif shape is not None:
             cut = shapes.make_cut(shape, nodes, self.rng, leader)
             self.active.kind = "partition"
             await asyncio.to_thread(self.network.cut, set(cut))
@@ -228,6 +237,11 @@ class Nemesis:
         elif active.kind == "slow":
             await asyncio.to_thread(self.network.clear_slow)
             value.update(action="clear", nodes=active.value.get("nodes", []))
+        elif active.kind == "script":
+            await asyncio.to_thread(self.network.heal)
+            healed = await self._in_process_thread(self.processes.heal)
+            restarted, resumed = healed["restarted"]["nodes"], healed["resumed"]["nodes"]
+            value.update(action="heal", restarted=restarted, resumed=resumed)
         else:
             value["action"] = "none"
         self.active = None

@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
         "--bug", action="append", default=[], metavar="NAME", help="enable a deliberate bug (self-test)"
     )
     node.add_argument("--seed", type=int, help="seed for election timeouts (default: random)")
+    node.add_argument(
+        "--failpoints",
+        action="store_true",
+        help="let a test harness arm crash points over the client port (testing only)",
+    )
 
     cluster = sub.add_parser("cluster", help="run a local cluster on loopback in the foreground")
     cluster.add_argument("--nodes", type=int, default=5)
@@ -70,7 +75,15 @@ def _run_node(args: argparse.Namespace) -> int:
         return 2
     try:
         config = cfg.load(args.cluster)
-        node = Node(config, args.id, args.data_dir, args.state_machine, bugs, seed=args.seed)
+        node = Node(
+            config,
+            args.id,
+            args.data_dir,
+            args.state_machine,
+            bugs,
+            seed=args.seed,
+            failpoints=args.failpoints,
+        )
     except (cfg.ConfigError, StorageError) as exc:
         print(f"raftchat node: {exc}", file=sys.stderr)
         return 2

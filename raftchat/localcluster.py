@@ -62,7 +62,9 @@ class LocalCluster:
         bugs: tuple[str, ...] = (),
         config: cfg.ClusterConfig | None = None,
         command_prefix: Callable[[str], list[str]] | None = None,
+        failpoints: bool = False,
     ) -> None:
+        self.failpoints = failpoints  # start nodes with --failpoints, for nemeses that arm them
         self.data_dir = Path(data_dir).resolve()
         self.command_prefix = command_prefix  # e.g. run each node inside its network namespace
         self.machine = machine
@@ -117,6 +119,8 @@ class LocalCluster:
         cmd += ["--data-dir", str(self.data_dir / node_id), "--state-machine", self.machine]
         for bug in self.bugs:
             cmd += ["--bug", bug]
+        if self.failpoints:
+            cmd.append("--failpoints")
         return cmd
 
     def log_path(self, node_id: str) -> Path:
@@ -187,6 +191,18 @@ class LocalCluster:
 
     def statuses(self) -> dict[str, dict | None]:
         return {n.id: node_status(n.client) for n in self.config.nodes}
+
+    def status(self, node_id: str) -> dict | None:
+        return node_status(self.config.node(node_id).client)
+
+    def arm(self, node_id: str, failpoint: str | None, timeout: float = 0.5) -> bool:
+        """Arm a failpoint on one node (None disarms it); False if the node did not confirm."""
+        address = cfg.split_hostport(self.config.node(node_id).client)
+        try:
+            reply = protocol.request_sync(address, {"id": 1, "meta": "failpoint", "name": failpoint}, timeout)
+        except (OSError, ValueError):
+            return False
+        return isinstance(reply, dict) and reply.get("status") == "ok"
 
     def leader(self) -> str | None:
         """The leader of the highest term that a node claims to be leader of, if any."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import signal
 from dataclasses import dataclass
@@ -34,6 +35,15 @@ log = logging.getLogger("raftchat.node")
 
 NODE_BUGS = {"stale-read", "leader-read-without-quorum"}
 ALL_BUGS = NODE_BUGS | {"no-dedup", "forget-vote", "lose-unsynced", "commit-previous-term"}
+
+# Failpoints: crashes at exact points of the protocol that a kill from outside cannot time.
+# A harness arms them over the client port, and only on nodes started with failpoints allowed.
+FAILPOINTS = {
+    # exit right after a vote for another node is persisted and the grant sent, so the
+    # node comes back having voted but knowing nothing of the term's leader
+    "crash-after-vote": "exit right after granting a vote",
+}
+FAILPOINT_EXIT = 75  # the exit status of a node stopped by a failpoint
 
 
 def make_machine(name: str, config: ClusterConfig) -> StateMachine:
@@ -63,6 +73,7 @@ class Node:
         machine: str = "chat",
         bugs: frozenset[str] = frozenset(),
         seed: int | None = None,
+        failpoints: bool = False,
     ) -> None:
         unknown = bugs - ALL_BUGS
         if unknown:
@@ -71,6 +82,9 @@ class Node:
         self.id = node_id
         self.me = config.node(node_id)
         self.bugs = bugs
+        self.failpoints_allowed = failpoints
+        self._armed: str | None = None  # the failpoint in effect
+        self._crashing = False
         self.storage = Storage.open(data_dir, config.cluster_id, node_id, bugs=bugs)
         hard_state, snapshot, entries = self.storage.load()
         self._saved_hard_state = self._last_hard_state = hard_state
@@ -156,6 +170,8 @@ class Node:
     # ----------------------------------------------------------------- Raft plumbing
 
     def _on_message(self, msg: Message) -> None:
+        if self._crashing:
+            return  # a failpoint fired: this node takes nothing more in before it exits
         self.core.step(msg)
         self._schedule_flush()
 
@@ -183,6 +199,9 @@ class Node:
             link = self.links.get(msg.dst)
             if link is not None:
                 link.send(msg)
+        if self._armed == "crash-after-vote" and vote_changed and latest.voted_for not in (None, self.id):
+            self._crash(f"voted for {latest.voted_for} in term {latest.term}")
+            return
         if rd.snapshot is not None:
             self.replica.restore(rd.snapshot.data)
             self.replica.applied_index = rd.snapshot.index
@@ -286,6 +305,31 @@ class Node:
         finally:
             self._snapshotting = False
 
+    def _crash(self, why: str) -> None:
+        """Exit as abruptly as kill -9, but only once the messages just queued are on the wire."""
+        self._crashing = True
+        log.warning("%s: failpoint %s: %s; exiting", self.id, self._armed, why)
+
+        async def exit_when_sent() -> None:
+            for _ in range(100):
+                if not any(link.queue for link in self.links.values()):
+                    break
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)  # let the link that took the last batch write it
+            os._exit(FAILPOINT_EXIT)
+
+        task = asyncio.get_running_loop().create_task(exit_when_sent())
+        self._background.add(task)
+
+    def _arm(self, name: Any) -> dict:
+        if not self.failpoints_allowed:
+            raise InvalidRequest("failpoints are not allowed on this node (start it with --failpoints)")
+        if name is not None and name not in FAILPOINTS:
+            raise InvalidRequest(f"unknown failpoint {name!r} (known: {', '.join(FAILPOINTS)})")
+        self._armed = name
+        log.info("%s: failpoint %s", self.id, f"{name} armed" if name else "disarmed")
+        return {"armed": name}
+
     # ----------------------------------------------------------------- clients
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -320,6 +364,8 @@ class Node:
             request_id = request.get("id")
             if request.get("meta") == "status":
                 answer = self._answer(Result("ok", self.status()))
+            elif request.get("meta") == "failpoint":
+                answer = self._answer(Result("ok", self._arm(request.get("name"))))
             else:
                 answer = await self._execute(request)
         except InvalidRequest as exc:

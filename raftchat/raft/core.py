@@ -92,6 +92,9 @@ class Ready:
 
 # Bug switches this layer understands (see Config.bugs).
 BUG_COMMIT_PREVIOUS_TERM = "commit-previous-term"
+# A leader that reads locally without confirming its leadership also never doubts it: it does
+# not step down when it stops hearing from a quorum (the runtime serves the reads locally).
+BUG_LEADER_READ_WITHOUT_QUORUM = "leader-read-without-quorum"
 
 
 class _State(Enum):
@@ -496,8 +499,12 @@ class RaftCore:
     def _on_request_vote(self, msg: RequestVote) -> None:
         up_to_date = self._up_to_date(msg.last_log_term, msg.last_log_index)
         if msg.pre_vote:
-            # Lease was checked in step(); a pre-vote never changes our own state.
-            granted = msg.term > self.term and up_to_date
+            # Lease was checked in step(); a pre-vote never changes our own state. At our own
+            # term, we would still vote if we have not voted and know no leader (as etcd does).
+            would_vote = msg.term > self.term or (
+                msg.term == self.term and self.voted_for in (None, msg.src) and self.leader_id is None
+            )
+            granted = would_vote and up_to_date
             term = msg.term if granted else self.term
             self._send(VoteResponse(self.id, msg.src, term, granted, pre_vote=True))
             return
@@ -588,7 +595,7 @@ class RaftCore:
         self._election_elapsed += 1
         if self._election_elapsed >= self.config.election_ticks:
             self._election_elapsed = 0
-            if self.config.check_quorum:
+            if self.config.check_quorum and BUG_LEADER_READ_WITHOUT_QUORUM not in self.config.bugs:
                 active = 1 + sum(pr.active for pr in self._progress.values())
                 for pr in self._progress.values():
                     pr.active = False
