@@ -1,12 +1,13 @@
-"""The ``harness`` command: one subcommand per job (check now; running tests later)."""
+"""The ``harness`` command: one subcommand per job."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from types import ModuleType
 from typing import NoReturn
 
-from harness import check
+from harness import check, nightly, run_cmd
 
 EXIT_USAGE = check.EXIT_BAD_INPUT  # a usage error is bad input too: 2 already means "unknown"
 
@@ -22,47 +23,44 @@ class ArgumentParser(argparse.ArgumentParser):
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="harness", description="Jepsen-style verification of raftchat.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    checking = commands.add_parser(
+    _add_module(
+        commands,
+        check,
         "check",
-        help="check a history for linearizability",
-        description="Check a history for linearizability. Exit code: 0 linearizable, "
+        "check a history for linearizability",
+        "Check a history for linearizability. Exit code: 0 linearizable, "
         "1 not linearizable, 2 unknown (time limit), 3 bad input or usage.",
     )
-    check.add_arguments(checking)
-    checking.set_defaults(run=check.run)
-    _add_run(commands)
+    _add_module(
+        commands,
+        run_cmd,
+        "run",
+        "run a verification of raftchat",
+        "Start a cluster, drive concurrent clients (and faults), record the history, "
+        "check it and store the results. Exit code: 0 valid, 1 invalid, 2 unknown, 3 error.",
+    )
     _add_cleanup(commands)
     _add_selftest(commands)
     _add_serve(commands)
-    _add_nightly(commands)
-    return parser
-
-
-def _add_run(commands: argparse._SubParsersAction) -> None:
-    from harness import run_cmd
-
-    running = commands.add_parser(
-        "run",
-        help="run a verification of raftchat",
-        description="Start a cluster, drive concurrent clients (and faults), record the history, "
-        "check it and store the results. Exit code: 0 valid, 1 invalid, 2 unknown, 3 error.",
-    )
-    run_cmd.add_arguments(running)
-    running.set_defaults(run=run_cmd.run)
-
-
-def _add_nightly(commands: argparse._SubParsersAction) -> None:
-    from harness import nightly
-
-    nightly_parser = commands.add_parser(
+    _add_module(
+        commands,
+        nightly,
         "nightly",
-        help="run a matrix of plans and summarize them",
-        description="Run every combination of a matrix of plans, one after another, and write a summary "
+        "run a matrix of plans and summarize them",
+        "Run every combination of a matrix of plans, one after another, and write a summary "
         "(summary.json, summary.html) into the store. Exit code: 0 all valid, 1 any invalid, "
         "3 any error or bad matrix, 2 any unknown.",
     )
-    nightly.add_arguments(nightly_parser)
-    nightly_parser.set_defaults(run=nightly.run)
+    return parser
+
+
+def _add_module(
+    commands: argparse._SubParsersAction, module: ModuleType, name: str, help: str, description: str
+) -> None:
+    """A subcommand whose module brings its own ``add_arguments`` and ``run``."""
+    parser = commands.add_parser(name, help=help, description=description)
+    module.add_arguments(parser)
+    parser.set_defaults(run=module.run)
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:

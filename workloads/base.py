@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from raftchat.client import Client, OperationError
+from workloads import options as opts
 
 
 @dataclass(slots=True)
@@ -42,6 +43,28 @@ class Workload(Protocol):
 
     async def invoke(self, client: Client, inv: Invocation) -> Completion:
         """Perform ``inv``; never raises for an operation failure (returns fail or info)."""
+
+
+class OptionsWorkload:
+    """What every workload shares: options parsed from a plan and checked before anything runs."""
+
+    name: str
+    options_type: type  # a dataclass of ``workloads.options.option`` fields
+
+    def __init__(self, options: Any, concurrency: int, seed: int) -> None:
+        if hasattr(options, "validate"):
+            options.validate()
+        self.options = options
+        self.concurrency = concurrency
+        self.seed = seed
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None, concurrency: int, seed: int) -> Any:
+        return cls(opts.parse(cls.options_type, options, cls.name), concurrency, seed)
+
+    @classmethod
+    def describe_options(cls) -> str:
+        return opts.describe(cls.options_type, cls.name)
 
 
 def failed(value: Any, exc: OperationError) -> Completion:

@@ -26,7 +26,7 @@ from typing import Any
 
 from raftchat.client import Client, OperationError
 from workloads import options as opts
-from workloads.base import Completion, Invocation, failed
+from workloads.base import Completion, Invocation, OptionsWorkload, failed
 
 MAX_USERNAME = 20  # raftchat's default limit; longer names are rejected
 GROUP_DIGITS = 6  # room the prefix must leave for group numbers: a million groups per run
@@ -87,27 +87,17 @@ class _Team:
     groups: list[str] = field(default_factory=list)
 
 
-class ChatWorkload:
+class ChatWorkload(OptionsWorkload):
     name = "chat"
     model = "chat"
+    options_type = ChatOptions
     machine = "chat"
 
     def __init__(self, options: ChatOptions, concurrency: int, seed: int) -> None:
-        options.validate()
-        self.options = options
-        self.concurrency = concurrency
-        self.seed = seed
+        super().__init__(options, concurrency, seed)
         size = options.workers_per_group
         self._teams = [_Team(i) for i in range(math.ceil(concurrency / size))]
         self._messages = [0] * concurrency  # per-worker counter for unique texts
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any] | None, concurrency: int, seed: int) -> ChatWorkload:
-        return cls(opts.parse(ChatOptions, options, cls.name), concurrency, seed)
-
-    @classmethod
-    def describe_options(cls) -> str:
-        return opts.describe(ChatOptions, cls.name)
 
     # -- names --------------------------------------------------------------------------
 

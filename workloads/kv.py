@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from raftchat.client import Client, OperationError
 from workloads import options as opts
-from workloads.base import Completion, Invocation, failed
+from workloads.base import Completion, Invocation, OptionsWorkload, failed
 
 
 @dataclass
@@ -46,26 +45,17 @@ class _Slot:
     ops: int = 0
 
 
-class KVWorkload:
+class KVWorkload(OptionsWorkload):
     name = "kv"
     model = "kv"
+    options_type = KVOptions
     machine = "kv"
 
     def __init__(self, options: KVOptions, concurrency: int, seed: int) -> None:
-        self.options = options
-        self.concurrency = concurrency
-        self.seed = seed
+        super().__init__(options, concurrency, seed)
         self._slots = [_Slot(i) for i in range(options.keys)]
         self._counters = [0] * concurrency  # per-worker, for unique values
         self._touched: dict[str, None] = {}  # keys in first-use order
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any] | None, concurrency: int, seed: int) -> KVWorkload:
-        return cls(opts.parse(KVOptions, options, cls.name), concurrency, seed)
-
-    @classmethod
-    def describe_options(cls) -> str:
-        return opts.describe(KVOptions, cls.name)
 
     @property
     def touched(self) -> list[str]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
 
 from raftchat.client import Client, OperationError
 from workloads import options as opts
-from workloads.base import Completion, Invocation, failed
+from workloads.base import Completion, Invocation, OptionsWorkload, failed
 
 
 @dataclass
@@ -34,24 +33,11 @@ class RegisterOptions:
             raise ValueError("workload 'register': option 'key' must not be empty")
 
 
-class RegisterWorkload:
+class RegisterWorkload(OptionsWorkload):
     name = "register"
     model = "cas-register"
+    options_type = RegisterOptions
     machine = "kv"
-
-    def __init__(self, options: RegisterOptions, concurrency: int, seed: int) -> None:
-        options.validate()
-        self.options = options
-        self.concurrency = concurrency
-        self.seed = seed
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any] | None, concurrency: int, seed: int) -> RegisterWorkload:
-        return cls(opts.parse(RegisterOptions, options, cls.name), concurrency, seed)
-
-    @classmethod
-    def describe_options(cls) -> str:
-        return opts.describe(RegisterOptions, cls.name)
 
     def next_op(self, worker: int, rng: random.Random) -> Invocation:
         f = opts.pick(self.options.weights, rng)
