@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from raftchat import config as cfg
 from raftchat import protocol
@@ -44,13 +45,18 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
-def node_status(address: str, timeout: float = 0.5) -> dict | None:
-    """Ask one node for its Raft status over the client protocol; None if it does not answer."""
+def meta_request(address: str, request: dict, timeout: float = 0.5) -> Any:
+    """Send one meta request (status, failpoint) to a node; its value, or None without an ok answer."""
     try:
-        reply = protocol.request_sync(cfg.split_hostport(address), {"id": 1, "meta": "status"}, timeout)
+        reply = protocol.request_sync(cfg.split_hostport(address), {"id": 1, **request}, timeout)
     except (OSError, ValueError):
         return None
     return reply.get("value") if isinstance(reply, dict) and reply.get("status") == "ok" else None
+
+
+def node_status(address: str, timeout: float = 0.5) -> dict | None:
+    """Ask one node for its Raft status over the client protocol; None if it does not answer."""
+    return meta_request(address, {"meta": "status"}, timeout)
 
 
 class LocalCluster:
@@ -197,12 +203,8 @@ class LocalCluster:
 
     def arm(self, node_id: str, failpoint: str | None, timeout: float = 0.5) -> bool:
         """Arm a failpoint on one node (None disarms it); False if the node did not confirm."""
-        address = cfg.split_hostport(self.config.node(node_id).client)
-        try:
-            reply = protocol.request_sync(address, {"id": 1, "meta": "failpoint", "name": failpoint}, timeout)
-        except (OSError, ValueError):
-            return False
-        return isinstance(reply, dict) and reply.get("status") == "ok"
+        request = {"meta": "failpoint", "name": failpoint}
+        return meta_request(self.config.node(node_id).client, request, timeout) is not None
 
     def leader(self) -> str | None:
         """The leader of the highest term that a node claims to be leader of, if any."""
