@@ -38,11 +38,9 @@ ALL_BUGS = NODE_BUGS | {"no-dedup", "forget-vote", "lose-unsynced", "commit-prev
 
 # Failpoints: crashes at exact points of the protocol that a kill from outside cannot time.
 # A harness arms them over the client port, and only on nodes started with failpoints allowed.
-FAILPOINTS = {
-    # exit right after a vote for another node is persisted and the grant sent, so the
-    # node comes back having voted but knowing nothing of the term's leader
-    "crash-after-vote": "exit right after granting a vote",
-}
+# crash-after-vote: exit right after a vote for another node is persisted and the grant
+# sent, so the node comes back having voted but knowing nothing of the term's leader.
+FAILPOINTS = ("crash-after-vote",)
 FAILPOINT_EXIT = 75  # the exit status of a node stopped by a failpoint
 
 
