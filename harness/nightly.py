@@ -14,7 +14,6 @@ run (the harness proved nothing there), else 2 if any verdict is unknown.
 from __future__ import annotations
 
 import argparse
-import html
 import itertools
 import json
 import os
@@ -30,6 +29,7 @@ from urllib.parse import quote
 from harness import plan as plans
 from harness import store
 from harness.runner import EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID
+from harness.serve import CSS, badge, duration, escape
 from raftchat.config import read_yaml
 
 OVERHEAD_S = 12.0  # per run, beyond its time limit: cluster start, recovery, final reads, checking
@@ -347,7 +347,7 @@ def _line(record: RunRecord) -> str:
     availability = "—" if record.availability is None else f"{record.availability:.1%}"
     line = (
         f"{record.verdict.upper():<8} {record.name}  ops {ops}  availability {availability}  "
-        f"{_duration(record.duration_s)}  {record.run_dir or '(no run folder)'}"
+        f"{duration(record.duration_s)}  {record.run_dir or '(no run folder)'}"
     )
     return line + (f"  error: {record.error}" if record.error else "")
 
@@ -411,14 +411,8 @@ def write_summary(
         ],
         "not_run": [c.name for c in combos if c.name not in done],
     }
-    _write_atomic(summary_dir / SUMMARY_JSON, json.dumps(data, indent=2, default=str) + "\n")
-    _write_atomic(summary_dir / SUMMARY_HTML, summary_page(summary_dir, data, combos, records))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    store.write_atomic(summary_dir / SUMMARY_JSON, json.dumps(data, indent=2, default=str) + "\n")
+    store.write_atomic(summary_dir / SUMMARY_HTML, summary_page(summary_dir, data, combos, records))
 
 
 _EXTRA_CSS = """
@@ -433,25 +427,24 @@ def summary_page(
     summary_dir: Path, data: dict[str, Any], combos: list[Combination], records: list[RunRecord]
 ) -> str:
     """A self-contained page (inline CSS, relative links) that works from disk and under ``harness serve``."""
-    from harness.serve import CSS
 
-    e = _escape
+    e = escape
     by_name = {r.name: r for r in records}
     axes = list(combos[0].axes) if combos else []
     overall = "pending" if data["exit_code"] is None else verdict(data["exit_code"])
     badges = " ".join(
-        f"{_badge(v)} <span class='muted'>×{data['counts'][v]}</span>"
+        f"{badge(v)} <span class='muted'>×{data['counts'][v]}</span>"
         for v in ("valid", "invalid", "unknown", "error")
         if data["counts"].get(v)
     )
     pending = len(combos) - len(records)
     if pending:
         to_go = "" if data["complete"] else " to go"
-        badges += f" {_badge('pending')} <span class='muted'>×{pending}{to_go}</span>"
+        badges += f" {badge('pending')} <span class='muted'>×{pending}{to_go}</span>"
     facts = [
         f"{len(combos)} run(s)",
         f"started {e(data['started'])}",
-        f"took {_duration(data['duration_s'])} (estimate {_duration(data['estimate_s'])})",
+        f"took {duration(data['duration_s'])} (estimate {duration(data['estimate_s'])})",
         f"matrix <code>{e(data['matrix_file'])}</code>",
     ]
     if data["exit_code"] is not None:
@@ -464,10 +457,10 @@ def summary_page(
         record = by_name.get(combo.name)
         cells = [f"<td class='num'>{i + 1}</td>", f"<td>{e(combo.name)}</td>"]
         if record is None:
-            cells.append(f"<td>{_badge('pending')}</td>")
+            cells.append(f"<td>{badge('pending')}</td>")
         else:
             title = f" title='{e(record.error)}'" if record.error else ""
-            cells.append(f"<td{title}>{_badge(record.verdict)}</td>")
+            cells.append(f"<td{title}>{badge(record.verdict)}</td>")
         cells += [f"<td>{e(_show(combo.axes[key]))}</td>" for key in axes]
         if record is None:
             cells += ["<td class='num'>—</td>", "<td>—</td>", "<td class='num'>—</td>", "<td></td>"]
@@ -477,7 +470,7 @@ def summary_page(
         cells += [
             f"<td class='num'>{'—' if record.ops is None else f'{record.ops:,}'}</td>",
             f"<td>{availability}</td>",
-            f"<td class='num'>{_duration(record.duration_s)}</td>",
+            f"<td class='num'>{duration(record.duration_s)}</td>",
             f"<td>{_links(summary_dir, record)}</td>",
         ]
         data_attrs = f"data-run='{e(record.name)}' data-verdict='{e(record.verdict)}'"
@@ -491,7 +484,7 @@ def summary_page(
         f"<style>{CSS}{_EXTRA_CSS}</style></head><body>"
         f"<header class='top'><span class='title'>raftchat harness · nightly</span>"
         f"<span class='where'>{e(summary_dir.name)}</span></header><main>"
-        f"<h1>{e(data['name'])} {_badge(overall)}</h1>"
+        f"<h1>{e(data['name'])} {badge(overall)}</h1>"
         f"<p class='muted'>{' · '.join(facts)}</p><div class='summary'>{badges}</div>"
         f"<div class='card'>{table}</div></main></body></html>\n"
     )
@@ -508,21 +501,6 @@ def _links(summary_dir: Path, record: RunRecord) -> str:
     if (run_dir / store.TIMELINE).exists():
         links.insert(0, f"<a href='{href}{store.TIMELINE}'>timeline</a>")
     return " · ".join(links)
-
-
-def _badge(word: str) -> str:
-    return f"<span class='badge {_escape(word)}' data-verdict='{_escape(word)}'>{_escape(word)}</span>"
-
-
-def _escape(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {secs:02d}s"
 
 
 def _iso(moment: datetime) -> str:
@@ -571,7 +549,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"nightly {matrix.name}: {len(records)} run(s): {counts or 'none'}"
         + (f", {not_run} not run" if not_run else "")
-        + f"; {_duration(sum(r.duration_s for r in records))}; exit code {code}"
+        + f"; {duration(sum(r.duration_s for r in records))}; exit code {code}"
     )
     print(f"summary: {summary_dir / SUMMARY_HTML}")
     return code
@@ -604,7 +582,7 @@ def dry_run_listing(
         lines.append(f"  {combo.name:<{width}}  {plan.time_limit:>5g} s  {describe(combo.axes)}")
     seconds = estimate(resolved)
     lines.append(
-        f"estimated time: {_duration(seconds)} ({seconds:.0f} s: "
+        f"estimated time: {duration(seconds)} ({seconds:.0f} s: "
         f"each run's time_limit + ~{OVERHEAD_S:g} s overhead)"
     )
     return "\n".join(lines)

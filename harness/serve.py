@@ -236,14 +236,15 @@ code, pre { font-family:ui-monospace, SFMono-Regular, Menlo, Consolas, monospace
 """
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
+    """Text made safe for HTML, quotes included (also used by the nightly summary page)."""
     return html.escape(str(value), quote=True)
 
 
 def _table(table_id: str, headers: list[str], rows: list[str]) -> str:
     """A card with a table; a header starting with "#" is a number column (right-aligned)."""
     head = "".join(
-        f"<th class='num'>{_e(h[1:])}</th>" if h[:1] == "#" else f"<th>{_e(h)}</th>" for h in headers
+        f"<th class='num'>{escape(h[1:])}</th>" if h[:1] == "#" else f"<th>{escape(h)}</th>" for h in headers
     )
     table = f"<table id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     return f"<div class='card'>{table}</div>"
@@ -258,21 +259,22 @@ def _page(title: str, content: str, where: str = "") -> str:
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{_e(title)}</title><link rel='icon' href='data:,'><style>{CSS}</style></head>"
-        f"<body><header class='top'><a href='/'>raftchat harness</a><span class='where'>{_e(where)}</span>"
+        f"<title>{escape(title)}</title><link rel='icon' href='data:,'><style>{CSS}</style></head>"
+        "<body><header class='top'><a href='/'>raftchat harness</a>"
+        f"<span class='where'>{escape(where)}</span>"
         f"</header><main>{content}</main></body></html>\n"
     )
 
 
-def _badge(verdict: str) -> str:
-    return f"<span class='badge {_e(verdict)}' data-verdict='{_e(verdict)}'>{_e(verdict)}</span>"
+def badge(verdict: str) -> str:
+    return f"<span class='badge {escape(verdict)}' data-verdict='{escape(verdict)}'>{escape(verdict)}</span>"
 
 
 def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 120:
@@ -328,12 +330,14 @@ def index_page(root: Path, test: str | None = None) -> str:
     counts: dict[str, int] = {}
     for run in runs:
         counts[run.verdict] = counts.get(run.verdict, 0) + 1
-    heading = f"Runs of <code>{_e(test)}</code>" if test else "Stored runs"
+    heading = f"Runs of <code>{escape(test)}</code>" if test else "Stored runs"
     back = " · <a href='/'>all runs</a>" if test else ""
-    parts = [f"<h1>{heading}</h1><p class='muted'>{len(runs)} run(s) in <code>{_e(root)}</code>{back}</p>"]
+    parts = [
+        f"<h1>{heading}</h1><p class='muted'>{len(runs)} run(s) in <code>{escape(root)}</code>{back}</p>"
+    ]
     verdicts = [v for v in ("valid", "invalid", "unknown", "incomplete") if counts.get(v)]
     if verdicts:
-        badges = " ".join(f"{_badge(v)} <span class='muted'>×{counts[v]}</span>" for v in verdicts)
+        badges = " ".join(f"{badge(v)} <span class='muted'>×{counts[v]}</span>" for v in verdicts)
         parts.append(f"<div class='summary'>{badges}</div>")
     if runs:
         headers = [
@@ -359,22 +363,25 @@ def index_page(root: Path, test: str | None = None) -> str:
 def _index_row(root: Path, run: RunSummary, latest: Path | None) -> str:
     href = _run_href(root, run.path)
     tag = " <span class='tag latest'>latest</span>" if run.path.resolve() == latest else ""
-    tags = "".join(f"<span class='tag'>{_e(n)}</span>" for n in run.nemesis)
+    tags = "".join(f"<span class='tag'>{escape(n)}</span>" for n in run.nemesis)
     links = [f"<a href='{href}'>run</a>"]
     if (run.path / store.TIMELINE).exists():
         links.append(f"<a href='{href}{store.TIMELINE}'>timeline</a>")
     cells = [
         _td(f"<a href='{href}'>{_when(run.started)}</a>{tag}"),
-        _td(f"<a href='{_test_href(run.path.parent.name)}'>{_e(run.test)}</a>"),
-        _td(_badge(run.verdict)),
+        _td(f"<a href='{_test_href(run.path.parent.name)}'>{escape(run.test)}</a>"),
+        _td(badge(run.verdict)),
         _td("—" if run.ops is None else f"{run.ops:,}", "num"),
         _td(_availability(run.availability)),
-        _td(_duration(run.duration), "num"),
-        _td(_e(run.workload or "—")),
+        _td(duration(run.duration), "num"),
+        _td(escape(run.workload or "—")),
         _td(tags or "<span class='muted'>none</span>"),
         _td(" · ".join(links)),
     ]
-    data = f"data-test='{_e(run.test)}' data-verdict='{_e(run.verdict)}' data-run='{_e(run.path.name)}'"
+    data = (
+        f"data-test='{escape(run.test)}' data-verdict='{escape(run.verdict)}' "
+        f"data-run='{escape(run.path.name)}'"
+    )
     return f"<tr class='run' {data}>{''.join(cells)}</tr>"
 
 
@@ -384,8 +391,8 @@ def run_page(root: Path, run_dir: Path, url_path: str) -> str:
     results = store.read_results(run_dir) or {}
     stats = results.get("stats") if isinstance(results.get("stats"), dict) else {}
     parts = [
-        f"<h1>{_e(summary.test)} {_badge(summary.verdict)}</h1>",
-        f"<p class='muted'>run <code>{_e(run_dir.name)}</code> · started {_when(summary.started)} · "
+        f"<h1>{escape(summary.test)} {badge(summary.verdict)}</h1>",
+        f"<p class='muted'>run <code>{escape(run_dir.name)}</code> · started {_when(summary.started)} · "
         f"<a href='{_test_href(run_dir.parent.name)}'>all runs of this test</a></p>",
     ]
     if summary.verdict == store.INCOMPLETE:
@@ -394,7 +401,7 @@ def run_page(root: Path, run_dir: Path, url_path: str) -> str:
             "or is still going.</div>"
         )
     if results.get("error"):
-        parts.append(f"<div class='alert error'><b>Error:</b> {_e(results['error'])}</div>")
+        parts.append(f"<div class='alert error'><b>Error:</b> {escape(results['error'])}</div>")
     buttons = [
         f"<a class='button{' primary' if name == store.TIMELINE else ''}' href='{name}'>{name}</a>"
         for name in KEY_FILES
@@ -420,7 +427,7 @@ def _facts(summary: RunSummary, results: dict[str, Any], stats: dict[str, Any]) 
     items = [
         ("Ops", "—" if summary.ops is None else f"{summary.ops:,}"),
         ("Availability", _percent(summary.availability)),
-        ("Duration", _duration(summary.duration)),
+        ("Duration", duration(summary.duration)),
         ("ok latency p50 / p99", f"{_ms(overall['p50'])} / {_ms(overall['p99'])} ms" if overall else "—"),
         ("Workload", summary.workload or "—"),
         ("Nodes", results.get("nodes", "—")),
@@ -432,7 +439,8 @@ def _facts(summary: RunSummary, results: dict[str, Any], stats: dict[str, Any]) 
     if results.get("seed") is not None:
         items.append(("Seed", results["seed"]))
     cells = "".join(
-        f"<div class='fact'><div class='k'>{_e(k)}</div><div class='v'>{_e(v)}</div></div>" for k, v in items
+        f"<div class='fact'><div class='k'>{escape(k)}</div><div class='v'>{escape(v)}</div></div>"
+        for k, v in items
     )
     return f"<div class='facts'>{cells}</div>"
 
@@ -441,11 +449,11 @@ def _checker_section(checker: Any) -> str:
     if not isinstance(checker, dict):
         return ""
     line = (
-        f"model <code>{_e(checker.get('model'))}</code> · {_e(checker.get('ops'))} ops in "
-        f"{_e(checker.get('partitions'))} partition(s) · searched for {_elapsed(checker.get('elapsed'))}"
+        f"model <code>{escape(checker.get('model'))}</code> · {escape(checker.get('ops'))} ops in "
+        f"{escape(checker.get('partitions'))} partition(s) · searched for {_elapsed(checker.get('elapsed'))}"
     )
     if checker.get("reason"):
-        line += f" · {_e(checker['reason'])}"
+        line += f" · {escape(checker['reason'])}"
     parts = [f"<h2>Checker</h2><p>{line}</p>"]
     failure = checker.get("failure")
     if isinstance(failure, dict):
@@ -453,16 +461,16 @@ def _checker_section(checker: Any) -> str:
         which = " (in the shrunk, minimal history)" if failure.get("minimal_stuck") else ""
         prefix = len(failure.get("longest_prefix") or [])
         parts.append(
-            f"<p>Partition {_e(failure.get('partition'))}: longest linearizable prefix {prefix} ops, "
-            f"ending in state <code>{_e(failure.get('state'))}</code>. "
+            f"<p>Partition {escape(failure.get('partition'))}: longest linearizable prefix {prefix} ops, "
+            f"ending in state <code>{escape(failure.get('state'))}</code>. "
             f"Operations that could not be linearized next{which}:</p>"
         )
         rows = [
             "<tr>"
-            + _td(_e(s.get("op")), "num")
-            + _td(f"<code>{_e(s.get('description'))}</code>", "wrap")
-            + _td(_e(s.get("expected")), "wrap")
-            + _td(_e(s.get("observed")), "wrap")
+            + _td(escape(s.get("op")), "num")
+            + _td(f"<code>{escape(s.get('description'))}</code>", "wrap")
+            + _td(escape(s.get("expected")), "wrap")
+            + _td(escape(s.get("observed")), "wrap")
             + "</tr>"
             for s in stuck
         ]
@@ -480,7 +488,7 @@ def _ops_section(stats: dict[str, Any]) -> str:
         q = latency.get(f) or {}
         cells = [_td(f"{counts.get(k, 0):,}", "num") for k in ("invoke", "ok", "fail", "info", "open")]
         cells += [_td(_ms(q[k]) if k in q else "—", "num") for k in ("p50", "p95", "p99", "max")]
-        rows.append(f"<tr>{_td(f'<code>{_e(f)}</code>')}{''.join(cells)}</tr>")
+        rows.append(f"<tr>{_td(f'<code>{escape(f)}</code>')}{''.join(cells)}</tr>")
     headers = ["f", "#invoked", "#ok", "#fail", "#info", "#open", "#p50 ms", "#p95 ms", "#p99 ms", "#max ms"]
     return (
         f"<h2>Operations</h2>{_table('ops', headers, rows)}"
@@ -494,10 +502,10 @@ def _nemesis_section(stats: dict[str, Any]) -> str:
         return ""
     rows = [
         "<tr>"
-        + _td(f"<span class='tag'>{_e(i.get('fault'))}</span>")
-        + _td(_e(i.get("start")), "num")
-        + _td("—" if i.get("stop") is None else _e(i.get("stop")), "num")
-        + _td(f"<code>{_e(i.get('value'))}</code>", "wrap")
+        + _td(f"<span class='tag'>{escape(i.get('fault'))}</span>")
+        + _td(escape(i.get("start")), "num")
+        + _td("—" if i.get("stop") is None else escape(i.get("stop")), "num")
+        + _td(f"<code>{escape(i.get('value'))}</code>", "wrap")
         + "</tr>"
         for i in intervals
     ]
@@ -514,7 +522,7 @@ def _file_table(directory: Path, root: Path, recurse: bool = False) -> str:
         moment = datetime.fromtimestamp(info.st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%S")
         rows.append(
             "<tr>"
-            + _td(f"<a href='{href}'>{_e(rel)}{slash}</a>")
+            + _td(f"<a href='{href}'>{escape(rel)}{slash}</a>")
             + _td("" if slash else _size(info.st_size), "num")
             + _td(moment, "muted")
             + "</tr>"
@@ -556,7 +564,7 @@ def _size(n: int) -> str:
 
 def directory_page(root: Path, directory: Path, url_path: str) -> str:
     """A plain listing (e.g. a run's ``logs/``)."""
-    content = f"<h1><code>{_e(url_path)}</code></h1><p><a href='../'>up</a></p>" + _file_table(
+    content = f"<h1><code>{escape(url_path)}</code></h1><p><a href='../'>up</a></p>" + _file_table(
         directory, root
     )
     return _page(url_path, content, url_path)

@@ -110,24 +110,28 @@ def _point_latest(store_root: Path, run_dir: Path) -> None:
 
 
 def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
-    """Write ``results.json`` atomically (temp file, fsync, rename, fsync the directory)."""
-    run_dir = Path(run_dir)
-    text = json.dumps(results, indent=2) + "\n"
-    final = run_dir / RESULTS
-    temp = run_dir / f".{RESULTS}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open, not mkstemp: mkstemp's 0600 would hide the results from other users of a shared store
+    """Write ``results.json`` atomically (see :func:`write_atomic`)."""
+    final = Path(run_dir) / RESULTS
+    write_atomic(final, json.dumps(results, indent=2) + "\n")
+    return final
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (temp file, fsync, rename, fsync the
+    directory): a reader sees the old file or the new one, never half of one."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open, not mkstemp: mkstemp's 0600 would hide the file from other users of a shared store
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temp, final)
+        os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(run_dir)
-    return final
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(path: Path) -> None:
