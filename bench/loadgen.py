@@ -18,7 +18,6 @@ import ctypes
 import json
 import os
 import signal
-import struct
 import subprocess
 import time
 from collections import Counter
@@ -27,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgpack
+from raftchat import protocol
 
-_HEADER = struct.Struct(">I")
 PR_SET_PDEATHSIG = 1
 TEXT_LEN = 48  # characters per chat message: a short line of chat
 INBOX_PRELOAD = 10  # messages in each reader's inbox, so every fetch returns the same amount
@@ -192,11 +190,11 @@ class FramedConn:
         """Send one request and wait for its answer (one outstanding request at a time)."""
         self._ids += 1
         message["id"] = self._ids
-        payload = msgpack.packb(message, use_bin_type=True)
-        self.writer.write(_HEADER.pack(len(payload)) + payload)
-        header = await self.reader.readexactly(4)
-        body = await self.reader.readexactly(_HEADER.unpack(header)[0])
-        answer = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        self.writer.write(protocol.frame(protocol.pack(message)))
+        payload = await protocol.read_frame(self.reader)
+        if payload is None:
+            raise ConnectionError("the server closed the connection")
+        answer = protocol.unpack(payload)
         if answer.get("id") != self._ids:
             raise ConnectionError(f"answer id {answer.get('id')!r} does not match request id {self._ids}")
         return answer

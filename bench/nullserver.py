@@ -12,12 +12,10 @@ import asyncio
 import base64
 import json
 import signal
-import struct
 import sys
 
-import msgpack
+from raftchat import protocol
 
-_HEADER = struct.Struct(">I")
 _FETCHED = [["r0", "x" * 48] for _ in range(10)]
 _KVS = [
     {
@@ -36,9 +34,8 @@ _RANGE_ANSWER = json.dumps({"header": _ETCD_HEADER, "kvs": _KVS, "count": "10"})
 
 async def serve_framed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        while True:
-            header = await reader.readexactly(4)
-            request = msgpack.unpackb(await reader.readexactly(_HEADER.unpack(header)[0]), raw=False)
+        while (payload := await protocol.read_frame(reader)) is not None:
+            request = protocol.unpack(payload)
             op = (request.get("op") or {}).get("op")
             if request.get("meta") == "status":
                 value: object = {"node": "n1", "role": "leader", "term": 1, "leader": "n1"}
@@ -53,9 +50,8 @@ async def serve_framed(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
                 "leader": "n1",
                 "leader_addr": None,
             }
-            payload = msgpack.packb(answer, use_bin_type=True)
-            writer.write(_HEADER.pack(len(payload)) + payload)
-    except (asyncio.IncompleteReadError, ConnectionError):
+            writer.write(protocol.frame(protocol.pack(answer)))
+    except (protocol.FrameError, ConnectionError):
         pass
     finally:
         writer.close()

@@ -18,15 +18,13 @@ import argparse
 import asyncio
 import logging
 import signal
-import struct
 import sys
 from pathlib import Path
 from typing import Any
 
-import msgpack
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
-_HEADER = struct.Struct(">I")
+from raftchat import protocol
 
 
 class ChatObj(SyncObj):
@@ -125,14 +123,12 @@ class RequestServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while True:
-                header = await reader.readexactly(4)
-                request = msgpack.unpackb(await reader.readexactly(_HEADER.unpack(header)[0]), raw=False)
+            while (payload := await protocol.read_frame(reader)) is not None:
+                request = protocol.unpack(payload)
                 answer = await self._answer(loop, request)
                 answer["id"] = request.get("id")
-                payload = msgpack.packb(answer, use_bin_type=True)
-                writer.write(_HEADER.pack(len(payload)) + payload)
-        except (asyncio.IncompleteReadError, ConnectionError):
+                writer.write(protocol.frame(protocol.pack(answer)))
+        except (protocol.FrameError, ConnectionError):
             pass
         finally:
             writer.close()
