@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,7 @@ from harness.workers import Workers
 from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS, Nemesis, choose_network
 from nemesis.net.base import Network
 from raftchat.client import Client
-from raftchat.config import ClusterConfig, NodeAddr
-from raftchat.localcluster import LocalCluster, free_ports
+from raftchat.localcluster import LocalCluster, loopback_config
 from workloads import make_workload
 from workloads.base import Workload
 
@@ -132,28 +130,15 @@ class Run:
         return choose_network(self.plan.net, faults=self.plan.nemesis)
 
     def _cluster(self, network: Network | None) -> LocalCluster:
-        machine, bugs = self.workload.machine, (self.plan.bug,) if self.plan.bug else ()
-        data_dir = self.run_dir / "cluster"
-        failpoints = bool(set(self.plan.nemesis) & FAILPOINT_FAULTS)
-        if network is None:
-            return LocalCluster(data_dir, self.plan.nodes, machine=machine, bugs=bugs, failpoints=failpoints)
-        ports = free_ports(2 * self.plan.nodes)
-        base = ClusterConfig(
-            cluster_id=uuid.uuid4().hex,
-            nodes=[
-                NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
-                for i in range(self.plan.nodes)
-            ],
-        )
-        config = network.setup(base)
+        config = network.setup(loopback_config(self.plan.nodes)) if network is not None else None
         return LocalCluster(
-            data_dir,
+            self.run_dir / "cluster",
             self.plan.nodes,
-            machine=machine,
-            bugs=bugs,
+            machine=self.workload.machine,
+            bugs=(self.plan.bug,) if self.plan.bug else (),
             config=config,
-            command_prefix=network.command_prefix,
-            failpoints=failpoints,
+            command_prefix=network.command_prefix if network is not None else None,
+            failpoints=bool(set(self.plan.nemesis) & FAILPOINT_FAULTS),
         )
 
     def _on_signal(self, signum: int, frame: Any) -> None:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,16 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def loopback_config(nodes: int) -> cfg.ClusterConfig:
+    """A new cluster of ``nodes`` nodes n1, n2, ... on free loopback ports."""
+    ports = free_ports(2 * nodes)
+    addrs = [
+        cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
+        for i in range(nodes)
+    ]
+    return cfg.ClusterConfig(cluster_id=uuid.uuid4().hex, nodes=addrs)
 
 
 def meta_request(address: str, request: dict, timeout: float = 0.5) -> Any:
@@ -89,14 +100,7 @@ class LocalCluster:
                     "use the same --nodes to restart it, or another data directory"
                 )
         else:
-            ports = free_ports(2 * nodes)
-            self.config = cfg.ClusterConfig(
-                cluster_id=cfg.local_cluster(0, 0).cluster_id,
-                nodes=[
-                    cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
-                    for i in range(nodes)
-                ],
-            )
+            self.config = loopback_config(nodes)
             cfg.dump(self.config, self.config_path)
 
     def retune(self, **tuning: int) -> None:
