@@ -5,11 +5,17 @@ messages cannot drift apart. Parsing is pure (no I/O, no cluster) so it is unit-
 only :class:`Shell` talks to the cluster.
 
 Exit codes for ``-c``: 0 success, 1 the cluster answered with an error or could not be
-reached, 2 usage error or unusable cluster file. Interactive mode returns 0 on quit/EOF.
+reached, 2 usage error (an empty command too) or unusable cluster file. Interactive mode
+returns 0 on quit/EOF.
+
+Deleting one's own account in the interactive shell asks first (``-c`` never asks: a
+script said what it meant), and logs out after it. Fetching an empty inbox is not an
+error: a script gets no lines and exit 0.
 """
 
 from __future__ import annotations
 
+import functools
 import shlex
 import sys
 from collections.abc import Callable
@@ -236,8 +242,17 @@ def format_ok(action: Action, result: Result) -> list[str]:
 class Shell:
     """Runs parsed commands against the cluster and reports each outcome."""
 
-    def __init__(self, client: SyncClient, out: TextIO, err: TextIO, *, interactive: bool) -> None:
+    def __init__(
+        self,
+        client: SyncClient,
+        out: TextIO,
+        err: TextIO,
+        *,
+        interactive: bool,
+        ask: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.client = client
+        self.ask = ask  # reads an answer to a question (None at end of input); None: never confirm
         self.out = out
         self.err = err
         self.interactive = interactive
@@ -261,6 +276,8 @@ class Shell:
         """Run one command line; returns its exit code."""
         try:
             action = parse(line, self.user, interactive=self.interactive)
+            if action is None and not self.interactive:
+                raise UsageError("no command given; try -c help")
         except UsageError as exc:
             self.complain(*f"error: {exc}".splitlines())
             return EXIT_USAGE
@@ -278,7 +295,22 @@ class Shell:
             return EXIT_OK
         if action.kind == "login":
             return self._login(action.args["user"])
-        return self._run_op(action)
+        own_account = action.op == "delete_account" and action.args["user"] == self.user
+        if own_account and not self._confirm(f"delete your own account {self.user} and its inbox? [y/N] "):
+            self.say("not deleted")
+            return EXIT_OK
+        code = self._run_op(action)
+        if own_account and code == EXIT_OK:
+            self.user = None
+            self.say("logged out")
+        return code
+
+    def _confirm(self, question: str) -> bool:
+        """Ask a yes/no question on the shell's terminal; only "y" or "yes" is a yes."""
+        if self.ask is None:
+            return False
+        answer = self.ask(question)
+        return answer is not None and answer.strip().lower() in ("y", "yes")
 
     def _call(self, op: str, args: dict[str, Any]) -> Result | None:
         try:
@@ -291,6 +323,10 @@ class Shell:
         result = self._call(action.op, action.args)
         if result is None:
             return EXIT_ERROR
+        if _empty_inbox(action, result):
+            if self.interactive:
+                self.say("(the inbox is empty)")
+            return EXIT_OK
         if result.status != "ok":
             self.complain(f"error: {describe_error(result)}")
             return EXIT_ERROR
@@ -317,6 +353,15 @@ class Shell:
             self.client.request("list_accounts", {"pattern": ""}, timeout=PROBE_TIMEOUT)
         except OperationError:
             pass
+
+
+def _empty_inbox(action: Action, result: Result) -> bool:
+    """A fetch from the first message that found none: nothing to show, not a failure."""
+    return (
+        action.op == "fetch_messages"
+        and action.args.get("from_index") == 1
+        and result.status == "index_past_end"
+    )
 
 
 def _read_line(stdin: TextIO, stdout: TextIO, prompt: str) -> str | None:
@@ -364,7 +409,8 @@ def run(
     try:
         if command is not None:
             return Shell(client, stdout, stderr, interactive=False).execute(command)
-        return _interactive(Shell(client, stdout, stderr, interactive=True), stdin, stdout)
+        ask = functools.partial(_read_line, stdin, stdout)
+        return _interactive(Shell(client, stdout, stderr, interactive=True, ask=ask), stdin, stdout)
     finally:
         client.close()
 

@@ -190,6 +190,53 @@ def test_login_requires_an_existing_account():
     assert sh.prompt() == "[n2 alice]> "
 
 
+def test_deleting_ones_own_account_asks_first_and_logs_out():
+    answers = iter(["n", "yes"])
+    sh, out, _err = make_shell({"check_account": Result("ok", True)}, interactive=True)
+    sh.ask = lambda question: next(answers)
+    sh.execute("login alice")
+    assert sh.execute("delete") == 0
+    assert "not deleted" in out.getvalue() and sh.user == "alice"
+    assert not any(op == "delete_account" for op, _ in sh.client.calls)
+    assert sh.execute("delete alice") == 0  # named explicitly, still one's own: asked again
+    assert ("delete_account", {"user": "alice"}) in sh.client.calls
+    assert sh.user is None and sh.prompt() == "[n2]> "
+    assert "deleted account alice" in out.getvalue() and "logged out" in out.getvalue()
+
+
+def test_deleting_another_account_or_with_c_does_not_ask():
+    sh, _out, _err = make_shell({"check_account": Result("ok", True)}, interactive=True)
+    sh.ask = lambda question: pytest.fail(f"asked {question!r}")
+    sh.execute("login alice")
+    assert sh.execute("delete bob") == 0 and sh.user == "alice"
+    sh, _out, _err = make_shell()
+    assert sh.execute("delete alice") == 0
+    assert sh.client.calls == [("delete_account", {"user": "alice"})]
+
+
+def test_end_of_input_at_the_question_keeps_the_account():
+    sh, out, _err = make_shell({"check_account": Result("ok", True)}, interactive=True)
+    sh.ask = lambda question: None
+    sh.execute("login alice")
+    assert sh.execute("delete") == 0 and sh.user == "alice"
+    assert not any(op == "delete_account" for op, _ in sh.client.calls)
+
+
+def test_an_empty_inbox_is_no_error():
+    sh, out, err = make_shell({"fetch_messages": Result("index_past_end", [])})
+    assert sh.execute("fetch bob") == 0
+    assert out.getvalue() == err.getvalue() == ""
+    assert sh.execute("fetch bob 3") == 1  # past the end of a non-empty inbox: still said
+    assert "no messages there yet" in err.getvalue()
+
+
+@pytest.mark.parametrize("command", ["", "   "])
+def test_an_empty_command_is_a_usage_error(command):
+    sh, out, err = make_shell()
+    assert sh.execute(command) == 2
+    assert "no command given" in err.getvalue() and sh.client.calls == []
+
+
 def test_prompt_before_any_leader_is_known():
     sh, _out, _err = make_shell(interactive=True)
     assert sh.prompt() == "[?]> "
@@ -345,6 +392,43 @@ def test_interactive_session(live_cluster):
     assert child.exitstatus == 0
 
 
+def test_interactive_delete_of_ones_own_account(live_cluster):
+    erin = unique("e")
+    assert one(live_cluster, f"create {erin}").returncode == 0
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "raftchat", "client", "--cluster", str(live_cluster)],
+        cwd=str(ROOT),
+        env=_env(),
+        encoding="utf-8",
+        timeout=20,
+    )
+    try:
+        child.expect(PROMPT)
+        child.sendline(f"login {erin}")
+        child.expect(user_prompt(erin))
+        child.sendline("fetch")
+        child.expect_exact("(the inbox is empty)")
+        child.expect(user_prompt(erin))
+        child.sendline("delete")
+        child.expect_exact(f"delete your own account {erin} and its inbox? [y/N] ")
+        child.sendline("")
+        child.expect("not deleted")
+        child.expect(user_prompt(erin))
+        child.sendline("delete")
+        child.expect_exact("[y/N] ")
+        child.sendline("y")
+        child.expect(f"deleted account {erin}")
+        child.expect("logged out")
+        child.expect(PROMPT)  # the prompt no longer names the deleted user
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert one(live_cluster, f"check {erin}").stdout.strip() == f"{erin} does not exist"
+
+
 def test_interactive_exit_at_end_of_input(live_cluster):
     child = pexpect.spawn(
         sys.executable,
@@ -379,6 +463,10 @@ def test_one_command_exit_codes(live_cluster):
     assert (fetched.returncode, fetched.stdout) == (0, f"1  {carol}: hello world\n")
     past = one(live_cluster, f"fetch {dave} 2")
     assert past.returncode == 1 and "no messages there yet" in past.stderr
+    empty = one(live_cluster, f"fetch {carol}")
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "")
+    blank = one(live_cluster, "")
+    assert blank.returncode == 2 and "no command given" in blank.stderr
 
     listed = one(live_cluster, f"list {carol}")
     assert (listed.returncode, listed.stdout) == (0, f"{carol}\n")
