@@ -38,6 +38,9 @@ class Operation:
 
 class Model(Protocol):
     name: str
+    # The operations the model accepts and the shapes of their values (``checker.fit``):
+    # a history with anything else is refused before the search.
+    OPERATIONS: dict[str, Any]
 
     def init(self) -> Hashable:
         """The state before any operation."""

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from checker import check
+from checker.fit import explain
 from checker.html import write_html
-from checker.models import get_model
+from checker.models import MODELS, get_model
 from histories import HistoryError, read_history
 
 
@@ -36,6 +37,11 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
     except Exception as exc:  # a plot is a convenience: never lose the verdict over it
         progress.line(f"plots not written: {exc}")
     model = get_model(model_name)
+    misfit = explain(ops, model_name, MODELS)
+    if misfit:  # a workload whose records its own model cannot read: an error, not a verdict
+        results["checker"] = None
+        results["error"] = results.get("error") or misfit.message()
+        return None
     progress.line(f"checking {len(ops)} records with the {model_name} model ...")
     result = check(ops, model, timeout=timeout)
     results["valid"] = result.valid

@@ -1,6 +1,9 @@
 """``harness check``: read a history, check it against a model, and say the verdict.
 
-The exit code carries the verdict so scripts and CI can branch on it without parsing.
+The exit code carries the verdict so scripts and CI can branch on it without parsing. A
+model that does not fit the history (``checker.fit``: operations or values it does not
+know) is bad input, exit 3, never a verdict. The model is ``--model``, else the stored run's
+plan, else what the file says (a harness history's metadata record, a format's hint).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class BadInput(Exception):
 class Target:
     history: Path
     workload_model: str | None = None  # from a stored run's plan.yaml
+    stored_run: bool = False  # a run directory: its history may end mid-line if the run crashed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--html", metavar="OUT.html", help="also write a page that shows the history and verdict"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
+    parser.add_argument(
+        "--allow-truncated-tail",
+        action="store_true",
+        help="skip a partial last line (a crashed writer's) instead of refusing the file; "
+        "a stored run's directory is always read this way",
+    )
 
 
 def initial_value(text: str) -> int | float | None:
@@ -81,16 +91,29 @@ def positive_seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """The command: returns the exit code."""
     from checker import check, get_model
+    from checker.fit import explain, fitting_models
+    from checker.models import MODELS
     from histories import HistoryError, read_history
 
     try:
         target = locate(Path(args.path))
-        history = read_history(str(target.history), format=args.format)
+        tolerant = args.allow_truncated_tail or target.stored_run
+        history = read_history(str(target.history), format=args.format, allow_truncated_tail=tolerant)
+        for warning in history.warnings:
+            why = " (a stored run's history is read with --allow-truncated-tail)" if target.stored_run else ""
+            print(f"harness check: note: {warning}{why}", file=sys.stderr)
         name = args.model or target.workload_model or history.model_hint
         if name is None:
-            raise BadInput(f"{target.history}: the history does not name its model: pass --model")
+            fits = fitting_models(history.ops, MODELS)
+            raise BadInput(
+                f"{target.history}: the history does not name its model: pass --model"
+                + (f" (models that fit its operations: {', '.join(fits)})" if fits else " (no model fits it)")
+            )
         initial = _initial_hint(history) if args.initial is _UNSET else args.initial
         model = get_model(name, initial)
+        misfit = explain(history.ops, name, MODELS)
+        if misfit:
+            raise BadInput(f"{target.history}: {misfit.message()}")
     except (HistoryError, BadInput) as exc:
         return _fail(str(exc))
     except ValueError as exc:  # get_model: an unknown name
@@ -124,7 +147,7 @@ def locate(path: Path) -> Target:
     history = path / RUN_HISTORY
     if not history.is_file():
         raise BadInput(f"{path}: a directory without {RUN_HISTORY}: not a stored run")
-    return Target(history, _plan_model(path / RUN_PLAN))
+    return Target(history, _plan_model(path / RUN_PLAN), stored_run=True)
 
 
 def _plan_model(plan: Path) -> str | None:

@@ -1,7 +1,9 @@
 """Appends operations to history.jsonl as they happen.
 
 Each record is flushed at once, so a harness that dies mid-run leaves a prefix that the
-checker can read. Times are monotonic nanoseconds since the start of the run.
+checker can read. Times are monotonic nanoseconds since the start of the run. The first
+line is a metadata record (``histories.meta``): the workload, model, system and harness
+version, so the file can be checked on its own.
 """
 
 from __future__ import annotations
@@ -12,12 +14,27 @@ from pathlib import Path
 from typing import Any
 
 from histories import JsonlWriter
+from histories.meta import metadata_record
 from histories.op import Op
+
+SYSTEM = "raftchat"  # the system under test, named in every history's metadata
+
+
+def harness_version() -> str:
+    """The installed package's version: which harness wrote a history."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("raftchat")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class Recorder:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, **metadata: Any) -> None:
+        """``metadata`` (workload, model, ...) opens the file, with the system and harness version."""
         self._writer = JsonlWriter(path)
+        self._writer.write_metadata(metadata_record(**metadata, system=SYSTEM, harness=harness_version()))
         self._start = time.monotonic_ns()
         self._index = 0
         self.counts: Counter[str] = Counter()  # completions by type, for progress lines

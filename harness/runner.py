@@ -83,7 +83,13 @@ class Run:
     # ------------------------------------------------------------------ the run
 
     def execute(self) -> RunOutcome:
-        recorder = Recorder(self.run_dir / "history.jsonl")
+        recorder = Recorder(
+            self.run_dir / "history.jsonl",
+            workload=self.plan.workload,
+            model=self.workload.model,
+            bug=self.plan.bug,
+            test=self.plan.name,
+        )
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         cluster: LocalCluster | None = None
         network = None

@@ -16,7 +16,8 @@ class History:
     the format says so, and ``initial_hint`` the model's initial value (meaningful only
     with a model hint). ``dialect`` names the conventions that turned the file's values
     into canonical ones. ``synthetic_time`` is true when the file had no times and
-    ``Op.time`` was set to the index: order is all it then carries.
+    ``Op.time`` was set to the index: order is all it then carries. ``metadata`` is the
+    file's own record of what it is (``histories.meta``), when it has one.
     """
 
     ops: list[Op]
@@ -27,6 +28,7 @@ class History:
     dialect: str = "canonical"
     synthetic_time: bool = False
     warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.ops)

@@ -2,7 +2,8 @@
 
 Values are already canonical. A writer that crashes mid-line leaves a partial last line:
 the reader names it, and can skip it on request, so a crashed run's history is still
-checkable.
+checkable. A first line that is a metadata record (``histories.meta``) is not an operation:
+readers skip it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from histories.meta import is_metadata
 from histories.op import TYPES, HistoryError, Op
 from histories.textio import read_text
 from histories.validate import check_ops
@@ -47,6 +49,7 @@ def parse_jsonl(text: str, path: str, allow_truncated_tail: bool = False) -> tup
     ops: list[Op] = []
     numbers: list[int] = []
     warnings: list[str] = []
+    skipped_meta = False
     loads = json.loads
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -57,10 +60,14 @@ def parse_jsonl(text: str, path: str, allow_truncated_tail: bool = False) -> tup
             if unterminated and number == len(lines):
                 what = "truncated last line (no newline at the end: the writer stopped mid-record)"
                 if not allow_truncated_tail:
-                    raise HistoryError(path, number, what + "; allow_truncated_tail=True skips it") from None
+                    skip = "; skip it with --allow-truncated-tail (allow_truncated_tail=True)"
+                    raise HistoryError(path, number, what + skip) from None
                 warnings.append(f"{path}:{number}: skipped a {what}")
                 break
             raise HistoryError(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+        if not ops and not skipped_meta and is_metadata(record):
+            skipped_meta = True  # the metadata record: first if anywhere, never an operation
+            continue
         ops.append(_op(record, path, number))
         numbers.append(number)
     if not ops:
@@ -98,12 +105,18 @@ def _op(record: Any, path: str, line: int) -> Op:
 
 
 def _line(op: Op) -> bytes:
-    return (json.dumps(op.to_dict(), separators=(",", ":")) + "\n").encode("utf-8")
+    return _record(op.to_dict())
 
 
-def write_jsonl(path: str | Path, ops: Iterable[Op]) -> None:
-    """Write a whole history, replacing the file."""
+def _record(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def write_jsonl(path: str | Path, ops: Iterable[Op], metadata: dict[str, Any] | None = None) -> None:
+    """Write a whole history, replacing the file; ``metadata`` (a ``histories.meta`` record) first."""
     with open(path, "wb") as out:
+        if metadata is not None:
+            out.write(_record(metadata))
         for op in ops:
             out.write(_line(op))
 
@@ -125,6 +138,13 @@ class JsonlWriter:
 
     def write(self, op: Op) -> None:
         self._file.write(_line(op))
+        self._file.flush()
+
+    def write_metadata(self, metadata: dict[str, Any]) -> None:
+        """The file's first line: a ``histories.meta`` record. Refused once anything is written."""
+        if self._file.tell():
+            raise HistoryError(self.path, None, "metadata goes first: the file already has records")
+        self._file.write(_record(metadata))
         self._file.flush()
 
     def close(self) -> None:

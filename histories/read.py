@@ -10,6 +10,7 @@ from histories.detect import FORMATS, detect_text
 from histories.edn import parse_edn
 from histories.history import History
 from histories.jsonl import parse_jsonl
+from histories.meta import first_metadata
 from histories.op import NEMESIS, HistoryError
 from histories.porcupine import etcd_history, kv_history
 from histories.textio import read_text
@@ -22,7 +23,8 @@ def read_history(
 
     "jepsen-edn" is read with the Knossos dialect: ``fail`` = did not happen, ``ok read
     nil`` = result unknown (``info``); its model hint is "cas-register" (initial 0) when
-    every client op is a read, write or cas. ``allow_truncated_tail`` applies to jsonl.
+    every client op is a read, write or cas. ``allow_truncated_tail`` applies to jsonl, whose
+    model hint is the one its metadata record names (``histories.meta``).
     """
     name = str(path)
     if format is not None and format not in FORMATS:
@@ -31,7 +33,18 @@ def read_history(
     format = format or detect_text(text, name)
     if format == "jsonl":
         ops, warnings = parse_jsonl(text, name, allow_truncated_tail)
-        return History(ops, "jsonl", None, None, name, "canonical", warnings=warnings)
+        meta = first_metadata(text)
+        model = meta.get("model") if meta is not None else None
+        return History(
+            ops,
+            "jsonl",
+            model if isinstance(model, str) else None,
+            None,
+            name,
+            "canonical",
+            warnings=warnings,
+            metadata=meta,
+        )
     if format == "porcupine-etcd":
         return etcd_history(text, name)
     if format == "porcupine-kv":

@@ -33,7 +33,7 @@ def _nemesis_events(run_dir: Path) -> list[dict]:
     events = []
     for line in (run_dir / "history.jsonl").read_text().splitlines():
         record = json.loads(line)
-        if record["process"] == "nemesis":
+        if record.get("process") == "nemesis":  # the first line is the metadata record
             events.append(record)
     return events
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from checker.fit import ANY, BOOL, Signature, sequence
 from checker.model import Operation
 from checker.models.register import RegisterModel
 from checker.models.values import freeze, show
@@ -19,6 +20,10 @@ from checker.models.values import freeze, show
 
 class CasRegisterModel(RegisterModel):
     name = "cas-register"
+    OPERATIONS = {
+        **RegisterModel.OPERATIONS,
+        "cas": Signature(sequence(ANY, ANY), sequence(ANY, ANY, BOOL, optional=1)),
+    }
 
     def __init__(self, initial: Any = None) -> None:
         super().__init__(initial)

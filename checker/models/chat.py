@@ -32,6 +32,7 @@ from collections.abc import Callable, Hashable
 from fnmatch import fnmatchcase
 from typing import Any
 
+from checker.fit import Signature, mapping
 from checker.model import Operation
 from checker.models.values import freeze
 
@@ -41,10 +42,23 @@ READS = frozenset({"check_account", "list_accounts", "fetch_messages"})
 _VALUED = frozenset({"check_account", "list_accounts", "send_message", "fetch_messages"})
 
 State = tuple[tuple[str, int], ...]
+_ANSWER = mapping("status", optional=("value", "error"))
+
+
+def _args(*names: str) -> Signature:
+    return Signature(mapping(*names, optional=("group",)), _ANSWER)
 
 
 class ChatModel:
     name = "chat"
+    OPERATIONS = {  # see checker.fit
+        "create_account": _args("user"),
+        "check_account": _args("user"),
+        "list_accounts": _args("pattern"),
+        "delete_account": _args("user"),
+        "send_message": _args("sender", "to", "text"),
+        "fetch_messages": _args("user", "from_index"),
+    }
 
     def __init__(self, initial: Any = None) -> None:
         self._boxes: list[tuple[tuple[str, str], ...]] = [()]  # inbox id -> messages

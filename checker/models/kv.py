@@ -14,14 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from checker.fit import ANY, NIL, Shape, Signature, one_of, sequence
 from checker.model import Operation
 from checker.models.values import freeze, show
 
 _NO_KEY = object()
 
 
+_TEXT = Shape("a string", lambda v: isinstance(v, str))
+
+
 class KVModel:
     name = "kv"
+    OPERATIONS = {  # see checker.fit; a get's invoke may name only its key, or nothing
+        "get": Signature(one_of(NIL, sequence(ANY, ANY, optional=1)), ANY),
+        "put": Signature(sequence(ANY, ANY), ANY),
+        "append": Signature(sequence(ANY, _TEXT), ANY),
+    }
 
     def __init__(self, initial: Any = "") -> None:
         self.initial = "" if initial is None else freeze(initial)

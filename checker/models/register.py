@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from checker.fit import ANY, NIL, Signature
 from checker.model import Operation
 from checker.models.values import freeze, show
 
 
 class RegisterModel:
     name = "register"
+    OPERATIONS = {"read": Signature(NIL, ANY), "write": Signature(ANY, ANY)}  # see checker.fit
 
     def __init__(self, initial: Any = None) -> None:
         self.initial = freeze(initial)
