@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 def summary(outcome: RunOutcome) -> str:
     r = outcome.results
     verdict = {True: "VALID (linearizable)", False: "INVALID (not linearizable)", "unknown": "UNKNOWN"}.get(
-        outcome.valid, "ERROR (not checked)"
+        outcome.valid, "FAILED (the run never started)" if r.get("setup_failed") else "ERROR (not checked)"
     )
     stats = r.get("stats") or {}
     totals = stats.get("totals", {})
@@ -75,9 +75,12 @@ def summary(outcome: RunOutcome) -> str:
         f"test: {r.get('test')}  workload: {r.get('workload')}  nodes: {r.get('nodes')}  "
         f"nemesis: {', '.join(r.get('nemesis') or []) or 'none'}  bug: {r.get('bug') or 'none'}  "
         f"seed: {r.get('seed')}",
-        f"operations: {stats.get('client_ops', 0)}: "
-        + ", ".join(f"{totals.get(k, 0)} {k}" for k in ("ok", "fail", "info", "open")),
     ]
+    if not r.get("setup_failed"):
+        lines.append(
+            f"operations: {stats.get('client_ops', 0)}: "
+            + ", ".join(f"{totals.get(k, 0)} {k}" for k in ("ok", "fail", "info", "open"))
+        )
     if "availability" in stats:
         lines.append(f"availability: {stats['availability']:.1%} of operations succeeded")
     checker = r.get("checker") or {}
@@ -92,5 +95,20 @@ def summary(outcome: RunOutcome) -> str:
         lines.append(f"checker: {checker['reason']}")
     if r.get("error"):
         lines.append(f"error: {r['error']}")
-    lines.append(f"stored in: {outcome.run_dir}  (timeline.html, latency.png, throughput.png, logs/)")
+    kept = stored_files(outcome.run_dir)
+    lines.append(f"stored in: {outcome.run_dir}" + (f"  ({', '.join(kept)})" if kept else ""))
+    if r.get("setup_failed"):
+        lines.append("not made latest: the store's latest still points at the last run that started")
     return "\n".join(lines)
+
+
+def stored_files(run_dir: Path) -> list[str]:
+    """The files a person opens first, of those the run actually wrote."""
+    from harness import store
+
+    names = [store.TIMELINE, store.LATENCY_PNG, store.THROUGHPUT_PNG]
+    found = [name for name in names if (run_dir / name).is_file()]
+    logs = run_dir / store.LOGS
+    if logs.is_dir() and any(logs.iterdir()):
+        found.append(f"{store.LOGS}/")
+    return found

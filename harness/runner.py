@@ -6,6 +6,10 @@ limit -> heal -> let the cluster recover -> final reads -> tear down -> check ->
 Everything started here is stopped in ``finally`` blocks, and node processes die with
 the harness (see raftchat.localcluster), so an interrupted or crashed run leaves no
 process behind. The history is written as it happens: even a killed run can be checked.
+
+``STORE/latest`` moves to a run only once its set-up (network, cluster, a leader) worked:
+a run that never started is stored as failed, with the reason, and leaves ``latest`` at
+the last run that did start.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from harness import plan as plans
 from harness.progress import Progress
-from harness.recorder import Recorder
+from harness.recorder import SYSTEM, Recorder
 from harness.workers import Workers
 from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS, Nemesis, choose_network
 from nemesis.net.base import Network
@@ -61,15 +65,18 @@ def run_plan(
     from harness import store
 
     resolved = plans.load(plan, overrides)
-    run_dir = store.new_run_dir(Path(store_root), resolved.name)
+    run_dir = store.new_run_dir(Path(store_root), resolved.name, latest=False)
     plans.dump(resolved, run_dir / "plan.yaml")
-    return Run(resolved, run_dir, Progress(enabled=progress)).execute()
+    return Run(resolved, run_dir, Progress(enabled=progress), store_root=Path(store_root)).execute()
 
 
 class Run:
-    def __init__(self, plan: plans.Plan, run_dir: Path, progress: Progress) -> None:
+    def __init__(
+        self, plan: plans.Plan, run_dir: Path, progress: Progress, store_root: Path | None = None
+    ) -> None:
         self.plan = plan
         self.run_dir = run_dir
+        self.store_root = store_root  # where ``latest`` is pointed once the run has started
         self.progress = progress
         self.rng = random.Random(plan.seed)
         self.workload: Workload = make_workload(
@@ -79,6 +86,7 @@ class Run:
         self.error: str | None = None
         self.interrupted = False
         self.network_info: dict[str, str] | None = None
+        self.setup_done = False  # network and cluster up with a leader: the run started
 
     # ------------------------------------------------------------------ the run
 
@@ -102,6 +110,11 @@ class Run:
             cluster = self._cluster(network)
             cluster.start_all()
             leader = cluster.wait_for_leader(timeout=30)
+            self.setup_done = True
+            if self.store_root is not None:
+                from harness import store
+
+                store.point_latest(self.store_root, self.run_dir)
             faults = ", ".join(self.plan.nemesis) or "none"
             where = f" over the {network.name} network" if network else ""
             self.progress.line(
@@ -111,10 +124,17 @@ class Run:
             asyncio.run(self._drive(cluster, network, recorder))
         except Interrupted:
             self.interrupted = True
-            self.error = "interrupted before the end of the run"
+            self.error = (
+                "interrupted before the end of the run"
+                if self.setup_done
+                else "the run never started: interrupted during set-up"
+            )
         except Exception as exc:  # anything: still tear down, store and report
             self.error = f"{type(exc).__name__}: {exc}"
-            traceback.print_exc(file=sys.stderr)
+            if self.setup_done:
+                traceback.print_exc(file=sys.stderr)
+            else:  # a set-up failure is explained by its message; the summary says it
+                self.error = f"the run never started: {self.error}"
         finally:
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the teardown
@@ -239,8 +259,15 @@ class Run:
             "network": self.network_info,
             "interrupted": self.interrupted,
             "error": self.error,
+            "system": SYSTEM,
+            "setup_failed": not self.setup_done,
         }
-        valid = analyse(self.run_dir, self.workload.model, self.plan.checker_timeout, results, self.progress)
+        if self.setup_done:
+            valid = analyse(
+                self.run_dir, self.workload.model, self.plan.checker_timeout, results, self.progress
+            )
+        else:  # nothing ran: no history worth checking, no plots, no page
+            valid, results["checker"], results["stats"] = None, None, {}
         code = exit_code(valid)
         if self.error is not None and code == EXIT_VALID:
             code = EXIT_ERROR  # a valid prefix of a broken run proves little

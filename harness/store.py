@@ -20,6 +20,7 @@ RESULTS, HISTORY, PLAN, TIMELINE = "results.json", "history.jsonl", "plan.yaml",
 LATENCY_PNG, THROUGHPUT_PNG, LOGS = "latency.png", "throughput.png", "logs"
 LATEST = "latest"
 INCOMPLETE = "incomplete"  # a run without (readable) results.json: interrupted or still going
+FAILED = "failed"  # a run that never started (its set-up failed): results.json says why
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S"
 _RUN_NAME = re.compile(r"^(\d{8}T\d{6})(?:-(\d+))?$")
 _INVOKE_MARK = b'"type":"invoke"'  # how histories.jsonl writes an invocation (compact separators)
@@ -31,7 +32,10 @@ class StoreError(ValueError):
 
 @dataclass
 class RunSummary:
-    """One stored run as the listing shows it; ``valid`` is True, False, "unknown" or "incomplete"."""
+    """One stored run as the listing shows it.
+
+    ``valid`` is True, False, "unknown", "incomplete" or "failed" (set-up failed).
+    """
 
     path: Path
     test: str
@@ -68,8 +72,10 @@ def check_test_name(name: str) -> str:
     return name
 
 
-def new_run_dir(store_root: Path, test_name: str, now: datetime | None = None) -> Path:
-    """Create ``STORE/<test>/<UTC timestamp>[-N]/`` and point ``STORE/latest`` at it.
+def new_run_dir(
+    store_root: Path, test_name: str, now: datetime | None = None, *, latest: bool = True
+) -> Path:
+    """Create ``STORE/<test>/<UTC timestamp>[-N]/`` and (with ``latest``) point ``STORE/latest`` at it.
 
     ``mkdir`` without ``exist_ok`` is what claims a name, so two runs started in the same second
     (even by two processes) get ``...-2``, ``...-3`` rather than sharing a directory.
@@ -87,11 +93,12 @@ def new_run_dir(store_root: Path, test_name: str, now: datetime | None = None) -
             break
         except FileExistsError:
             suffix += 1
-    _point_latest(Path(store_root), run_dir)
+    if latest:
+        point_latest(Path(store_root), run_dir)
     return run_dir
 
 
-def _point_latest(store_root: Path, run_dir: Path) -> None:
+def point_latest(store_root: Path, run_dir: Path) -> None:
     """Replace ``latest`` with a relative symlink in one step: a reader never finds it missing."""
     target = os.path.relpath(run_dir, store_root)
     for attempt in range(100):
@@ -204,7 +211,7 @@ def summarize(run_dir: Path) -> RunSummary:
         path=run_dir,
         test=str(results.get("test") or run_dir.parent.name),
         started=started or _iso_time(results.get("started")) or _mtime(run_dir),
-        valid=results.get("valid", "unknown"),
+        valid=FAILED if results.get("setup_failed") else results.get("valid", "unknown"),
         ops=_number(stats.get("client_ops"), int),
         availability=_number(stats.get("availability"), float),
         duration=_number(results.get("duration_s"), float),
