@@ -33,7 +33,7 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
     ops = history.ops
     results["stats"] = stats.compute(ops)
     try:
-        plots.write_plots(run_dir, ops)
+        plots.write_plots(run_dir, ops, results.get("phases"))
     except Exception as exc:  # a plot is a convenience: never lose the verdict over it
         progress.line(f"plots not written: {exc}")
     model = get_model(model_name)

@@ -3,6 +3,11 @@
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global backend
 switch), so plotting works on CI machines and from threads. Big histories are thinned to a fixed
 number of points (and the plot says so) so a 200k-op run still plots in a few seconds.
+
+A fault band is named by its shape (``partition (halves)``), and the run's last phases, when the
+runner gives them (``phases``: seconds since the start of the test), are labelled: the recovery
+after healing, when load stops and throughput dips, and the final reads, whose burst of reads is
+the spike at the end.
 """
 
 from __future__ import annotations
@@ -34,10 +39,19 @@ OUTCOME_STYLE = {  # marker, alpha, size: failures stand out against the mass of
 }
 OUTCOME_COLOURS = {"ok": "#2e9e4f", "fail": "#d1495b", "info": "#edae49"}
 FAULT_COLOURS = ("#7b8cde", "#e07a5f", "#81b29a", "#c77dff", "#f2cc8f", "#3d405b", "#ff8fab", "#4cc9f0")
+# (phase, the key in ``phases`` where it starts, where it ends, colour): see harness.runner
+PHASES = (
+    ("recovery", "load_end", "final_reads", "#9ca3af"),
+    ("final reads", "final_reads", "end", "#64748b"),
+)
 
 
-def write_plots(run_dir: Path, ops: list[Op]) -> list[Path]:
-    """Write ``latency.png`` and ``throughput.png`` into ``run_dir``; returns their paths."""
+def write_plots(run_dir: Path, ops: list[Op], phases: dict[str, float] | None = None) -> list[Path]:
+    """Write ``latency.png`` and ``throughput.png`` into ``run_dir``; returns their paths.
+
+    ``phases``: when the load ended, the final reads began and the run ended (``load_end``,
+    ``final_reads``, ``end``, seconds since the start of the test), as the runner records them.
+    """
     run_dir = Path(run_dir)
     client, _ = calls(ops)
     intervals = nemesis_intervals(ops)
@@ -45,8 +59,8 @@ def write_plots(run_dir: Path, ops: list[Op]) -> list[Path]:
     name = f"{run_dir.parent.name} {run_dir.name}".strip()
     latency = run_dir / LATENCY_PNG
     throughput = run_dir / THROUGHPUT_PNG
-    _save(_latency_figure(client, intervals, end_s, name), latency)
-    _save(_throughput_figure(client, intervals, end_s, name), throughput)
+    _save(_latency_figure(client, intervals, end_s, name, phases), latency)
+    _save(_throughput_figure(client, intervals, end_s, name, phases), throughput)
     return [latency, throughput]
 
 
@@ -65,7 +79,13 @@ def _new_axes(title: str, ylabel: str) -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def _latency_figure(client: list[Call], intervals: list[Interval], end_s: float, name: str) -> Figure:
+def _latency_figure(
+    client: list[Call],
+    intervals: list[Interval],
+    end_s: float,
+    name: str,
+    phases: dict[str, float] | None = None,
+) -> Figure:
     done = [c for c in client if c.end is not None]
     shown = _sample(done, MAX_POINTS)
     title = f"Latency — {name}" if name else "Latency"
@@ -101,6 +121,7 @@ def _latency_figure(client: list[Call], intervals: list[Interval], end_s: float,
         _outcome_handle(axes, outcome) for outcome in OUTCOMES if any(c.outcome == outcome for c in done)
     ]
     handles += _shade_faults(axes, intervals, end_s)
+    handles += _mark_phases(axes, phases or {}, end_s)
     _finish(axes, handles, end_s, empty=not done)
     return figure
 
@@ -112,7 +133,13 @@ def _outcome_handle(axes: Axes, outcome: str) -> Artist:
     )
 
 
-def _throughput_figure(client: list[Call], intervals: list[Interval], end_s: float, name: str) -> Figure:
+def _throughput_figure(
+    client: list[Call],
+    intervals: list[Interval],
+    end_s: float,
+    name: str,
+    phases: dict[str, float] | None = None,
+) -> Figure:
     figure, axes = _new_axes(
         f"Throughput — {name}" if name else "Throughput", "completions per second (stacked by outcome)"
     )
@@ -139,6 +166,7 @@ def _throughput_figure(client: list[Call], intervals: list[Interval], end_s: flo
             base = top
         axes.set_ylim(0, max(base) * 1.12 or 1)
     handles += _shade_faults(axes, intervals, end_s)
+    handles += _mark_phases(axes, phases or {}, end_s)
     _finish(axes, handles, end_s, empty=not done)
     return figure
 
@@ -149,7 +177,8 @@ def _shade_faults(axes: Axes, intervals: Sequence[Interval], end_s: float) -> li
     label_each = len(intervals) <= MAX_FAULT_LABELS
     at_top = blended_transform_factory(axes.transData, axes.transAxes)
     for interval in intervals:
-        colour = colours.setdefault(interval.fault, FAULT_COLOURS[len(colours) % len(FAULT_COLOURS)])
+        band = band_name(interval)
+        colour = colours.setdefault(band, FAULT_COLOURS[len(colours) % len(FAULT_COLOURS)])
         start = interval.start / NS_PER_S
         stop = end_s if interval.stop is None else interval.stop / NS_PER_S
         if stop <= start:  # an instant event: a line rather than an invisible span
@@ -158,10 +187,37 @@ def _shade_faults(axes: Axes, intervals: Sequence[Interval], end_s: float) -> li
             axes.axvspan(start, stop, color=colour, alpha=0.18, linewidth=0, zorder=0)
         if label_each:
             axes.text(
-                start, 0.985, f" {interval.fault}", transform=at_top, va="top", ha="left",
+                start, 0.985, f" {band}", transform=at_top, va="top", ha="left",
                 fontsize=8, color="#333333", clip_on=True,
             )  # fmt: skip
     return [Patch(color=c, alpha=0.35, label=f"fault: {f}") for f, c in colours.items()]
+
+
+def band_name(interval: Interval) -> str:
+    """A fault as a person names it: ``partition (halves)`` for a partition of a random shape."""
+    value = interval.value if isinstance(interval.value, dict) else {}
+    shape = value.get("shape")
+    if not shape or str(shape) in interval.fault:
+        return interval.fault
+    return f"{interval.fault} ({shape})"
+
+
+def _mark_phases(axes: Axes, phases: dict[str, float], end_s: float) -> list[Artist]:
+    """Hatch and name the recovery and final-read phases at the bottom of the plot."""
+    at_bottom = blended_transform_factory(axes.transData, axes.transAxes)
+    handles: list[Artist] = []
+    for name, begin, finish, colour in PHASES:
+        start, stop = phases.get(begin), phases.get(finish, end_s)
+        if start is None or stop is None or stop < start:
+            continue
+        axes.axvspan(start, stop, ymin=0, ymax=0.06, color=colour, alpha=0.5, linewidth=0, zorder=0.5)
+        axes.axvline(start, color=colour, linestyle="--", linewidth=1, zorder=0.5)
+        axes.text(
+            start, 0.075, f" {name}", transform=at_bottom, va="bottom", ha="left",
+            fontsize=8.5, color="#1f2937", fontweight="bold", clip_on=True,
+        )  # fmt: skip
+        handles.append(Patch(color=colour, alpha=0.5, label=f"phase: {name}"))
+    return handles
 
 
 def _finish(axes: Axes, handles: list[Artist], end_s: float, empty: bool) -> None:

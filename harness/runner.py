@@ -87,6 +87,7 @@ class Run:
         self.interrupted = False
         self.network_info: dict[str, str] | None = None
         self.setup_done = False  # network and cluster up with a leader: the run started
+        self.phases: dict[str, float] = {}  # when the last phases began (s on the history's clock)
 
     # ------------------------------------------------------------------ the run
 
@@ -222,11 +223,14 @@ class Run:
                 stop_faults.set()
                 if faults is not None:
                     await faults
+            self.phases["load_end"] = recorder.now() / 1e9
             if nemesis is not None:
                 await nemesis.heal_all()  # every partition healed, every node running again
             self.progress.line(f"load done; {plan.recovery:g} s of recovery, then final reads")
             await asyncio.sleep(plan.recovery)
+            self.phases["final_reads"] = recorder.now() / 1e9
             await workers.final_reads()
+            self.phases["end"] = recorder.now() / 1e9
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
@@ -261,6 +265,7 @@ class Run:
             "error": self.error,
             "system": SYSTEM,
             "setup_failed": not self.setup_done,
+            "phases": {k: round(v, 6) for k, v in self.phases.items()},
         }
         if self.setup_done:
             valid = analyse(

@@ -211,6 +211,8 @@ td.wrap { white-space:normal; }
 .badge.invalid { background:#fde0e3; color:#a4161a; }
 .badge.unknown { background:#fff1cc; color:#8a5a00; }
 .badge.incomplete, .badge.none { background:#eceef3; color:#545b6b; }
+.badge.failed { background:#3f3f46; color:#fff; }
+.tag.bug { background:#fde0e3; color:#a4161a; font-weight:600; }
 .tag { display:inline-block; padding:1px 7px; margin-right:4px; border-radius:5px; background:#eef1fb;
        color:#3a4770; font-size:12px; }
 .latest { background:#3559e0; color:#fff; }
@@ -335,7 +337,7 @@ def index_page(root: Path, test: str | None = None) -> str:
     parts = [
         f"<h1>{heading}</h1><p class='muted'>{len(runs)} run(s) in <code>{escape(root)}</code>{back}</p>"
     ]
-    verdicts = [v for v in ("valid", "invalid", "unknown", "incomplete") if counts.get(v)]
+    verdicts = [v for v in ("valid", "invalid", "unknown", "incomplete", store.FAILED) if counts.get(v)]
     if verdicts:
         badges = " ".join(f"{badge(v)} <span class='muted'>×{counts[v]}</span>" for v in verdicts)
         parts.append(f"<div class='summary'>{badges}</div>")
@@ -343,6 +345,8 @@ def index_page(root: Path, test: str | None = None) -> str:
         headers = [
             "Started",
             "Test",
+            "System",
+            "Bug",
             "Verdict",
             "#Ops",
             "Availability",
@@ -360,6 +364,9 @@ def index_page(root: Path, test: str | None = None) -> str:
     return _page("harness runs", "".join(parts), str(root))
 
 
+_NONE = "<span class='muted'>none</span>"
+
+
 def _index_row(root: Path, run: RunSummary, latest: Path | None) -> str:
     href = _run_href(root, run.path)
     tag = " <span class='tag latest'>latest</span>" if run.path.resolve() == latest else ""
@@ -370,6 +377,8 @@ def _index_row(root: Path, run: RunSummary, latest: Path | None) -> str:
     cells = [
         _td(f"<a href='{href}'>{_when(run.started)}</a>{tag}"),
         _td(f"<a href='{_test_href(run.path.parent.name)}'>{escape(run.test)}</a>"),
+        _td(escape(run.system or "—"), "system"),
+        _td(f"<span class='tag bug'>{escape(run.bug)}</span>" if run.bug else _NONE, "bug"),
         _td(badge(run.verdict)),
         _td("—" if run.ops is None else f"{run.ops:,}", "num"),
         _td(_availability(run.availability)),
@@ -433,6 +442,7 @@ def _facts(summary: RunSummary, results: dict[str, Any], stats: dict[str, Any]) 
         ("Nodes", results.get("nodes", "—")),
         ("Concurrency", results.get("concurrency", "—")),
         ("Nemesis", ", ".join(summary.nemesis) or "none"),
+        ("System", summary.system or "—"),
         ("Bug", results.get("bug") or "none"),
         ("Exit code", "—" if summary.exit_code is None else summary.exit_code),
     ]

@@ -48,6 +48,8 @@ class RunSummary:
     nemesis: list[str]
     exit_code: int | None = None
     error: str | None = None
+    bug: str | None = None  # the deliberate bug the nodes ran with (self-test), None: the correct build
+    system: str | None = None  # the system under test ("raftchat")
 
     @property
     def verdict(self) -> str:
@@ -219,7 +221,13 @@ def summarize(run_dir: Path) -> RunSummary:
         nemesis=[str(n) for n in nemesis] if isinstance(nemesis, list) else [],
         exit_code=_number(results.get("exit_code"), int),
         error=results.get("error"),
+        bug=_text(results.get("bug")),
+        system=_text(results.get("system")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _number(value: Any, kind: type) -> Any:

@@ -258,3 +258,24 @@ def test_plugin_reports_the_run_dir_of_an_invalid_run(pytester: pytest.Pytester)
     assert [(p.get("name"), p.get("value")) for p in properties] == [("harness_run_dir", str(run_dir))]
     assert store.read_results(run_dir)["valid"] is False
     assert os.path.exists(run_dir / "timeline.html")
+
+
+def test_fault_bands_are_named_by_shape_and_phases_labelled() -> None:
+    ops = synthetic_ops(n_ops=1500, seed=4, faults=[])
+    end = max(op.time for op in ops) / stats.NS_PER_S
+    shaped = [
+        stats.Interval("partition", 1 * stats.NS_PER_S, 3 * stats.NS_PER_S, {"shape": "halves"}),
+        stats.Interval("partition-ring", 4 * stats.NS_PER_S, 5 * stats.NS_PER_S, {"shape": "ring"}),
+    ]
+    phases = {"load_end": end - 3, "final_reads": end - 1, "end": end}
+    client, _ = stats.calls(ops)
+    for figure in (
+        plots._latency_figure(client, shaped, end, "reg", phases),
+        plots._throughput_figure(client, shaped, end, "reg", phases),
+    ):
+        axes = figure.axes[0]
+        texts = [t.get_text().strip() for t in axes.texts]
+        assert texts == ["partition (halves)", "partition-ring", "recovery", "final reads"]
+        legend = [t.get_text() for t in axes.get_legend().get_texts()]
+        assert "fault: partition (halves)" in legend and "phase: recovery" in legend
+        assert "phase: final reads" in legend

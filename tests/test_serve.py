@@ -294,3 +294,24 @@ def test_cli_serves_a_store(served: Store) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_index_shows_the_bug_and_system_of_each_run(tmp_path: Path) -> None:
+    from harness.serve import index_page
+
+    root = tmp_path / "store"
+    for name, bug in (("correct", None), ("buggy", "stale-read")):
+        run_dir = store.new_run_dir(root, name)
+        store.write_results(run_dir, {"test": name, "valid": bug is None, "bug": bug, "system": "raftchat"})
+    failed = store.new_run_dir(root, "never", latest=False)
+    store.write_results(failed, {"test": "never", "setup_failed": True, "error": "the run never started"})
+    page = index_page(root)
+    rows = {
+        test: row
+        for test, row in re.findall(r"<tr class='run' data-test='([^']*)'(.*?)</tr>", page, flags=re.S)
+    }
+    assert "<th>System</th>" in page and "<th>Bug</th>" in page
+    assert "<span class='tag bug'>stale-read</span>" in rows["buggy"]
+    assert "stale-read" not in rows["correct"] and "none" in rows["correct"]
+    assert all("<td class='system'>raftchat</td>" in rows[t] for t in ("buggy", "correct"))
+    assert "data-verdict='failed'" in rows["never"]
