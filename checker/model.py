@@ -30,6 +30,7 @@ class Operation:
     ret: int | None  # ns; None = unknown outcome
     call_index: int = -1  # index of the invoke record in the history
     ret_index: int = -1  # index of the completion record, -1 if none
+    node: str | None = None  # the node that served it, as the history says (for people, not the search)
 
     @property
     def known(self) -> bool:

@@ -58,6 +58,7 @@ def operations(ops: list[Op]) -> list[Operation]:
                 ret=ret if known else None,
                 call_index=inv.index,
                 ret_index=done.index if done is not None else -1,
+                node=(done.node if done is not None and done.node else None) or inv.node,
             )
         )
     return result

@@ -75,10 +75,14 @@ class CheckResult:
 def _op_json(op: Operation) -> dict[str, Any]:
     return {
         "id": op.id,
+        "index": op.call_index,  # the invocation's index in the history, as the timeline numbers it
+        "node": op.node,
         "process": op.process,
         "f": op.f,
         "input": op.input,
         "output": op.output,
         "call": op.call,
         "ret": op.ret,
+        "call_s": op.call / 1e9,  # seconds since the start of the test: the timeline's clock
+        "ret_s": None if op.ret is None else op.ret / 1e9,
     }

@@ -52,5 +52,27 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
         model,
         title=f"{results.get('test', run_dir.name)}",
         faults=results["stats"].get("nemesis") or [],
+        links=_links(run_dir),
     )
     return result.valid
+
+
+def _links(run_dir: Path) -> list[tuple[str, str]]:
+    """The run's other files, for the timeline's header: those there now, and results.json,
+    which is written right after the page."""
+    from harness import store
+
+    found = [
+        (label, name)
+        for label, name in (
+            ("latency plot", store.LATENCY_PNG),
+            ("throughput plot", store.THROUGHPUT_PNG),
+            ("plan", store.PLAN),
+            ("history", store.HISTORY),
+        )
+        if (run_dir / name).exists()
+    ]
+    found.append(("results", store.RESULTS))
+    if (run_dir / store.LOGS).is_dir():
+        found.append(("node logs", f"{store.LOGS}/"))
+    return found

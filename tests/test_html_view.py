@@ -263,7 +263,7 @@ def test_fault_intervals_are_shaded_and_listed(tmp_path: Path) -> None:
     assert int(view["data-bars"]) == int(view["data-drawn"]) == len(result.ops)
     assert dom.by_id["faults"]["data-faults"] == "2"
     assert dom.classes.get("fault-row") == 2
-    assert dom.classes.get("fault-strip") == 1
+    assert dom.classes.get("fault-strip") == 2  # the whole run's timeline and the group's
     html_text = page.read_text(encoding="utf-8")
     assert "partition · halves · n1 n2 | n3 n4 n5" in html_text and "kill-leader · n3" in html_text
     screenshot(page, "html_view_faults.png")
