@@ -86,7 +86,7 @@ def summary(outcome: RunOutcome) -> str:
     checker = r.get("checker") or {}
     failure = checker.get("failure")
     if failure:
-        lines.append(f"anomaly in partition {failure['partition']}: {len(failure.get('minimal') or [])} ops")
+        lines.append(f"anomaly in group {failure['partition']}: {len(failure.get('minimal') or [])} ops")
         for stuck in failure.get("stuck", [])[:3]:
             lines.append(
                 f"  {stuck['description']}: observed {stuck['observed']}, expected {stuck['expected']}"

@@ -856,6 +856,8 @@ function hatch(ctx, color) {
 
 function summarize(node, t) {
   const v = t.view;
+  node.dataset.byNode = String(BY_NODE);
+  node.dataset.nodeOrder = v.laneNodes.join(' ');
   const unknown = v.items.filter((it) => it.op.r === null).length;
   const attrs = {
     partition: v.index === undefined ? '' : v.index, ops: v.items.length, bars: v.items.length,
@@ -976,7 +978,8 @@ if (wholeHost) {
   whole.activeOnly = false;
   whole.fit();
 }
-document.getElementById('by-node').addEventListener('change', (e) => {
+const byNode = document.getElementById('by-node');
+byNode.addEventListener('change', (e) => {
   BY_NODE = e.target.checked;
   choose(main.view.index);
   if (whole) { whole.setView(wholeView()); whole.activeOnly = false; whole.fit(); }
@@ -1004,6 +1007,10 @@ for (const node of document.querySelectorAll('tr[data-fault]')) {
     faultInfo(FAULTS[k], details); details.classList.add('on');
     document.getElementById('history').scrollIntoView({ behavior: 'smooth' });
   });
+}
+// "#lanes=node" in the address opens the page with the lanes grouped by node.
+if (/(^|[#&])lanes=node(&|$)/.test(location.hash)) {
+  byNode.checked = true; byNode.dispatchEvent(new Event('change'));
 }
 let resizeTimer = 0;
 window.addEventListener('resize', () => {
