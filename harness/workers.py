@@ -55,6 +55,9 @@ class Workers:
         process, node = self.processes[w], getattr(client, "prefer", None)
         self.recorder.record("invoke", process, inv.f, inv.value, node=node)
         done = await self.workload.invoke(client, inv)
-        self.recorder.record(done.type, process, inv.f, done.value, node=node, error=done.error)
+        # An answer came from the node the client now takes for the leader (it may have been
+        # redirected there): that node served the op. Without one, the node it was sent to.
+        served = getattr(client, "leader", None) if done.type == "ok" else None
+        self.recorder.record(done.type, process, inv.f, done.value, node=served or node, error=done.error)
         if done.type == "info":
             self.processes[w] += self.concurrency
