@@ -697,7 +697,7 @@ class Timeline {
     const mid = (it.uc + Math.min(it.ur, it.uc + w)) / 2;
     this.u0 = mid - w / 2; this.u1 = mid + w / 2; this.clampWindow();
     this.scrollToLane(it.lane);
-    this.selected = it; this.draw();
+    this.selected = it; this.setPartial(it); this.draw();
     return true;
   }
   toFailure() {
@@ -747,6 +747,7 @@ class Timeline {
       if (clicked) {
         const r = c.getBoundingClientRect();
         this.selected = this.itemAt(e.clientX - r.left, e.clientY - r.top);
+        this.setPartial(this.selected);
         if (this.opts.onSelect) this.opts.onSelect(this.selected, this.view);
         const k = this.selected || !this.faulty ? -1 : this.faultAt(e.clientX - r.left, this.x);
         if (k >= 0 && this.opts.onFault) this.opts.onFault(FAULTS[k]);
@@ -756,7 +757,7 @@ class Timeline {
     c.addEventListener('mouseleave', () => {
       tip.hidden = true;
       if (this.hover || this.hoverFault >= 0) {
-        this.hover = null; this.hoverFault = -1; this.setPartial(null); this.request();
+        this.hover = null; this.hoverFault = -1; this.setPartial(this.selected); this.request();
       }
     });
     if (this.strip) {
@@ -1008,9 +1009,22 @@ for (const node of document.querySelectorAll('tr[data-fault]')) {
     document.getElementById('history').scrollIntoView({ behavior: 'smooth' });
   });
 }
-// "#lanes=node" in the address opens the page with the lanes grouped by node.
+// "#lanes=node" in the address opens the page with the lanes grouped by node; "#op=N" on the
+// operation with history index N, selected, with its longest partial linearization drawn.
 if (/(^|[#&])lanes=node(&|$)/.test(location.hash)) {
   byNode.checked = true; byNode.dispatchEvent(new Event('change'));
+}
+const linked = /(?:^|[#&])op=(\d+)(?:&|$)/.exec(location.hash);
+if (linked) {
+  const o = D.ops.find((x) => x.h === Number(linked[1]));
+  if (o) {
+    choose(GROUP_OF.get(o.id));
+    if (main.focus(o.id)) {
+      opInfo(main.selected, main.view, details); details.classList.add('on');
+      summary.dataset.selected = String(o.h);
+      summary.dataset.partial = String(main.hoverPartial ? main.hoverPartial.order.length : 0);
+    }
+  }
 }
 let resizeTimer = 0;
 window.addEventListener('resize', () => {
