@@ -310,7 +310,7 @@ def _partition_label(ops: list[Operation]) -> str:
     for op in ops:
         value = op.input
         if isinstance(value, dict) and "group" in value:
-            keys.add(("group", _short(value["group"])))
+            keys.add(("chat group", _short(value["group"])))
         elif isinstance(value, list | tuple) and len(value) == 2 and isinstance(value[0], str | int):
             keys.add(("key", _short(value[0])))
         else:

@@ -221,8 +221,10 @@ def report(result: Any, model: Any, path: str) -> str:
 
 
 def _op(model: Any, by_id: dict[int, Any], op_id: int) -> str:
+    """An op as the timeline numbers it: by its invocation's index in the history, with its node."""
     op = by_id[op_id]
-    return f"op {op_id} (process {op.process}): {model.describe_op(op)}"
+    node = f", node {op.node}" if op.node else ""
+    return f"op {op.call_index} (process {op.process}{node}): {model.describe_op(op)}"
 
 
 def _listed(lines: list[str]) -> list[str]:

@@ -212,9 +212,11 @@ def _mark_phases(axes: Axes, phases: dict[str, float], end_s: float) -> list[Art
             continue
         axes.axvspan(start, stop, ymin=0, ymax=0.06, color=colour, alpha=0.5, linewidth=0, zorder=0.5)
         axes.axvline(start, color=colour, linestyle="--", linewidth=1, zorder=0.5)
+        near_end = start > 0.85 * max(end_s, 1.0)  # a late, short phase: its name goes to its left
         axes.text(
-            start, 0.075, f" {name}", transform=at_bottom, va="bottom", ha="left",
-            fontsize=8.5, color="#1f2937", fontweight="bold", clip_on=True,
+            start, 0.075, f"{name} " if near_end else f" {name}", transform=at_bottom, va="bottom",
+            ha="right" if near_end else "left", fontsize=8.5, color="#1f2937", fontweight="bold",
+            clip_on=True,
         )  # fmt: skip
         handles.append(Patch(color=colour, alpha=0.5, label=f"phase: {name}"))
     return handles

@@ -279,3 +279,7 @@ def test_fault_bands_are_named_by_shape_and_phases_labelled() -> None:
         legend = [t.get_text() for t in axes.get_legend().get_texts()]
         assert "fault: partition (halves)" in legend and "phase: recovery" in legend
         assert "phase: final reads" in legend
+    from support import ARTIFACTS
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    plots._save(figure, ARTIFACTS / "plot_throughput_phases.png")  # for a person to look at
