@@ -31,6 +31,10 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
         results["error"] = results.get("error") or f"history unreadable: {exc}"
         return None
     ops = history.ops
+    for warning in history.warnings:  # a crashed writer's partial last line, skipped
+        progress.line(f"note: {warning}")
+    if history.warnings:
+        results["history_warnings"] = list(history.warnings)
     results["stats"] = stats.compute(ops)
     try:
         plots.write_plots(run_dir, ops, results.get("phases"))
