@@ -315,3 +315,20 @@ def test_index_shows_the_bug_and_system_of_each_run(tmp_path: Path) -> None:
     assert "stale-read" not in rows["correct"] and "none" in rows["correct"]
     assert all("<td class='system'>raftchat</td>" in rows[t] for t in ("buggy", "correct"))
     assert "data-verdict='failed'" in rows["never"]
+    if CHROMIUM is not None:  # for a person to look at
+        html_file = tmp_path / "index.html"
+        html_file.write_text(page, encoding="utf-8")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            shot = [f"--user-data-dir={profile}", "--window-size=1400,500"]
+            subprocess.run(
+                [
+                    CHROMIUM,
+                    *FLAGS,
+                    *shot,
+                    f"--screenshot={ARTIFACTS / 'serve_index_bug.png'}",
+                    html_file.as_uri(),
+                ],
+                capture_output=True,
+                timeout=120,
+            )
