@@ -130,9 +130,11 @@ def run(args: argparse.Namespace) -> int:
         print(report(result, model, str(target.history)))
     if args.html:
         from checker.html import write_html
+        from harness.stats import interval_json, nemesis_intervals
 
+        faults = [interval_json(i) for i in nemesis_intervals(history.ops)]  # the history's own faults
         try:
-            write_html(args.html, result, model, title=str(target.history))
+            write_html(args.html, result, model, title=str(target.history), faults=faults)
         except OSError as exc:
             return _fail(f"{args.html}: cannot write: {exc.strerror or exc}")
         if not args.json:
