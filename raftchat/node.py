@@ -116,6 +116,8 @@ class Node:
         self._last_role: tuple = ()
         self._snapshotting = False
         self._background: set[asyncio.Task] = set()
+        # Since process start: snapshots taken here, installed from a leader, sent to followers.
+        self.snapshots = {"taken": 0, "installed": 0, "sent": 0}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -204,6 +206,7 @@ class Node:
             self.replica.restore(rd.snapshot.data)
             self.replica.applied_index = rd.snapshot.index
             self.snapshot_index = rd.snapshot.index
+            self.snapshots["installed"] += 1
             log.info("%s: installed snapshot at index %d from the leader", self.id, rd.snapshot.index)
         for entry in rd.committed:
             self._apply(entry.index, entry.term, entry.data)
@@ -297,6 +300,7 @@ class Node:
             self.storage.compact(snapshot)
             self.core.compact(snapshot)
             self.snapshot_index = index
+            self.snapshots["taken"] += 1
             log.info("%s: snapshot at index %d (%d bytes)", self.id, index, len(data))
         except Exception:
             log.exception("%s: snapshot at index %d failed; will try again later", self.id, index)
@@ -449,6 +453,7 @@ class Node:
             "applied": self.replica.applied_index,
             "last_index": self.core.last_index,
             "snapshot_index": self.snapshot_index,
+            "snapshots": {**self.snapshots, "sent": self.core.snapshots_sent},
         }
 
 

@@ -209,6 +209,7 @@ class RaftCore:
         self._outbox: list[Message] = []
         self._read_states: list[ReadState] = []
         self._dropped_reads: list[int] = []
+        self.snapshots_sent = 0  # transfers a follower confirmed as installed, for the node's status
 
     # ------------------------------------------------------------------ log access
 
@@ -735,6 +736,8 @@ class RaftCore:
         if advanced:
             pr.match = msg.match_index
         if pr.state is _State.SNAPSHOT:
+            if msg.match_index == pr.snapshot_index:
+                self.snapshots_sent += 1
             pr.replicate()
         if advanced:
             self._maybe_commit()
