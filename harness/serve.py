@@ -22,7 +22,7 @@ from harness import store
 from harness.store import RunSummary
 
 TEXT_TYPES = {".log": "text/plain", ".jsonl": "text/plain", ".yaml": "text/plain", ".yml": "text/plain"}
-PLOTS = (store.LATENCY_PNG, store.THROUGHPUT_PNG)
+PLOTS = (store.LATENCY_PNG, store.THROUGHPUT_PNG, store.NODES_PNG)
 KEY_FILES = (store.TIMELINE, store.RESULTS, store.HISTORY, store.PLAN)
 
 
@@ -208,7 +208,8 @@ td.wrap { white-space:normal; }
 .badge { display:inline-block; padding:2px 10px; border-radius:999px; font-size:12px; font-weight:600;
          letter-spacing:.02em; }
 .badge.valid { background:#dcf5e3; color:#176b31; }
-.badge.invalid { background:#fde0e3; color:#a4161a; }
+.badge.invalid, .badge.diverged, .badge.node-failed, .badge.not-recovered {
+  background:#fde0e3; color:#a4161a; }
 .badge.unknown { background:#fff1cc; color:#8a5a00; }
 .badge.incomplete, .badge.none { background:#eceef3; color:#545b6b; }
 .tag { display:inline-block; padding:1px 7px; margin-right:4px; border-radius:5px; background:#eef1fb;

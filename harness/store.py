@@ -18,6 +18,7 @@ from typing import Any
 
 RESULTS, HISTORY, PLAN, TIMELINE = "results.json", "history.jsonl", "plan.yaml", "timeline.html"
 LATENCY_PNG, THROUGHPUT_PNG, LOGS = "latency.png", "throughput.png", "logs"
+NODES_PNG = "nodes.png"  # per-node availability, applied index and memory
 LATEST = "latest"
 INCOMPLETE = "incomplete"  # a run without (readable) results.json: interrupted or still going
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S"

@@ -26,7 +26,7 @@ from raftchat.kv import KVMachine
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
 from raftchat.raft.core import Config, RaftCore, Ready, Role
 from raftchat.raft.messages import Message, Snapshot
-from raftchat.sessions import Replica, encode_command
+from raftchat.sessions import SESSION_BUGS, Replica, encode_command
 from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
 from raftchat.storage import Storage
 from raftchat.transport import PeerLink, PeerServer
@@ -34,7 +34,7 @@ from raftchat.transport import PeerLink, PeerServer
 log = logging.getLogger("raftchat.node")
 
 NODE_BUGS = {"stale-read", "leader-read-without-quorum"}
-ALL_BUGS = NODE_BUGS | {"no-dedup", "forget-vote", "lose-unsynced", "commit-previous-term"}
+ALL_BUGS = NODE_BUGS | SESSION_BUGS | {"forget-vote", "lose-unsynced", "commit-previous-term"}
 
 # Failpoints: crashes at exact points of the protocol that a kill from outside cannot time.
 # A harness arms them over the client port, and only on nodes started with failpoints allowed.
@@ -227,8 +227,7 @@ class Node:
         self._maybe_compact()
 
     def _apply(self, index: int, term: int, data: bytes) -> None:
-        applied = self.replica.apply(data)
-        self.replica.applied_index = index
+        applied = self.replica.apply_entry(index, term, data)
         pending = self._pending_by_index.pop(index, None)
         if pending is not None and pending.term != term:
             # Another leader's entry took this slot: our proposal is gone from the log.
@@ -365,7 +364,7 @@ class Node:
                 raise InvalidRequest(f"request must be a map, got {type(request).__name__}")
             request_id = request.get("id")
             if request.get("meta") == "status":
-                answer = self._answer(Result("ok", self.status()))
+                answer = self._answer(Result("ok", self.status(request)))
             elif request.get("meta") == "failpoint":
                 answer = self._answer(Result("ok", self._arm(request.get("name"))))
             else:
@@ -443,8 +442,12 @@ class Node:
         if not future.done():
             future.set_result(answer)
 
-    def status(self) -> dict[str, Any]:
-        return {
+    def status(self, request: dict | None = None) -> dict[str, Any]:
+        """Raft state, snapshot counters and the replica's chain; with ``"digest": true`` also a
+        digest of the state (costs a pass over it); ``"since": N`` limits the checkpoints sent."""
+        request = request or {}
+        since = request.get("since")
+        status = {
             "node": self.id,
             "role": self.core.role.value,
             "term": self.core.term,
@@ -454,7 +457,12 @@ class Node:
             "last_index": self.core.last_index,
             "snapshot_index": self.snapshot_index,
             "snapshots": {**self.snapshots, "sent": self.core.snapshots_sent},
+            "chain": self.replica.chain_status(since if isinstance(since, int) else -1),
+            "pid": os.getpid(),
         }
+        if request.get("digest") is True:
+            status["digest"] = self.replica.digest()
+        return status
 
 
 def serve(node: Node) -> None:
