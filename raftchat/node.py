@@ -43,6 +43,11 @@ ALL_BUGS = NODE_BUGS | SESSION_BUGS | {"forget-vote", "lose-unsynced", "commit-p
 FAILPOINTS = ("crash-after-vote",)
 FAILPOINT_EXIT = 75  # the exit status of a node stopped by a failpoint
 
+# Entry bytes per AppendEntries and snapshot bytes per InstallSnapshot chunk: a quarter of the
+# peer frame limit leaves room for the encoding, and a window of a few chunks keeps what one
+# follower's transfer puts on the link ahead of heartbeats to a few MiB at most.
+PEER_MESSAGE_BYTES = protocol.MAX_FRAME // 4
+
 
 def make_machine(name: str, config: ClusterConfig) -> StateMachine:
     if name == "chat":
@@ -95,6 +100,8 @@ class Node:
         raft_config = Config(
             election_ticks=max(2, config.election_timeout_ms // config.tick_ms),
             heartbeat_ticks=max(1, config.heartbeat_ms // config.tick_ms),
+            max_batch_bytes=PEER_MESSAGE_BYTES,
+            snapshot_chunk=PEER_MESSAGE_BYTES,
             bugs=bugs,
         )
         self.core = RaftCore(
@@ -207,7 +214,12 @@ class Node:
             self.replica.applied_index = rd.snapshot.index
             self.snapshot_index = rd.snapshot.index
             self.snapshots["installed"] += 1
-            log.info("%s: installed snapshot at index %d from the leader", self.id, rd.snapshot.index)
+            log.info(
+                "%s: installed snapshot at index %d (%d bytes) from the leader",
+                self.id,
+                rd.snapshot.index,
+                len(rd.snapshot.data),
+            )
         for entry in rd.committed:
             self._apply(entry.index, entry.term, entry.data)
         for state in rd.read_states:
@@ -457,6 +469,7 @@ class Node:
             "last_index": self.core.last_index,
             "snapshot_index": self.snapshot_index,
             "snapshots": {**self.snapshots, "sent": self.core.snapshots_sent},
+            "snapshot_receiving": self.core.snapshot_receiving,  # bytes of a transfer under way
             "chain": self.replica.chain_status(since if isinstance(since, int) else -1),
             "pid": os.getpid(),
         }

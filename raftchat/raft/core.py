@@ -257,6 +257,11 @@ class RaftCore:
     def last_term(self) -> int:
         return self._log[-1].term if self._log else self._snap_term
 
+    @property
+    def snapshot_receiving(self) -> int:
+        """Bytes of the snapshot transfer under way that this follower holds (0: none)."""
+        return len(self._incoming.data) if self._incoming else 0
+
     def term_of(self, index: int) -> int | None:
         """Term of the entry at ``index``; None if compacted away or beyond the log."""
         offset = index - self._snap_index
