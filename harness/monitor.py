@@ -259,13 +259,14 @@ class NodeMonitor:
     def _not_recovered(self, rows: dict[str, tuple | None], waited: float) -> dict[str, Any]:
         applied = [row[0] for row in rows.values() if row is not None and isinstance(row[0], int)]
         top = max(applied, default=None)
+        top_digests = {row[2] for row in rows.values() if row is not None and row[0] == top}
         behind = []
         for node, row in rows.items():
             if row is None:
                 behind.append({"node": node, "what": "did not answer"})
             elif top is not None and row[0] != top:
                 behind.append({"node": node, "what": f"applied {row[0]} of {top}", "applied": row[0]})
-            elif len({r[2] for r in rows.values() if r is not None}) > 1:
+            elif len(top_digests) > 1 or row[2] is None:
                 behind.append({"node": node, "what": f"state digest {str(row[2])[:16]}", "applied": row[0]})
         return {
             "valid": False,

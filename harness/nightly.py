@@ -34,7 +34,7 @@ from harness.verdicts import EXIT_ERROR
 from raftchat.config import read_yaml
 
 OVERHEAD_S = 12.0  # per run, beyond its time limit: cluster start, recovery, final reads, checking
-TOP_KEYS = ("name", "base", "matrix", "exclude")
+TOP_KEYS = ("name", "base", "matrix", "exclude", "include")
 DEFAULT_NAME = "nightly"
 SUMMARY_JSON, SUMMARY_HTML = "summary.json", "summary.html"
 SUMMARY_SUFFIX = "-summary"
@@ -66,6 +66,7 @@ class Matrix:
     base: dict[str, Any]
     axes: dict[str, list[Any]]
     exclude: list[dict[str, Any]] = field(default_factory=list)
+    include: list[dict[str, Any]] = field(default_factory=list)  # single runs beside the cross product
 
 
 @dataclass
@@ -156,7 +157,17 @@ def parse_matrix(data: Any) -> Matrix:
         for key in entry:
             if key not in axes:
                 raise MatrixError(f"{where}: {key!r} is not a matrix axis (axes: {', '.join(axes)})")
-    return Matrix(name=name, base=dict(base), axes=dict(axes), exclude=list(exclude))
+    include = data.get("include") or []
+    if not isinstance(include, list):
+        raise MatrixError(f"'include' must be a list of mappings, got {_kind(include)}")
+    for i, entry in enumerate(include):
+        where = f"'include' entry {i + 1}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise MatrixError(f"{where} must be a mapping of plan keys with a 'name' (the run's suffix)")
+        for key in entry:
+            if key not in PLAN_KEYS:
+                raise MatrixError(f"{where}: {key!r} is not a plan key; known: {', '.join(PLAN_KEYS)}")
+    return Matrix(name=name, base=dict(base), axes=dict(axes), exclude=list(exclude), include=list(include))
 
 
 def expand(matrix: Matrix) -> list[Combination]:
@@ -188,6 +199,13 @@ def expand(matrix: Matrix) -> list[Combination]:
         )
     if not combos:
         raise MatrixError("'exclude' leaves no run in the matrix")
+    for entry in matrix.include:
+        name = f"{matrix.name}-{_UNSAFE.sub('-', entry['name'])}"
+        if any(combo.name == name for combo in combos):
+            raise MatrixError(f"'include' entry {entry['name']!r} has the name of another run ({name})")
+        plan = {**matrix.base, **entry, "name": name}
+        axes = {key: plan.get(key, "(default)") for key in keys}
+        combos.append(Combination(name=name, axes=axes, plan=plan))
     return combos
 
 
