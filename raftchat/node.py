@@ -308,7 +308,14 @@ class Node:
             if self._stopping.is_set() or index <= self.snapshot_index:
                 return  # shutting down, or a newer snapshot arrived from the leader meanwhile
             snapshot = Snapshot(index, term, data)
-            self.storage.compact(snapshot)
+            # Writing tens of MiB takes longer than an election timeout: a thread does it (no
+            # SQLite there), and the loop only records it, in a small transaction.
+            await asyncio.to_thread(self.storage.write_snapshot, snapshot)
+            if self._stopping.is_set():
+                return  # the file is removed at the next open, as one that no row names
+            self.storage.compact(snapshot, written=True)  # drops it if one as new arrived meanwhile
+            if index <= self.snapshot_index:
+                return
             self.core.compact(snapshot)
             self.snapshot_index = index
             self.snapshots["taken"] += 1
