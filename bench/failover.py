@@ -8,12 +8,14 @@ next round. The cluster runs with its default timing (cluster.yaml defaults).
 
     python bench/failover.py                 # 3 nodes, 20 rounds
     python bench/failover.py --nodes 5 --rounds 5
-    python bench/failover.py --preload-mib 24 --snapshot-every 2000
+    python bench/failover.py --preload-mib 24 --snapshot-every 300 --down 3
 
 ``--preload-mib`` grows the chat state with large messages before the first round, and
 ``--snapshot-every`` compacts more often: a restarted node then catches up through a
 snapshot many times the peer frame limit, as it does after hours of chat, even when the
 machine is too busy for the writers to grow the state that far in the run itself.
+``--down`` keeps the killed node down while the others write on, so that they compact
+past its log and it must take the snapshot.
 """
 
 from __future__ import annotations
@@ -247,6 +249,8 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, rounds: list[Roun
             except TimeoutError:
                 print(f"  round {number}: no write acknowledged within {args.round_timeout:g} s", flush=True)
             rnd.failed_writes = load.failed
+            if args.down:
+                await asyncio.sleep(args.down)  # the survivors write (and compact) on meanwhile
             cluster.start(killed)  # on the main thread: the child's lifetime is tied to the starting thread
             rnd.rejoin = await wait_stable(cluster, killed, args.settle, timeout=60.0)
             rnd.slowest_write = load.slowest
@@ -344,6 +348,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--snapshot-every", type=int, help="entries between snapshots (default: the cluster default)"
     )
     parser.add_argument(
+        "--down", type=float, default=0.0, help="seconds the killed leader stays down before its restart"
+    )
+    parser.add_argument(
         "--work-dir", help="where the cluster keeps its data (default: a new folder under /tmp)"
     )
     parser.add_argument("--keep-data", action="store_true", help="keep the data and logs afterwards")
@@ -352,8 +359,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--nodes must be at least 3: a smaller cluster cannot survive losing its leader")
     if args.rounds < 1 or args.clients < 1:
         parser.error("--rounds and --clients must be positive")
-    if args.preload_mib < 0 or (args.snapshot_every is not None and args.snapshot_every < 1):
-        parser.error("--preload-mib must not be negative and --snapshot-every must be positive")
+    if args.preload_mib < 0 or args.down < 0 or (args.snapshot_every is not None and args.snapshot_every < 1):
+        parser.error("--preload-mib and --down must not be negative, --snapshot-every must be positive")
     return args
 
 

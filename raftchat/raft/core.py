@@ -775,6 +775,7 @@ class RaftCore:
         pr.snapshot_index = self._snapshot.index
         pr.inflight.clear()
         pr.rewind_snapshot(0)
+        pr.snap_rewound = -1
         self._send_chunks(peer, pr)
 
     def _send_chunks(self, peer: str, pr: _Progress) -> None:
