@@ -336,7 +336,11 @@ def index_page(root: Path, test: str | None = None) -> str:
     parts = [
         f"<h1>{heading}</h1><p class='muted'>{len(runs)} run(s) in <code>{escape(root)}</code>{back}</p>"
     ]
-    verdicts = [v for v in ("valid", "invalid", "unknown", "incomplete") if counts.get(v)]
+    verdicts = [
+        v
+        for v in ("valid", "invalid", "diverged", "node-failed", "not-recovered", "unknown", "incomplete")
+        if counts.get(v)
+    ]
     if verdicts:
         badges = " ".join(f"{badge(v)} <span class='muted'>×{counts[v]}</span>" for v in verdicts)
         parts.append(f"<div class='summary'>{badges}</div>")

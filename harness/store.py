@@ -52,7 +52,9 @@ class RunSummary:
         if self.valid is True:
             return "valid"
         if self.valid is False:
-            return "invalid"
+            from harness.verdicts import EXIT_INVALID, verdict
+
+            return verdict(self.exit_code) if self.exit_code not in (None, EXIT_INVALID) else "invalid"
         return str(self.valid)
 
 
