@@ -2,7 +2,8 @@
 
 A node that logs an internal error (a Python traceback, a failed assertion or invariant, a
 fatal error or panic) has a bug even when its clients saw nothing wrong. The logs also say
-who became leader in which term: two leaders of one term break Raft's election safety.
+who became leader in which term, and whom every follower took for the leader: two leaders
+of one term, by anyone's account, break Raft's election safety.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ ERROR_PATTERNS = re.compile(
 )
 # logging's default asctime, which raftchat node logs start with (local time).
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
-_LEADER = re.compile(r"(\S+): term (\d+), leader, leader (\S+)")
+# "n1: term 5, follower, leader n3": each node logs the leader it knows of in each term.
+_LEADER = re.compile(r"(\S+): term (\d+), [a-z-]+, leader (\S+)")
 MAX_LISTED = 10  # log lines quoted per node; the count says if there were more
 
 
@@ -52,8 +54,8 @@ def scan_logs(logs_dir: Path, wall_origin: float | None) -> dict[str, Any]:
                             {"node": node, "line": number, "t": last_time, "text": line.strip()[:300]}
                         )
                 leader = _LEADER.search(line)
-                if leader and leader.group(1) == leader.group(3):
-                    leaders.setdefault(int(leader.group(2)), {}).setdefault(node, stamp)
+                if leader and leader.group(3) != "None":
+                    leaders.setdefault(int(leader.group(2)), {}).setdefault(leader.group(3), stamp)
     split = [
         {
             "term": term,

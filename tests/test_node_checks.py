@@ -104,9 +104,15 @@ def test_log_scan_finds_internal_errors_and_two_leaders_of_one_term(tmp_path):
     assert {e["node"] for e in found["log_errors"]} == {"n2"}
     assert found["log_errors"][0]["t"] == 3.0
     assert found["two_leaders"] == [{"term": 3, "leaders": ["n1", "n2"], "t": 1.0}]
-    (tmp_path / "n2.log").write_text(stamp.format(3, "n2") + "n2: term 4, leader, leader n2\n")
+    (tmp_path / "n2.log").write_text(
+        stamp.format(3, "n2") + "n2: term 4, leader, leader n2\n"
+        + stamp.format(4, "n2") + "n2: term 5, follower, leader n1\n"
+    )  # fmt: skip
+    (tmp_path / "n3.log").write_text(stamp.format(5, "n3") + "n3: term 5, follower, leader n3\n")
     clean = scan_logs(tmp_path, origin)
-    assert clean["log_error_count"] == 0 and clean["two_leaders"] == [] and clean["terms_led"] == 2
+    assert clean["log_error_count"] == 0 and clean["terms_led"] == 3
+    # n3 took itself for term 5's leader while n2 followed n1 in term 5: two leaders of one term.
+    assert clean["two_leaders"] == [{"term": 5, "leaders": ["n1", "n3"], "t": 4.0}]
 
 
 def test_verdicts_compose_with_their_own_exit_codes():
