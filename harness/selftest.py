@@ -58,8 +58,9 @@ BUG_PLANS: dict[str, dict[str, Any]] = {
     # leader's InstallSnapshot when they missed more than the leader keeps (snapshot_every).
     # A follower loses the first entry it applies after a restore: its chain diverges.
     "skip-after-restore": {"workload": "chat", "nemesis": ["kill"], "nemesis_interval": 3},
-    # Snapshots leave out the sessions table: a node restored from one holds another state.
-    "snapshot-drops-sessions": {"workload": "chat", "nemesis": ["kill"], "nemesis_interval": 3},
+    # Snapshots lose the state's last key (the newest user): a node restored from one holds
+    # another state, and answers the next operations on that user differently.
+    "snapshot-drops-last-key": {"workload": "chat", "nemesis": ["kill"], "nemesis_interval": 3},
     # A node fails an internal check on its first entry after a restore (a traceback in its log).
     "assert-after-restore": {"workload": "register", "nemesis": ["kill"], "nemesis_interval": 3},
 }

@@ -22,7 +22,7 @@ _FORMAT = 1
 # Planted bugs (self-test): each makes replicas disagree or a node fail an internal check,
 # while clients of a short run may see nothing wrong.
 SESSION_BUGS = frozenset(
-    {"no-dedup", "skip-after-restore", "snapshot-drops-sessions", "assert-after-restore"}
+    {"no-dedup", "skip-after-restore", "snapshot-drops-last-key", "assert-after-restore"}
 )
 CHECKPOINT_EVERY = 64  # indices between two checkpoints of the applied-entry chain
 CHECKPOINTS_KEPT = 64  # checkpoints a node remembers: about 4,000 entries back
@@ -220,12 +220,15 @@ class Replica:
 
     def snapshot(self) -> bytes:
         """Machine state, sessions (in eviction order) and applied index, as stable bytes."""
+        machine = self.machine.snapshot()
+        if "snapshot-drops-last-key" in self.bugs:
+            machine = _drop_last_key(machine)
         state = {
             "format": _FORMAT,
             "machine_name": self.machine.name,
             "applied_index": self.applied_index,
-            "machine": self.machine.snapshot(),
-            "sessions": [] if "snapshot-drops-sessions" in self.bugs else self._session_rows(),
+            "machine": machine,
+            "sessions": self._session_rows(),
             "chain": self.chain,
         }
         return msgpack.packb(state, use_bin_type=True)
@@ -265,6 +268,15 @@ class Replica:
             self.checkpoints.append((applied_index, chain))
         self._restored = True
         self._evict()
+
+
+def _drop_last_key(data: bytes) -> bytes:
+    """Planted bug: a machine snapshot loses its last key (the newest chat user, the last kv key)."""
+    state = msgpack.unpackb(data, raw=False)
+    for value in state.values():
+        if isinstance(value, dict) and value:
+            value.pop(next(reversed(value)))
+    return msgpack.packb(state, use_bin_type=True)
 
 
 def _result_fields(result: Result) -> list[Any]:
