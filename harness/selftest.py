@@ -106,11 +106,20 @@ class BugReport:
 
 
 def first_anomaly_seconds(outcome: RunOutcome) -> float | None:
-    """When, into the run, the earliest operation that could not be linearized was invoked;
-    for a run the node checks failed, when they first saw something wrong."""
+    """How far into the run the first sign of the bug came: the invocation of the earliest
+    operation that could not be linearized, or what the node checks first saw, if earlier."""
+    times = [
+        t
+        for t in (first_linearizability_anomaly(outcome), first_node_anomaly(outcome.results))
+        if t is not None
+    ]
+    return min(times) if times else None
+
+
+def first_linearizability_anomaly(outcome: RunOutcome) -> float | None:
     failure = (outcome.results.get("checker") or {}).get("failure")
     if not failure:
-        return first_node_anomaly(outcome.results)
+        return None
     wanted = {s["op"] for s in failure.get("stuck", [])} | {s["op"] for s in failure.get("minimal_stuck", [])}
     calls = [op["call"] for op in failure.get("minimal_history", []) if op["id"] in wanted]
     if not calls:
