@@ -8,12 +8,21 @@ next round. The cluster runs with its default timing (cluster.yaml defaults).
 
     python bench/failover.py                 # 3 nodes, 20 rounds
     python bench/failover.py --nodes 5 --rounds 5
+    python bench/failover.py --preload-mib 24 --snapshot-every 300 --down 3
+
+``--preload-mib`` grows the chat state with large messages before the first round, and
+``--snapshot-every`` compacts more often: a restarted node then catches up through a
+snapshot many times the peer frame limit, as it does after hours of chat, even when the
+machine is too busy for the writers to grow the state that far in the run itself.
+``--down`` keeps the killed node down while the others write on, so that they compact
+past its log and it must take the snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import re
 import shutil
 import statistics
@@ -35,7 +44,10 @@ from loadgen import (  # noqa: E402
 )
 
 from raftchat.client import Client, OperationError  # noqa: E402
-from raftchat.localcluster import LocalCluster  # noqa: E402
+from raftchat.localcluster import LocalCluster, loopback_config  # noqa: E402
+
+PRELOAD_TEXT = 100_000  # characters per preload message
+_INSTALLED = re.compile(r"installed snapshot at index \d+ \((\d+) bytes\)")
 
 
 @dataclass
@@ -113,6 +125,41 @@ async def writer(index: int, clients: int, cluster: LocalCluster, load: Load) ->
         await client.close()
 
 
+async def preload(cluster: LocalCluster, size: int, writers: int = 4) -> None:
+    """Grow the state by ``size`` bytes of message text before the rounds."""
+    count = size // PRELOAD_TEXT + 1
+    started = time.perf_counter()
+
+    async def one(w: int) -> None:
+        client = Client(cluster.config, timeout=30.0)
+        try:
+            for n in range(w, count, writers):
+                text = f"preload {n} ".ljust(PRELOAD_TEXT, "p")
+                result = await client.call(
+                    "send_message", sender=sender_name(0), to=sender_name(0), text=text
+                )
+                if result.status != "ok":
+                    raise RuntimeError(f"preload write failed: {result.status}: {result.error}")
+        finally:
+            await client.close()
+
+    await asyncio.gather(*(one(w) for w in range(writers)))
+    took = time.perf_counter() - started
+    print(f"  preloaded {count} messages of {PRELOAD_TEXT} characters in {took:.1f} s", flush=True)
+
+
+def snapshot_installs(cluster: LocalCluster) -> list[int]:
+    """Sizes of the snapshots that nodes installed from a leader, from their logs."""
+    sizes = []
+    for node_id in cluster.ids:
+        try:
+            text = cluster.log_path(node_id).read_text(errors="replace")
+        except OSError:
+            continue
+        sizes += [int(size) for size in _INSTALLED.findall(text)]
+    return sizes
+
+
 async def statuses(cluster: LocalCluster) -> dict[str, dict | None]:
     """Node statuses, fetched in a thread so the writers' acknowledgements are never delayed."""
     return await asyncio.to_thread(cluster.statuses)
@@ -167,6 +214,8 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, rounds: list[Roun
                 raise RuntimeError(f"create_account failed: {result.status}: {result.error}")
     finally:
         await setup.close()
+    if args.preload_mib:
+        await preload(cluster, args.preload_mib << 20)
     load = Load()
     tasks = [asyncio.create_task(writer(i, args.clients, cluster, load)) for i in range(args.clients)]
     try:
@@ -200,6 +249,8 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, rounds: list[Roun
             except TimeoutError:
                 print(f"  round {number}: no write acknowledged within {args.round_timeout:g} s", flush=True)
             rnd.failed_writes = load.failed
+            if args.down:
+                await asyncio.sleep(args.down)  # the survivors write (and compact) on meanwhile
             cluster.start(killed)  # on the main thread: the child's lifetime is tied to the starting thread
             rnd.rejoin = await wait_stable(cluster, killed, args.settle, timeout=60.0)
             rnd.slowest_write = load.slowest
@@ -291,6 +342,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--round-timeout", type=float, default=30.0, help="give up on a round after this long"
     )
     parser.add_argument(
+        "--preload-mib", type=int, default=0, help="MiB of message text written before the first round"
+    )
+    parser.add_argument(
+        "--snapshot-every", type=int, help="entries between snapshots (default: the cluster default)"
+    )
+    parser.add_argument(
+        "--down", type=float, default=0.0, help="seconds the killed leader stays down before its restart"
+    )
+    parser.add_argument(
         "--work-dir", help="where the cluster keeps its data (default: a new folder under /tmp)"
     )
     parser.add_argument("--keep-data", action="store_true", help="keep the data and logs afterwards")
@@ -299,6 +359,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--nodes must be at least 3: a smaller cluster cannot survive losing its leader")
     if args.rounds < 1 or args.clients < 1:
         parser.error("--rounds and --clients must be positive")
+    if args.preload_mib < 0 or args.down < 0 or (args.snapshot_every is not None and args.snapshot_every < 1):
+        parser.error("--preload-mib and --down must not be negative, --snapshot-every must be positive")
     return args
 
 
@@ -307,12 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     raise_on_signals()
     own_dir = args.work_dir is None
     root = Path(args.work_dir or tempfile.mkdtemp(prefix="raftchat-failover-")).resolve()
-    cluster = LocalCluster(root, args.nodes, machine="chat")
-    config = cluster.config
+    config = loopback_config(args.nodes)
+    if args.preload_mib:
+        config = dataclasses.replace(config, max_message=PRELOAD_TEXT)
+    if args.snapshot_every:
+        config = dataclasses.replace(config, snapshot_every=args.snapshot_every)
+    cluster = LocalCluster(root, args.nodes, machine="chat", config=config)
     print(
         f"raftchat failover benchmark: {args.nodes} nodes, {args.rounds} rounds, {args.clients} writers; "
         f"election timeout {config.election_timeout_ms}-{2 * config.election_timeout_ms} ms, "
-        f"heartbeat {config.heartbeat_ms} ms, tick {config.tick_ms} ms; data under {root}",
+        f"heartbeat {config.heartbeat_ms} ms, tick {config.tick_ms} ms, "
+        f"snapshot every {config.snapshot_every} entries; data under {root}",
         flush=True,
     )
     print(quiet_check_line(machine_busy()), flush=True)
@@ -329,10 +396,15 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     finally:
         cluster.stop_all()
+        installs = snapshot_installs(cluster)
         if own_dir and not args.keep_data and code in (0, 130):  # keep the logs of a failed run
             shutil.rmtree(root, ignore_errors=True)
     if rounds:
         summarize(rounds)
+    print(
+        f"  snapshots installed from a leader: {len(installs)}"
+        + (f", largest {max(installs) / (1 << 20):.1f} MiB" if installs else "")
+    )
     print(quiet_check_line(machine_busy()).replace("before start", "after the run"))
     return code
 

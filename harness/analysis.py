@@ -15,13 +15,24 @@ from checker.models import MODELS, get_model
 from histories import HistoryError, read_history
 
 
-def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, Any], progress: Any) -> Any:
+def analyse(
+    run_dir: Path,
+    model_name: str,
+    timeout: float,
+    results: dict[str, Any],
+    progress: Any,
+    node_checks: dict[str, dict[str, Any]] | None = None,
+) -> Any:
     """Check history.jsonl, write timeline.html, plots and statistics into ``results``.
 
-    Returns the verdict (True, False, "unknown") or None when the history is unreadable.
+    ``node_checks`` (convergence, health, recovery) are drawn on the timeline beside the faults.
+    Returns the linearizability verdict (True, False, "unknown") or None when the history is
+    unreadable; composing it with the node checks is :mod:`harness.verdicts`' job.
     """
     from harness import plots, stats
 
+    samples = stats.read_samples(run_dir / "nodes.jsonl")
+    results["node_stats"] = stats.nodes(samples)
     path = run_dir / "history.jsonl"
     try:
         history = read_history(path, "jsonl", allow_truncated_tail=True)
@@ -36,8 +47,9 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
     if history.warnings:
         results["history_warnings"] = list(history.warnings)
     results["stats"] = stats.compute(ops)
+    events = node_events(node_checks or {})
     try:
-        plots.write_plots(run_dir, ops, results.get("phases"))
+        plots.write_plots(run_dir, ops, results.get("phases"), samples, events)
     except Exception as exc:  # a plot is a convenience: never lose the verdict over it
         progress.line(f"plots not written: {exc}")
     model = get_model(model_name)
@@ -48,14 +60,14 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
         return None
     progress.line(f"checking {len(ops)} records with the {model_name} model ...")
     result = check(ops, model, timeout=timeout)
-    results["valid"] = result.valid
+    results["linearizable"] = result.valid
     results["checker"] = result.to_json()
     write_html(
         run_dir / "timeline.html",
         result,
         model,
         title=f"{results.get('test', run_dir.name)}",
-        faults=results["stats"].get("nemesis") or [],
+        faults=(results["stats"].get("nemesis") or []) + events,
         links=_links(run_dir),
     )
     return result.valid
@@ -80,3 +92,31 @@ def _links(run_dir: Path) -> list[tuple[str, str]]:
     if (run_dir / store.LOGS).is_dir():
         found.append(("node logs", f"{store.LOGS}/"))
     return found
+
+
+def node_events(checks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the node checks found, as timeline intervals: which node, what, when, for how long."""
+    events: list[dict[str, Any]] = []
+    health = checks.get("health") or {}
+    for exit_ in health.get("unexpected_exits") or []:
+        stop = exit_["t"] + exit_["down_s"]
+        events.append(
+            {
+                "fault": f"{exit_['node']} exited by itself (status {exit_['returncode']})",
+                "start": exit_["t"],
+                "stop": stop,
+                "value": exit_,
+            }
+        )
+    for error in health.get("log_errors") or []:
+        if error.get("t") is not None:
+            events.append({"fault": f"{error['node']} logged an internal error", "start": error["t"],
+                           "stop": error["t"], "value": error})  # fmt: skip
+    for split in health.get("two_leaders") or []:
+        if split.get("t") is not None:
+            events.append({"fault": f"two leaders in term {split['term']}", "start": split["t"],
+                           "stop": split["t"], "value": split})  # fmt: skip
+    for divergence in (checks.get("convergence") or {}).get("divergences") or []:
+        events.append({"fault": f"divergence: {' vs '.join(divergence['nodes'])}", "start": divergence["t"],
+                       "stop": divergence["t"], "value": divergence})  # fmt: skip
+    return events

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-EXIT_LINEARIZABLE, EXIT_VIOLATION, EXIT_UNKNOWN, EXIT_BAD_INPUT = 0, 1, 2, 3
+from harness.verdicts import EXIT_ERROR as EXIT_BAD_INPUT
+
 FORMATS = ("jsonl", "jepsen-edn", "porcupine-etcd", "porcupine-kv")
 WORKLOAD_MODELS = {"chat": "chat", "register": "cas-register", "kv": "kv"}  # plan.yaml workload -> model
 RUN_HISTORY, RUN_PLAN = "history.jsonl", "plan.yaml"  # a stored run's files
@@ -171,11 +172,9 @@ def _initial_hint(history: Any) -> Any:
 
 
 def exit_code(valid: bool | str) -> int:
-    if valid is True:
-        return EXIT_LINEARIZABLE
-    if valid is False:
-        return EXIT_VIOLATION
-    return EXIT_UNKNOWN
+    from harness.verdicts import linearizability_code
+
+    return linearizability_code(valid)
 
 
 def _fail(message: str) -> int:

@@ -37,7 +37,8 @@ def build_parser() -> ArgumentParser:
         "run",
         "run a verification of raftchat",
         "Start a cluster, drive concurrent clients (and faults), record the history, "
-        "check it and store the results. Exit code: 0 valid, 1 invalid, 2 unknown, 3 error.",
+        "check it and the nodes, and store the results. Exit code: 0 valid, 1 not linearizable, "
+        "2 unknown, 3 error, 4 replicas diverged, 5 a node failed by itself, 6 a node did not recover.",
     )
     _add_cleanup(commands)
     _add_selftest(commands)
@@ -48,8 +49,9 @@ def build_parser() -> ArgumentParser:
         "nightly",
         "run a matrix of plans and summarize them",
         "Run every combination of a matrix of plans, one after another, and write a summary "
-        "(summary.json, summary.html) into the store. Exit code: 0 all valid, 1 any invalid, "
-        "3 any error or bad matrix, 2 any unknown.",
+        "(summary.json, summary.html) into the store. Exit code: 0 all valid, else the worst: 1 any "
+        "not linearizable, 4 diverged, 5 node failed, 6 not recovered, 3 any error or bad matrix, "
+        "2 any unknown.",
     )
     return parser
 

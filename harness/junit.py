@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import verdicts
+
 SUITE = "harness"
 MAX_STUCK = 8  # stuck ops listed in a failure before "... and N more"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # XML 1.0 forbids these
@@ -43,8 +45,16 @@ def write_junit(path: str | Path, results: list[dict[str, Any]]) -> None:
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
+NODE_FAILURES = {  # failures the node checks found (see harness.verdicts)
+    verdicts.EXIT_DIVERGED: "ReplicasDiverged",
+    verdicts.EXIT_NODE_FAILED: "NodeFailed",
+    verdicts.EXIT_NOT_RECOVERED: "NotRecovered",
+}
+
+
 def outcome(result: dict[str, Any]) -> str:
-    """ "passed", "failure" (not linearizable) or "error" (unknown, harness error, missing verdict)."""
+    """ "passed", "failure" (not linearizable, or a node check failed) or "error" (unknown, harness
+    error, missing verdict)."""
     valid, code = result.get("valid"), result.get("exit_code")
     if valid is False or (code == 1 and valid is not True):
         return "failure"
@@ -63,7 +73,15 @@ def _testcase(result: dict[str, Any]) -> tuple[ET.Element, str]:
     )
     kind = outcome(result)
     where = f"run directory: {result['run_dir']}" if result.get("run_dir") else ""
-    if kind == "failure":
+    node_failure = NODE_FAILURES.get(result.get("exit_code"))
+    if kind == "failure" and node_failure is not None:
+        from harness.run_cmd import node_lines
+
+        element = ET.SubElement(
+            case, "failure", type=node_failure, message=verdicts.describe(result["exit_code"])
+        )
+        element.text = _clean("\n".join(filter(None, [*node_lines(result), where])))
+    elif kind == "failure":
         element = ET.SubElement(
             case, "failure", type="NotLinearizable", message=_clean(_failure_message(result))
         )

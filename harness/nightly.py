@@ -7,8 +7,9 @@ hours of runs would waste the night. The summary (``summary.json`` and a self-co
 ``summary.html``) is rewritten after every run, so a nightly that dies still says what it found.
 
 Exit code: 0 when every run is valid; otherwise the worst news wins, in this order:
-1 if any run is not linearizable (the service is wrong), else 3 if any run errored or did not
-run (the harness proved nothing there), else 2 if any verdict is unknown.
+1 if any run is not linearizable (the service is wrong), else 4, 5, 6 if replicas diverged, a
+node failed by itself or did not recover (see harness.verdicts), else 3 if any run errored or
+did not run (the harness proved nothing there), else 2 if any verdict is unknown.
 """
 
 from __future__ import annotations
@@ -27,18 +28,18 @@ from typing import Any
 from urllib.parse import quote
 
 from harness import plan as plans
-from harness import store
-from harness.runner import EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID
+from harness import store, verdicts
 from harness.serve import CSS, badge, duration, escape
+from harness.verdicts import EXIT_ERROR
 from raftchat.config import read_yaml
 
 OVERHEAD_S = 12.0  # per run, beyond its time limit: cluster start, recovery, final reads, checking
-TOP_KEYS = ("name", "base", "matrix", "exclude")
+TOP_KEYS = ("name", "base", "matrix", "exclude", "include")
 DEFAULT_NAME = "nightly"
 SUMMARY_JSON, SUMMARY_HTML = "summary.json", "summary.html"
 SUMMARY_SUFFIX = "-summary"
 PLAN_KEYS = tuple(f.name for f in fields(plans.Plan))
-VERDICTS = {EXIT_VALID: "valid", EXIT_INVALID: "invalid", EXIT_UNKNOWN: "unknown"}  # anything else: error
+VERDICT_WORDS = tuple(verdicts.VERDICTS.values())  # in the order counts are listed
 # Short name parts for numeric axes: nightly-chat-partition-n3 rather than ...-nodes3.
 _PREFIXES = {
     "nodes": "n",
@@ -65,6 +66,7 @@ class Matrix:
     base: dict[str, Any]
     axes: dict[str, list[Any]]
     exclude: list[dict[str, Any]] = field(default_factory=list)
+    include: list[dict[str, Any]] = field(default_factory=list)  # single runs beside the cross product
 
 
 @dataclass
@@ -155,7 +157,17 @@ def parse_matrix(data: Any) -> Matrix:
         for key in entry:
             if key not in axes:
                 raise MatrixError(f"{where}: {key!r} is not a matrix axis (axes: {', '.join(axes)})")
-    return Matrix(name=name, base=dict(base), axes=dict(axes), exclude=list(exclude))
+    include = data.get("include") or []
+    if not isinstance(include, list):
+        raise MatrixError(f"'include' must be a list of mappings, got {_kind(include)}")
+    for i, entry in enumerate(include):
+        where = f"'include' entry {i + 1}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise MatrixError(f"{where} must be a mapping of plan keys with a 'name' (the run's suffix)")
+        for key in entry:
+            if key not in PLAN_KEYS:
+                raise MatrixError(f"{where}: {key!r} is not a plan key; known: {', '.join(PLAN_KEYS)}")
+    return Matrix(name=name, base=dict(base), axes=dict(axes), exclude=list(exclude), include=list(include))
 
 
 def expand(matrix: Matrix) -> list[Combination]:
@@ -187,6 +199,13 @@ def expand(matrix: Matrix) -> list[Combination]:
         )
     if not combos:
         raise MatrixError("'exclude' leaves no run in the matrix")
+    for entry in matrix.include:
+        name = f"{matrix.name}-{_UNSAFE.sub('-', entry['name'])}"
+        if any(combo.name == name for combo in combos):
+            raise MatrixError(f"'include' entry {entry['name']!r} has the name of another run ({name})")
+        plan = {**matrix.base, **entry, "name": name}
+        axes = {key: plan.get(key, "(default)") for key in keys}
+        combos.append(Combination(name=name, axes=axes, plan=plan))
     return combos
 
 
@@ -213,18 +232,12 @@ def estimate(resolved: list[plans.Plan]) -> float:
 
 def verdict(code: int) -> str:
     """A word for a run's exit code, for the summary and CSS classes."""
-    return VERDICTS.get(code, "error")
+    return verdicts.verdict(code)
 
 
 def overall_exit_code(codes: list[int]) -> int:
-    """The night's exit code: invalid (1) over error (3) over unknown (2) over valid (0)."""
-    if EXIT_INVALID in codes:
-        return EXIT_INVALID
-    if any(code not in VERDICTS for code in codes):
-        return EXIT_ERROR
-    if EXIT_UNKNOWN in codes:
-        return EXIT_UNKNOWN
-    return EXIT_VALID
+    """The night's exit code: the worst news (see :func:`harness.verdicts.worst`)."""
+    return verdicts.worst(codes)
 
 
 def describe(axes: dict[str, Any]) -> str:
@@ -434,7 +447,7 @@ def summary_page(
     overall = "pending" if data["exit_code"] is None else verdict(data["exit_code"])
     badges = " ".join(
         f"{badge(v)} <span class='muted'>×{data['counts'][v]}</span>"
-        for v in ("valid", "invalid", "unknown", "error")
+        for v in VERDICT_WORDS
         if data["counts"].get(v)
     )
     pending = len(combos) - len(records)
@@ -542,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
         write_junit(Path(args.junit), [_junit_entry(r) for r in records])
     counts = ", ".join(
         f"{sum(r.verdict == v for r in records)} {v}"
-        for v in ("valid", "invalid", "unknown", "error")
+        for v in VERDICT_WORDS
         if any(r.verdict == v for r in records)
     )
     not_run = len(combos) - len(records)

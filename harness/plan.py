@@ -14,7 +14,13 @@ from typing import Any
 
 import yaml
 
-from raftchat.config import read_yaml
+from raftchat.config import TUNING_FIELDS, ConfigError, loopback_defaults, read_yaml
+
+# Harness runs compact often, so that every run takes and installs snapshots under faults: a
+# default run (60 s at 100 ops/s) has each node snapshot every few seconds, and a node that is
+# down for one fault interval misses more entries than the leader keeps, so it catches up by
+# InstallSnapshot. (A raftchat node on its own snapshots every 10,000 entries.)
+DEFAULT_SNAPSHOT_EVERY = 100
 
 
 class PlanError(ValueError):
@@ -39,6 +45,10 @@ class Plan:
     attempt_timeout: float = 1.0  # a client retries (same request, next node) after this long
     checker_timeout: float = 120.0  # then the verdict is "unknown"
     bug: str | None = None  # start every node with this deliberate bug (self-test)
+    # Node tuning written into the cluster file: snapshot_every, election_timeout_ms, heartbeat_ms, tick_ms.
+    raftchat: dict[str, int] = field(default_factory=lambda: {"snapshot_every": DEFAULT_SNAPSHOT_EVERY})
+    converge_timeout: float = 8.0  # after the final reads, every node must agree within this long
+    status_interval: float = 1.0  # seconds between two polls of every node's status (and memory)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +99,9 @@ def validate(data: dict[str, Any]) -> Plan:
     plan.op_timeout = _seconds("op_timeout", plan.op_timeout)
     plan.attempt_timeout = _seconds("attempt_timeout", plan.attempt_timeout)
     plan.checker_timeout = _seconds("checker_timeout", plan.checker_timeout)
+    plan.converge_timeout = _seconds("converge_timeout", plan.converge_timeout)
+    plan.status_interval = _seconds("status_interval", plan.status_interval)
+    plan.raftchat = _tuning(plan.raftchat)
     if plan.seed is not None:
         plan.seed = _positive_int("seed", plan.seed, minimum=0)
     if not isinstance(plan.workload, str):
@@ -105,6 +118,23 @@ def validate(data: dict[str, Any]) -> Plan:
         raise PlanError(f"'bug' must be a bug name, got {plan.bug!r}")
     _check_names(plan)
     return plan
+
+
+def _tuning(value: Any) -> dict[str, int]:
+    """The ``raftchat`` key: node tuning, on top of the harness's default compaction."""
+    if not isinstance(value, dict):
+        raise PlanError(f"'raftchat' must be a mapping of {', '.join(TUNING_FIELDS)}, got {value!r}")
+    for key, number in value.items():
+        if key not in TUNING_FIELDS:
+            raise PlanError(f"'raftchat': unknown key {key!r} (known: {', '.join(TUNING_FIELDS)})")
+        if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+            raise PlanError(f"'raftchat.{key}' must be a positive integer, got {number!r}")
+    tuning = {"snapshot_every": DEFAULT_SNAPSHOT_EVERY, **value}
+    try:
+        loopback_defaults(tuning)
+    except ConfigError as exc:
+        raise PlanError(f"'raftchat': {exc}") from None
+    return tuning
 
 
 def _check_names(plan: Plan) -> None:

@@ -1,4 +1,5 @@
-"""A run's pictures: latency of every operation and throughput per second, with faults shaded.
+"""A run's pictures: latency of every operation, throughput per second and the nodes (availability
+of the workers bound to each, applied index, memory), with faults shaded.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global backend
 switch), so plotting works on CI machines and from threads. Big histories are thinned to a fixed
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
@@ -24,7 +26,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
 from harness.stats import NS_PER_MS, NS_PER_S, OUTCOMES, Call, Interval, calls, nemesis_intervals
-from harness.store import LATENCY_PNG, THROUGHPUT_PNG
+from harness.store import LATENCY_PNG, NODES_PNG, THROUGHPUT_PNG
 from histories.op import Op
 
 MAX_POINTS = 20_000  # latency points drawn; beyond this the scatter is sampled
@@ -46,11 +48,19 @@ PHASES = (
 )
 
 
-def write_plots(run_dir: Path, ops: list[Op], phases: dict[str, float] | None = None) -> list[Path]:
-    """Write ``latency.png`` and ``throughput.png`` into ``run_dir``; returns their paths.
+def write_plots(
+    run_dir: Path,
+    ops: list[Op],
+    phases: dict[str, float] | None = None,
+    samples: list[dict[str, Any]] | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> list[Path]:
+    """Write ``latency.png``, ``throughput.png`` and (with the node monitor's ``samples``)
+    ``nodes.png`` into ``run_dir``; returns their paths.
 
     ``phases``: when the load ended, the final reads began and the run ended (``load_end``,
     ``final_reads``, ``end``, seconds since the start of the test), as the runner records them.
+    ``events``: what the node checks found.
     """
     run_dir = Path(run_dir)
     client, _ = calls(ops)
@@ -61,7 +71,58 @@ def write_plots(run_dir: Path, ops: list[Op], phases: dict[str, float] | None = 
     throughput = run_dir / THROUGHPUT_PNG
     _save(_latency_figure(client, intervals, end_s, name, phases), latency)
     _save(_throughput_figure(client, intervals, end_s, name, phases), throughput)
-    return [latency, throughput]
+    written = [latency, throughput]
+    if samples:
+        marks = [
+            Interval(e["fault"], int(e["start"] * NS_PER_S), int(e["stop"] * NS_PER_S), e.get("value"))
+            for e in events or []
+        ]
+        nodes = run_dir / NODES_PNG
+        _save(_nodes_figure(client, samples, intervals + marks, end_s, name), nodes)
+        written.append(nodes)
+    return written
+
+
+def _nodes_figure(
+    client: list[Call], samples: list[dict[str, Any]], intervals: list[Interval], end_s: float, name: str
+) -> Figure:
+    """Three panels over time: availability per node (its workers' ok share per second),
+    each node's applied index, and the memory of every node and of the harness."""
+    figure = Figure(figsize=(SIZE[0], SIZE[1] * 1.8), layout="constrained")
+    top, middle, bottom = figure.subplots(3, 1, sharex=True)
+    top.set_title(f"Nodes — {name}" if name else "Nodes", loc="left", fontsize=11)
+    ids = sorted({s["node"] for s in samples if s.get("node") not in (None, "harness")})
+    colours = {node: _cycle_colour(i) for i, node in enumerate([*ids, "harness"])}
+    seconds = int(end_s) + 1
+    ok: dict[str, list[int]] = {}
+    done: dict[str, list[int]] = {}
+    for call in client:
+        if call.node and call.end is not None and call.end // NS_PER_S < seconds:
+            second = call.end // NS_PER_S
+            done.setdefault(call.node, [0] * seconds)[second] += 1
+            ok.setdefault(call.node, [0] * seconds)[second] += call.outcome == "ok"
+    for node in sorted(done):
+        xs = [s for s in range(seconds) if done[node][s]]
+        ys = [ok[node][s] / done[node][s] for s in xs]
+        top.plot(xs, ys, color=colours.get(node, "#333333"), linewidth=1, label=node)
+    top.set_ylabel("availability (ok share)")
+    top.set_ylim(-0.05, 1.05)
+    for node in ids:
+        xs, ys = _series(samples, node, "applied")
+        middle.plot(xs, ys, color=colours[node], linewidth=1, label=node)
+    middle.set_ylabel("applied index")
+    for node in [*ids, "harness"]:
+        xs, ys = _series(samples, node, "rss", scale=1 / (1 << 20))
+        style = "--" if node == "harness" else "-"
+        bottom.plot(xs, ys, style, color=colours[node], linewidth=1, label=node)
+    bottom.set_ylabel("resident memory (MiB)")
+    bottom.set_xlabel("time since the start of the test (s)")
+    for axes in (top, middle, bottom):
+        axes.grid(True, which="major", alpha=0.25)
+        handles = list(axes.get_legend_handles_labels()[0])
+        handles += _shade_faults(axes, intervals, end_s, labels=axes is top)
+        _finish(axes, handles, end_s, empty=False)
+    return figure
 
 
 def _save(figure: Figure, path: Path) -> None:
@@ -171,10 +232,26 @@ def _throughput_figure(
     return figure
 
 
-def _shade_faults(axes: Axes, intervals: Sequence[Interval], end_s: float) -> list[Artist]:
+def _series(
+    samples: list[dict[str, Any]], node: str, key: str, scale: float = 1.0
+) -> tuple[list[float], list[float]]:
+    """One node's values over time, with a gap (NaN) wherever it did not answer."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for sample in samples:
+        if sample.get("node") == node and "t" in sample and "wall_origin" not in sample:
+            value = sample.get(key)
+            xs.append(sample["t"])
+            ys.append(value * scale if isinstance(value, int | float) else math.nan)
+    return xs, ys
+
+
+def _shade_faults(
+    axes: Axes, intervals: Sequence[Interval], end_s: float, labels: bool = True
+) -> list[Artist]:
     """Shade each fault interval (open ones run to the end) and label it; one legend entry per fault."""
     colours: dict[str, str] = {}
-    label_each = len(intervals) <= MAX_FAULT_LABELS
+    label_each = labels and len(intervals) <= MAX_FAULT_LABELS
     at_top = blended_transform_factory(axes.transData, axes.transAxes)
     for interval in intervals:
         band = band_name(interval)

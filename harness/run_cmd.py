@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import plan as plans
+from harness import verdicts
 from harness.runner import EXIT_ERROR, RunOutcome, run_plan
 
 
@@ -64,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(outcome: RunOutcome) -> str:
     r = outcome.results
-    verdict = {True: "VALID (linearizable)", False: "INVALID (not linearizable)", "unknown": "UNKNOWN"}.get(
+    verdict = {True: "VALID (linearizable, nodes healthy and converged)", "unknown": "UNKNOWN"}.get(
         outcome.valid, "FAILED (the run never started)" if r.get("setup_failed") else "ERROR (not checked)"
     )
+    if outcome.valid is False:
+        verdict = f"INVALID ({verdicts.describe(outcome.exit_code)})"
     stats = r.get("stats") or {}
     totals = stats.get("totals", {})
     lines = [
@@ -93,6 +96,7 @@ def summary(outcome: RunOutcome) -> str:
             )
     if checker.get("reason"):
         lines.append(f"checker: {checker['reason']}")
+    lines += node_lines(r)
     if r.get("error"):
         lines.append(f"error: {r['error']}")
     kept = stored_files(outcome.run_dir)
@@ -106,9 +110,52 @@ def stored_files(run_dir: Path) -> list[str]:
     """The files a person opens first, of those the run actually wrote."""
     from harness import store
 
-    names = [store.TIMELINE, store.LATENCY_PNG, store.THROUGHPUT_PNG]
+    names = [store.TIMELINE, store.LATENCY_PNG, store.THROUGHPUT_PNG, store.NODES_PNG]
     found = [name for name in names if (run_dir / name).is_file()]
     logs = run_dir / store.LOGS
     if logs.is_dir() and any(logs.iterdir()):
         found.append(f"{store.LOGS}/")
     return found
+
+
+def node_lines(r: dict[str, Any]) -> list[str]:
+    """What the node checks found (which node, what, when, for how long), and the nodes' figures."""
+    lines = []
+    checks = r.get("checks") or {}
+    convergence, health, recovery = (r.get(k) or {} for k in ("convergence", "health", "recovery"))
+    for d in convergence.get("divergences", [])[:3]:
+        lines.append(f"DIVERGED at {d['t']:.1f} s: {d['what']}")
+    if convergence.get("count", 0) > 3:
+        lines.append(f"  ... {convergence['count']} divergences in all")
+    for e in health.get("unexpected_exits", []):
+        lines.append(
+            f"NODE FAILED: {e['node']} (pid {e['pid']}) exited by itself with status {e['returncode']} "
+            f"at {e['t']:.1f} s; down {e['down_s']:.1f} s"
+        )
+    for e in health.get("log_errors", [])[:3]:
+        when = f" at {e['t']:.1f} s" if e.get("t") is not None else ""
+        lines.append(f"NODE FAILED: {e['node']} logged{when} (line {e['line']}): {e['text'][:120]}")
+    for split in health.get("two_leaders", []):
+        lines.append(f"NODE FAILED: two leaders in term {split['term']}: {', '.join(split['leaders'])}")
+    if checks.get("recovery") is False:
+        behind = "; ".join(f"{b['node']} {b['what']}" for b in recovery.get("behind", []))
+        lines.append(
+            f"NOT RECOVERED within {recovery.get('waited_s', 0):.1f} s after the final reads: {behind}"
+        )
+    elif recovery.get("converged"):
+        lines.append(
+            f"recovered: every node at applied index {recovery.get('applied')} with one state "
+            f"digest after {recovery.get('waited_s', 0):.1f} s"
+        )
+    nodes = r.get("node_stats") or {}
+    if nodes:
+        parts = []
+        for node, info in nodes.items():
+            peak = (info.get("rss_mib") or {}).get("peak")
+            snaps = info.get("snapshots") or {}
+            taken = (
+                f" snapshots {snaps.get('taken', 0)}/{snaps.get('installed', 0)}" if node != "harness" else ""
+            )
+            parts.append(f"{node} {peak} MiB{taken}")
+        lines.append("peak memory (and snapshots taken/installed): " + ", ".join(parts))
+    return lines

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import plan as plans
+from harness import verdicts
+from harness.health import health_check
+from harness.monitor import NodeMonitor
 from harness.progress import Progress
 from harness.recorder import SYSTEM, Recorder
 from harness.workers import Workers
@@ -33,10 +36,17 @@ from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS, Nemesis, choose_network
 from nemesis.net.base import Network
 from raftchat.client import Client
 from raftchat.localcluster import LocalCluster, loopback_config
+from raftchat.node import FAILPOINT_EXIT
 from workloads import make_workload
 from workloads.base import Workload
 
-EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
+EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = (
+    verdicts.EXIT_VALID,
+    verdicts.EXIT_INVALID,
+    verdicts.EXIT_UNKNOWN,
+    verdicts.EXIT_ERROR,
+)
+NODES_JSONL = "nodes.jsonl"  # the node monitor's samples
 
 
 @dataclass
@@ -49,10 +59,6 @@ class RunOutcome:
 
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM during a run."""
-
-
-def exit_code(valid: bool | str | None) -> int:
-    return {True: EXIT_VALID, False: EXIT_INVALID, "unknown": EXIT_UNKNOWN}.get(valid, EXIT_ERROR)
 
 
 def run_plan(
@@ -88,6 +94,9 @@ class Run:
         self.network_info: dict[str, str] | None = None
         self.setup_done = False  # network and cluster up with a leader: the run started
         self.phases: dict[str, float] = {}  # when the last phases began (s on the history's clock)
+        self.monitor: NodeMonitor | None = None
+        self.recovery: dict[str, Any] | None = None  # the recovery check, once the final reads are done
+        self.node_checks: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ the run
 
@@ -122,6 +131,14 @@ class Run:
                 f"{self.plan.nodes} nodes up{where}, leader {leader}; "
                 f"{self.plan.workload} workload; faults: {faults}"
             )
+            self.monitor = NodeMonitor(
+                cluster,
+                recorder.now,
+                self.run_dir / NODES_JSONL,
+                self.plan.status_interval,
+                FAILPOINT_EXIT if cluster.failpoints else None,
+            )
+            self.monitor.start()
             asyncio.run(self._drive(cluster, network, recorder))
         except Interrupted:
             self.interrupted = True
@@ -139,10 +156,17 @@ class Run:
         finally:
             for sig in previous:
                 signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the teardown
+            end = recorder.now() / 1e9
             recorder.close()
+            if self.monitor is not None:
+                self.monitor.stop()
+                self.monitor.check_exits()  # a node that died by itself just before the end
             if cluster is not None:
                 cluster.stop_all()
                 self._keep_logs(cluster)
+            if self.monitor is not None:
+                self.monitor.close()
+                self._node_checks(end)
             if network is not None:
                 network.teardown()
             for sig, handler in previous.items():
@@ -157,7 +181,9 @@ class Run:
         return choose_network(self.plan.net, faults=self.plan.nemesis)
 
     def _cluster(self, network: Network | None) -> LocalCluster:
-        config = network.setup(loopback_config(self.plan.nodes)) if network is not None else None
+        config = loopback_config(self.plan.nodes, self.plan.raftchat)
+        if network is not None:
+            config = network.setup(config)
         return LocalCluster(
             self.run_dir / "cluster",
             self.plan.nodes,
@@ -231,6 +257,12 @@ class Run:
             self.phases["final_reads"] = recorder.now() / 1e9
             await workers.final_reads()
             self.phases["end"] = recorder.now() / 1e9
+            if self.monitor is not None:
+                self.monitor.stop()  # from here on the convergence wait polls alone
+                self.progress.line(
+                    f"final reads done; waiting up to {plan.converge_timeout:g} s for every node"
+                )
+                self.recovery = await asyncio.to_thread(self.monitor.converge, plan.converge_timeout)
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
@@ -246,6 +278,21 @@ class Run:
                 shutil.copyfile(source, logs / f"{node_id}.log")
 
     # ------------------------------------------------------------------ verdict
+
+    def _node_checks(self, end: float) -> None:
+        """The checkers composed with linearizability: convergence, node health, recovery."""
+        monitor = self.monitor
+        assert monitor is not None
+        recovery = self.recovery or {
+            "valid": None,
+            "note": "not reached: the run ended before the final reads",
+        }
+        self.node_checks = {
+            "convergence": monitor.convergence_check(),
+            "health": health_check(monitor.exit_events(end), self.run_dir / "logs", monitor.wall_origin),
+            "recovery": recovery,
+        }
+        self.node_checks["health"]["failpoint_exits"] = monitor.failpoint_exits
 
     def _check_and_store(self) -> RunOutcome:
         from harness.analysis import analyse
@@ -268,14 +315,22 @@ class Run:
             "phases": {k: round(v, 6) for k, v in self.phases.items()},
         }
         if self.setup_done:
-            valid = analyse(
-                self.run_dir, self.workload.model, self.plan.checker_timeout, results, self.progress
+            linearizable = analyse(
+                self.run_dir,
+                self.workload.model,
+                self.plan.checker_timeout,
+                results,
+                self.progress,
+                self.node_checks,
             )
         else:  # nothing ran: no history worth checking, no plots, no page
-            valid, results["checker"], results["stats"] = None, None, {}
-        code = exit_code(valid)
-        if self.error is not None and code == EXIT_VALID:
-            code = EXIT_ERROR  # a valid prefix of a broken run proves little
+            linearizable, results["checker"], results["stats"] = None, None, {}
+        checks = {"linearizable": {"valid": linearizable}, **self.node_checks}
+        valid, code = verdicts.compose(checks, self.error)
+        results["valid"] = valid
+        results["verdict"] = verdicts.verdict(code)
+        results["checks"] = {name: check.get("valid") for name, check in checks.items()}
+        results.update(self.node_checks)
         results["exit_code"] = code
         from harness import store
 

@@ -22,7 +22,7 @@ from harness import store
 from harness.store import RunSummary
 
 TEXT_TYPES = {".log": "text/plain", ".jsonl": "text/plain", ".yaml": "text/plain", ".yml": "text/plain"}
-PLOTS = (store.LATENCY_PNG, store.THROUGHPUT_PNG)
+PLOTS = (store.LATENCY_PNG, store.THROUGHPUT_PNG, store.NODES_PNG)
 KEY_FILES = (store.TIMELINE, store.RESULTS, store.HISTORY, store.PLAN)
 
 
@@ -208,7 +208,8 @@ td.wrap { white-space:normal; }
 .badge { display:inline-block; padding:2px 10px; border-radius:999px; font-size:12px; font-weight:600;
          letter-spacing:.02em; }
 .badge.valid { background:#dcf5e3; color:#176b31; }
-.badge.invalid { background:#fde0e3; color:#a4161a; }
+.badge.invalid, .badge.diverged, .badge.node-failed, .badge.not-recovered {
+  background:#fde0e3; color:#a4161a; }
 .badge.unknown { background:#fff1cc; color:#8a5a00; }
 .badge.incomplete, .badge.none { background:#eceef3; color:#545b6b; }
 .badge.failed { background:#3f3f46; color:#fff; }
@@ -337,7 +338,20 @@ def index_page(root: Path, test: str | None = None) -> str:
     parts = [
         f"<h1>{heading}</h1><p class='muted'>{len(runs)} run(s) in <code>{escape(root)}</code>{back}</p>"
     ]
-    verdicts = [v for v in ("valid", "invalid", "unknown", "incomplete", store.FAILED) if counts.get(v)]
+    verdicts = [
+        v
+        for v in (
+            "valid",
+            "invalid",
+            "diverged",
+            "node-failed",
+            "not-recovered",
+            "unknown",
+            "incomplete",
+            store.FAILED,
+        )
+        if counts.get(v)
+    ]
     if verdicts:
         badges = " ".join(f"{badge(v)} <span class='muted'>×{counts[v]}</span>" for v in verdicts)
         parts.append(f"<div class='summary'>{badges}</div>")

@@ -7,6 +7,7 @@ re-reads a history. Linearizability is the checker's job; these numbers explain 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Call:
     start: int
     end: int | None  # None while open
     outcome: str  # "ok", "fail", "info" or "open"
+    node: str | None = None  # the node the worker is bound to
 
 
 @dataclass(slots=True)
@@ -54,7 +56,7 @@ def calls(ops: Iterable[Op]) -> tuple[list[Call], int]:
         if process == NEMESIS:
             continue
         if op.type == "invoke":
-            call = Call(op.f, op.time, None, "open")
+            call = Call(op.f, op.time, None, "open", op.node)
             pending[process] = call
             result.append(call)
             continue
@@ -133,6 +135,7 @@ def compute(ops: list[Op]) -> dict[str, Any]:
     all_latency: dict[str, list[float]] = {}
     buckets_ok: dict[int, int] = {}
     buckets_done: dict[int, int] = {}
+    by_node: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
     for call in client:
         counts = by_f.get(call.f)
         if counts is None:
@@ -144,10 +147,13 @@ def compute(ops: list[Op]) -> dict[str, Any]:
         latency = (call.end - call.start) / NS_PER_MS
         all_latency.setdefault(call.f, []).append(latency)
         second = call.end // NS_PER_S
+        node_ok, node_done = by_node.setdefault(call.node or "?", ({}, {}))
         buckets_done[second] = buckets_done.get(second, 0) + 1
+        node_done[second] = node_done.get(second, 0) + 1
         if call.outcome == "ok":
             ok_latency.setdefault(call.f, []).append(latency)
             buckets_ok[second] = buckets_ok.get(second, 0) + 1
+            node_ok[second] = node_ok.get(second, 0) + 1
     for counts in by_f.values():
         for key in COUNTS:
             totals[key] += counts[key]
@@ -160,6 +166,13 @@ def compute(ops: list[Op]) -> dict[str, Any]:
         "unmatched_completions": unmatched,
         "availability": round(totals["ok"] / completed, 6) if completed else None,
         "availability_over_time": _over_time(buckets_ok, buckets_done),
+        "availability_by_node": {
+            node: {
+                "availability": round(sum(ok.values()) / sum(done.values()), 6),
+                "over_time": _over_time(ok, done, seconds=max(buckets_done) + 1),
+            }
+            for node, (ok, done) in sorted(by_node.items())
+        },
         "latency_ms": {
             "ok": {f: quantiles(ok_latency[f]) for f in sorted(ok_latency)},
             "all": {f: quantiles(all_latency[f]) for f in sorted(all_latency)},
@@ -172,12 +185,12 @@ def compute(ops: list[Op]) -> dict[str, Any]:
     }
 
 
-def _over_time(ok: dict[int, int], done: dict[int, int]) -> list[list[Any]]:
+def _over_time(ok: dict[int, int], done: dict[int, int], seconds: int | None = None) -> list[list[Any]]:
     """Every second up to the last completion, empty ones included: a gap is news, not noise."""
     if not done:
         return []
     rows: list[list[Any]] = []
-    for second in range(max(done) + 1):
+    for second in range(seconds if seconds is not None else max(done) + 1):
         count = done.get(second, 0)
         rows.append([second, round(ok.get(second, 0) / count, 6) if count else None, count])
     return rows
@@ -193,3 +206,76 @@ def interval_json(interval: Interval) -> dict[str, Any]:
     if not interval.start_known:
         data["start_unknown"] = True  # stopped without a recorded start: in force from the beginning
     return data
+
+
+# ------------------------------------------------------------------------------ the nodes
+
+
+def read_samples(path: Any) -> list[dict[str, Any]]:
+    """The node monitor's samples (``nodes.jsonl``); a torn last line is skipped."""
+    samples = []
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    samples.append(json.loads(line))
+                except ValueError:
+                    continue
+    except OSError:
+        return []
+    return samples
+
+
+def nodes(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``node_stats`` block of ``results.json``: per node its memory, snapshots and how far it got.
+
+    Snapshot counters are per process (they restart at zero with a node), so a node's totals add
+    up the largest count each of its processes (by pid) reported. ``rss_mib`` is {first, peak, last}: a
+    soak run's memory is flat when ``last`` stays near ``first``.
+    """
+    per_node: dict[str, dict[str, Any]] = {}
+    counters: dict[str, dict[int, dict[str, int]]] = {}
+    for sample in samples:
+        node = sample.get("node")
+        rss = sample.get("rss")
+        if node is None or "wall_origin" in sample:
+            continue
+        row = per_node.setdefault(node, {"rss": [], "samples": 0, "unanswered": 0, "applied": None})
+        row["samples"] += 1
+        if isinstance(rss, int):
+            row["rss"].append(rss)
+        if node == "harness":
+            continue
+        if not sample.get("answered"):
+            row["unanswered"] += 1
+            continue
+        row["applied"] = sample.get("applied")
+        snaps = sample.get("snapshots")
+        if isinstance(snaps, dict):
+            mine = counters.setdefault(node, {}).setdefault(sample.get("pid") or 0, {})
+            for key, value in snaps.items():
+                if isinstance(value, int):
+                    mine[key] = max(mine.get(key, 0), value)
+    result: dict[str, Any] = {}
+    for node, row in sorted(per_node.items()):
+        rss = row["rss"]
+        entry: dict[str, Any] = {
+            "rss_mib": {
+                "first": _mib(rss[0]) if rss else None,
+                "peak": _mib(max(rss)) if rss else None,
+                "last": _mib(rss[-1]) if rss else None,
+            },
+            "samples": row["samples"],
+        }
+        if node != "harness":
+            totals: dict[str, int] = {}
+            for process in counters.get(node, {}).values():
+                for key, value in process.items():
+                    totals[key] = totals.get(key, 0) + value
+            entry.update({"snapshots": totals, "applied": row["applied"], "unanswered": row["unanswered"]})
+        result[node] = entry
+    return result
+
+
+def _mib(value: int) -> float:
+    return round(value / (1 << 20), 1)

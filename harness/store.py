@@ -18,6 +18,7 @@ from typing import Any
 
 RESULTS, HISTORY, PLAN, TIMELINE = "results.json", "history.jsonl", "plan.yaml", "timeline.html"
 LATENCY_PNG, THROUGHPUT_PNG, LOGS = "latency.png", "throughput.png", "logs"
+NODES_PNG = "nodes.png"  # per-node availability, applied index and memory
 LATEST = "latest"
 INCOMPLETE = "incomplete"  # a run without (readable) results.json: interrupted or still going
 FAILED = "failed"  # a run that never started (its set-up failed): results.json says why
@@ -57,7 +58,9 @@ class RunSummary:
         if self.valid is True:
             return "valid"
         if self.valid is False:
-            return "invalid"
+            from harness.verdicts import EXIT_INVALID, verdict
+
+            return verdict(self.exit_code) if self.exit_code not in (None, EXIT_INVALID) else "invalid"
         return str(self.valid)
 
 

@@ -80,14 +80,24 @@ def local_cluster(n: int, base_port: int, cluster_id: str | None = None) -> Clus
     return ClusterConfig(cluster_id=cluster_id or uuid.uuid4().hex, nodes=nodes)
 
 
-_INT_FIELDS = (
+TUNING_FIELDS = (
     "tick_ms",
     "election_timeout_ms",
     "heartbeat_ms",
     "snapshot_every",
-    "max_username",
-    "max_message",
-)
+)  # a test plan may set these
+_INT_FIELDS = (*TUNING_FIELDS, "max_username", "max_message")
+
+
+def tuned(config: ClusterConfig, tuning: dict[str, int], where: str = "tuning") -> ClusterConfig:
+    """``config`` with some of :data:`TUNING_FIELDS` changed, checked like a cluster file."""
+    unknown = set(tuning) - set(TUNING_FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"known: {', '.join(TUNING_FIELDS)}"
+        )
+    return parse({**config.to_dict(), **tuning}, where)
 
 
 def parse(data: Any, where: str = "cluster file") -> ClusterConfig:
@@ -125,6 +135,11 @@ def parse(data: Any, where: str = "cluster file") -> ClusterConfig:
     if config.heartbeat_ms >= config.election_timeout_ms:
         raise ConfigError(f"{where}: heartbeat_ms must be smaller than election_timeout_ms")
     return config
+
+
+def loopback_defaults(tuning: dict[str, int]) -> ClusterConfig:
+    """A one-node config with ``tuning`` applied: checks a tuning without a real cluster."""
+    return tuned(ClusterConfig("check", [NodeAddr("n1", "127.0.0.1:1", "127.0.0.1:2")]), tuning, "tuning")
 
 
 def read_yaml(path: str | Path, what: str, error: type[Exception]) -> Any:

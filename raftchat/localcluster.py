@@ -46,14 +46,16 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
-def loopback_config(nodes: int) -> cfg.ClusterConfig:
-    """A new cluster of ``nodes`` nodes n1, n2, ... on free loopback ports."""
+def loopback_config(nodes: int, tuning: dict[str, int] | None = None) -> cfg.ClusterConfig:
+    """A new cluster of ``nodes`` nodes n1, n2, ... on free loopback ports, with optional
+    timing and compaction settings (see :func:`raftchat.config.tuned`)."""
     ports = free_ports(2 * nodes)
     addrs = [
         cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
         for i in range(nodes)
     ]
-    return cfg.ClusterConfig(cluster_id=uuid.uuid4().hex, nodes=addrs)
+    config = cfg.ClusterConfig(cluster_id=uuid.uuid4().hex, nodes=addrs)
+    return cfg.tuned(config, tuning) if tuning else config
 
 
 def meta_request(address: str, request: dict, timeout: float = 0.5) -> Any:
@@ -65,9 +67,10 @@ def meta_request(address: str, request: dict, timeout: float = 0.5) -> Any:
     return reply.get("value") if isinstance(reply, dict) and reply.get("status") == "ok" else None
 
 
-def node_status(address: str, timeout: float = 0.5) -> dict | None:
-    """Ask one node for its Raft status over the client protocol; None if it does not answer."""
-    return meta_request(address, {"meta": "status"}, timeout)
+def node_status(address: str, timeout: float = 0.5, **options: Any) -> dict | None:
+    """Ask one node for its Raft status over the client protocol; None if it does not answer.
+    ``options``: ``digest=True`` adds a state digest, ``since=N`` limits the chain checkpoints."""
+    return meta_request(address, {"meta": "status", **options}, timeout)
 
 
 class LocalCluster:
@@ -87,6 +90,8 @@ class LocalCluster:
         self.machine = machine
         self.bugs = bugs
         self.procs: dict[str, subprocess.Popen] = {}
+        # Pids this object killed or stopped: any other exit of a node is the node's own doing.
+        self.expected_exits: set[int] = set()
         self.config_path = self.data_dir / "cluster.yaml"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if config is not None:
@@ -167,6 +172,7 @@ class LocalCluster:
         """kill -9, and reap it."""
         proc = self.procs.get(node_id)
         if proc is not None and proc.poll() is None:
+            self.expected_exits.add(proc.pid)
             proc.kill()
             proc.wait()
 
@@ -174,6 +180,7 @@ class LocalCluster:
         proc = self.procs.get(node_id)
         if proc is None or proc.poll() is not None:
             return
+        self.expected_exits.add(proc.pid)
         proc.send_signal(signal.SIGCONT)  # a paused node cannot handle SIGTERM
         proc.terminate()
         try:
@@ -185,6 +192,7 @@ class LocalCluster:
     def stop_all(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
+                self.expected_exits.add(proc.pid)
                 proc.send_signal(signal.SIGCONT)
                 proc.terminate()
         deadline = time.monotonic() + 5.0

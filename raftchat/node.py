@@ -26,7 +26,7 @@ from raftchat.kv import KVMachine
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
 from raftchat.raft.core import Config, RaftCore, Ready, Role
 from raftchat.raft.messages import Message, Snapshot
-from raftchat.sessions import Replica, encode_command
+from raftchat.sessions import SESSION_BUGS, Replica, encode_command
 from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
 from raftchat.storage import Storage
 from raftchat.transport import PeerLink, PeerServer
@@ -34,7 +34,7 @@ from raftchat.transport import PeerLink, PeerServer
 log = logging.getLogger("raftchat.node")
 
 NODE_BUGS = {"stale-read", "leader-read-without-quorum"}
-ALL_BUGS = NODE_BUGS | {"no-dedup", "forget-vote", "lose-unsynced", "commit-previous-term"}
+ALL_BUGS = NODE_BUGS | SESSION_BUGS | {"forget-vote", "lose-unsynced", "commit-previous-term"}
 
 # Failpoints: crashes at exact points of the protocol that a kill from outside cannot time.
 # A harness arms them over the client port, and only on nodes started with failpoints allowed.
@@ -42,6 +42,11 @@ ALL_BUGS = NODE_BUGS | {"no-dedup", "forget-vote", "lose-unsynced", "commit-prev
 # sent, so the node comes back having voted but knowing nothing of the term's leader.
 FAILPOINTS = ("crash-after-vote",)
 FAILPOINT_EXIT = 75  # the exit status of a node stopped by a failpoint
+
+# Entry bytes per AppendEntries and snapshot bytes per InstallSnapshot chunk: a quarter of the
+# peer frame limit leaves room for the encoding, and a window of a few chunks keeps what one
+# follower's transfer puts on the link ahead of heartbeats to a few MiB at most.
+PEER_MESSAGE_BYTES = protocol.MAX_FRAME // 4
 
 
 def make_machine(name: str, config: ClusterConfig) -> StateMachine:
@@ -95,6 +100,8 @@ class Node:
         raft_config = Config(
             election_ticks=max(2, config.election_timeout_ms // config.tick_ms),
             heartbeat_ticks=max(1, config.heartbeat_ms // config.tick_ms),
+            max_batch_bytes=PEER_MESSAGE_BYTES,
+            snapshot_chunk=PEER_MESSAGE_BYTES,
             bugs=bugs,
         )
         self.core = RaftCore(
@@ -116,6 +123,8 @@ class Node:
         self._last_role: tuple = ()
         self._snapshotting = False
         self._background: set[asyncio.Task] = set()
+        # Since process start: snapshots taken here, installed from a leader, sent to followers.
+        self.snapshots = {"taken": 0, "installed": 0, "sent": 0}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -204,7 +213,13 @@ class Node:
             self.replica.restore(rd.snapshot.data)
             self.replica.applied_index = rd.snapshot.index
             self.snapshot_index = rd.snapshot.index
-            log.info("%s: installed snapshot at index %d from the leader", self.id, rd.snapshot.index)
+            self.snapshots["installed"] += 1
+            log.info(
+                "%s: installed snapshot at index %d (%d bytes) from the leader",
+                self.id,
+                rd.snapshot.index,
+                len(rd.snapshot.data),
+            )
         for entry in rd.committed:
             self._apply(entry.index, entry.term, entry.data)
         for state in rd.read_states:
@@ -224,8 +239,7 @@ class Node:
         self._maybe_compact()
 
     def _apply(self, index: int, term: int, data: bytes) -> None:
-        applied = self.replica.apply(data)
-        self.replica.applied_index = index
+        applied = self.replica.apply_entry(index, term, data)
         pending = self._pending_by_index.pop(index, None)
         if pending is not None and pending.term != term:
             # Another leader's entry took this slot: our proposal is gone from the log.
@@ -294,9 +308,17 @@ class Node:
             if self._stopping.is_set() or index <= self.snapshot_index:
                 return  # shutting down, or a newer snapshot arrived from the leader meanwhile
             snapshot = Snapshot(index, term, data)
-            self.storage.compact(snapshot)
+            # Writing tens of MiB takes longer than an election timeout: a thread does it (no
+            # SQLite there), and the loop only records it, in a small transaction.
+            await asyncio.to_thread(self.storage.write_snapshot, snapshot)
+            if self._stopping.is_set():
+                return  # the file is removed at the next open, as one that no row names
+            self.storage.compact(snapshot, written=True)  # drops it if one as new arrived meanwhile
+            if index <= self.snapshot_index:
+                return
             self.core.compact(snapshot)
             self.snapshot_index = index
+            self.snapshots["taken"] += 1
             log.info("%s: snapshot at index %d (%d bytes)", self.id, index, len(data))
         except Exception:
             log.exception("%s: snapshot at index %d failed; will try again later", self.id, index)
@@ -361,7 +383,7 @@ class Node:
                 raise InvalidRequest(f"request must be a map, got {type(request).__name__}")
             request_id = request.get("id")
             if request.get("meta") == "status":
-                answer = self._answer(Result("ok", self.status()))
+                answer = self._answer(Result("ok", self.status(request)))
             elif request.get("meta") == "failpoint":
                 answer = self._answer(Result("ok", self._arm(request.get("name"))))
             else:
@@ -439,8 +461,12 @@ class Node:
         if not future.done():
             future.set_result(answer)
 
-    def status(self) -> dict[str, Any]:
-        return {
+    def status(self, request: dict | None = None) -> dict[str, Any]:
+        """Raft state, snapshot counters and the replica's chain; with ``"digest": true`` also a
+        digest of the state (costs a pass over it); ``"since": N`` limits the checkpoints sent."""
+        request = request or {}
+        since = request.get("since")
+        status = {
             "node": self.id,
             "role": self.core.role.value,
             "term": self.core.term,
@@ -449,7 +475,14 @@ class Node:
             "applied": self.replica.applied_index,
             "last_index": self.core.last_index,
             "snapshot_index": self.snapshot_index,
+            "snapshots": {**self.snapshots, "sent": self.core.snapshots_sent},
+            "snapshot_receiving": self.core.snapshot_receiving,  # bytes of a transfer under way
+            "chain": self.replica.chain_status(since if isinstance(since, int) else -1),
+            "pid": os.getpid(),
         }
+        if request.get("digest") is True:
+            status["digest"] = self.replica.digest()
+        return status
 
 
 def serve(node: Node) -> None:

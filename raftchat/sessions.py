@@ -9,7 +9,8 @@ only on the committed commands, so all nodes agree on it.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import hashlib
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,14 @@ import msgpack
 from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
 
 _FORMAT = 1
+# Planted bugs (self-test): each makes replicas disagree or a node fail an internal check,
+# while clients of a short run may see nothing wrong.
+SESSION_BUGS = frozenset(
+    {"no-dedup", "skip-after-restore", "snapshot-drops-last-key", "assert-after-restore"}
+)
+CHECKPOINT_EVERY = 64  # indices between two checkpoints of the applied-entry chain
+CHECKPOINTS_KEPT = 64  # checkpoints a node remembers: about 4,000 entries back
+GENESIS = bytes(32)  # the chain before index 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,47 @@ class Replica:
         self.max_responses = max_responses
         self.applied_index = 0  # set by the runtime after each entry; saved in snapshots
         self._sessions: OrderedDict[str, _Session] = OrderedDict()  # least recently used first
+        # The applied-entry hash chain: h_i = H(h_{i-1}, i, term, entry, result). Equal heads at
+        # the same index mean the same entries were applied with the same outcomes; a snapshot
+        # carries the head, so a node that installs one continues the chain. None: unknown
+        # (restored from a snapshot written before chains existed).
+        self.chain: bytes | None = GENESIS
+        self.checkpoints: deque[tuple[int, bytes]] = deque(maxlen=CHECKPOINTS_KEPT)
+        self._restored = False  # for the planted bugs that strike right after a restore
+
+    def apply_entry(self, index: int, term: int, data: bytes) -> Applied | None:
+        """Apply committed entry ``index`` and extend the hash chain with it and its outcome."""
+        bug = self._restored and bool(data) and self.bugs & {"skip-after-restore", "assert-after-restore"}
+        if bug:
+            self._restored = False
+            if "assert-after-restore" in self.bugs:
+                raise AssertionError(f"session invariant violated at index {index} after a restore")
+            applied = None  # skip-after-restore: the entry is lost on this replica
+        else:
+            applied = self.apply(data)
+        if self.chain is not None:
+            result = None if applied is None else [applied.result.status, applied.result.value]
+            record = msgpack.packb([index, term, data, result], use_bin_type=True)
+            self.chain = hashlib.sha256(self.chain + record).digest()
+            if index % CHECKPOINT_EVERY == 0:
+                self.checkpoints.append((index, self.chain))
+        self.applied_index = index
+        return applied
+
+    def digest(self) -> str:
+        """A hash of the machine state and the sessions, equal on replicas in the same state.
+
+        Both parts are canonical bytes (sorted keys; sessions in their eviction order, which
+        apply order alone decides), so dict iteration order never enters it.
+        """
+        return hashlib.sha256(msgpack.packb([self.machine.snapshot(), self._session_rows()])).hexdigest()
+
+    def chain_status(self, since: int = -1) -> dict[str, Any]:
+        """The chain head at the applied index and the checkpoints after ``since``."""
+        return {
+            "head": None if self.chain is None else self.chain.hex(),
+            "checkpoints": [[i, h.hex()] for i, h in self.checkpoints if i > since],
+        }
 
     def apply(self, data: bytes) -> Applied | None:
         """Apply one committed log entry; ``None`` for a leader's no-op entry."""
@@ -170,18 +220,24 @@ class Replica:
 
     def snapshot(self) -> bytes:
         """Machine state, sessions (in eviction order) and applied index, as stable bytes."""
-        sessions = [
-            [client, s.forgotten, [[seq, *_result_fields(s.responses[seq])] for seq in sorted(s.responses)]]
-            for client, s in self._sessions.items()
-        ]
+        machine = self.machine.snapshot()
+        if "snapshot-drops-last-key" in self.bugs:
+            machine = _drop_last_key(machine)
         state = {
             "format": _FORMAT,
             "machine_name": self.machine.name,
             "applied_index": self.applied_index,
-            "machine": self.machine.snapshot(),
-            "sessions": sessions,
+            "machine": machine,
+            "sessions": self._session_rows(),
+            "chain": self.chain,
         }
         return msgpack.packb(state, use_bin_type=True)
+
+    def _session_rows(self) -> list[list[Any]]:
+        return [
+            [client, s.forgotten, [[seq, *_result_fields(s.responses[seq])] for seq in sorted(s.responses)]]
+            for client, s in self._sessions.items()
+        ]
 
     def restore(self, data: bytes) -> None:
         """Replace machine state, sessions and applied index with a snapshot's."""
@@ -199,12 +255,28 @@ class Replica:
                 sessions[str(client)] = _Session(int(forgotten), answers)
             applied_index = int(state["applied_index"])
             machine_state = bytes(state["machine"])
+            chain = state.get("chain")
+            chain = None if chain is None else bytes(chain)
         except Exception as exc:
             raise ValueError(f"corrupt replica snapshot: {exc!r}") from exc
         self.machine.restore(machine_state)
         self._sessions = sessions
         self.applied_index = applied_index
+        self.chain = chain
+        self.checkpoints.clear()
+        if chain is not None:
+            self.checkpoints.append((applied_index, chain))
+        self._restored = True
         self._evict()
+
+
+def _drop_last_key(data: bytes) -> bytes:
+    """Planted bug: a machine snapshot loses its last key (the newest chat user, the last kv key)."""
+    state = msgpack.unpackb(data, raw=False)
+    for value in state.values():
+        if isinstance(value, dict) and value:
+            value.pop(next(reversed(value)))
+    return msgpack.packb(state, use_bin_type=True)
 
 
 def _result_fields(result: Result) -> list[Any]:

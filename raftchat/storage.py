@@ -1,9 +1,15 @@
-"""Durable Raft state (term, vote, commit, log, snapshot) in one SQLite file.
+"""Durable Raft state (term, vote, commit, log) in one SQLite file; snapshots beside it.
 
 SQLite gives atomic multi-row transactions, so a crash leaves either all of a
 ``save()`` or none of it. Per-row CRCs catch what it cannot: bit rot and hand edits.
 Any inconsistency found at open is an error, never a silent reset, because a node that
 forgets what it promised (its vote, its acknowledged entries) can break Raft's safety.
+
+A snapshot's bytes live in a file of their own (``snapshot-<index>-<term>-<crc>.bin``, fsynced
+before the ``snapshot`` row that names it commits), not in the database: a state of tens
+of MiB written into SQLite goes through its WAL twice and holds the write lock meanwhile,
+which stalled a node for longer than an election timeout. A file can be written by a
+thread while the event loop keeps saving entries (:meth:`Storage.write_snapshot`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import sqlite3
 import struct
 import sys
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,12 +27,21 @@ from pathlib import Path
 
 from raftchat.raft.messages import Entry, HardState, Snapshot
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: snapshot bytes in their own file (1 kept them in the snapshot row)
 DB_NAME = "raft.db"
+_SNAPSHOT_GLOB = "snapshot-*.bin"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _LOST_ENTRIES = 5  # how many entries the "lose-unsynced" bug drops
 
-_SCHEMA = """
+_SNAPSHOT_TABLE = """CREATE TABLE snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    idx INTEGER NOT NULL,
+    term INTEGER NOT NULL,
+    file TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    crc INTEGER NOT NULL
+)"""
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE hard_state (
     id INTEGER PRIMARY KEY CHECK (id = 0),
@@ -33,13 +49,7 @@ CREATE TABLE hard_state (
     voted_for TEXT,
     commit_index INTEGER NOT NULL
 );
-CREATE TABLE snapshot (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    idx INTEGER NOT NULL,
-    term INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    crc INTEGER NOT NULL
-);
+{_SNAPSHOT_TABLE};
 CREATE TABLE log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL);
 """
 _TABLES = ("meta", "hard_state", "snapshot", "log")
@@ -66,9 +76,11 @@ class Storage:
 
     def __init__(self, path: Path, conn: sqlite3.Connection, bugs: frozenset[str]) -> None:
         self.path = path
+        self.dir = path.parent
         self.bugs = bugs
         self._conn = conn
         self._verified: _State | None = None  # what open() read, handed out by the first load()
+        self._replaced_snapshot: str | None = None  # file to delete once the transaction commits
 
     @classmethod
     def open(
@@ -93,6 +105,7 @@ class Storage:
             storage._configure()
             storage._check_meta(cluster_id, node_id)
             storage._verified = storage._read_all()  # verifies checksums and continuity
+            storage._remove_other_snapshot_files()  # left by a crash before or after a compaction
             if "lose-unsynced" in bugs:
                 storage._lose_unsynced()
         except BaseException:
@@ -127,6 +140,9 @@ class Storage:
         with self._errors("cannot read metadata"):
             meta = dict(self._conn.execute("SELECT key, value FROM meta"))
         version = meta.get("format_version")
+        if version == "1":
+            self._migrate_from_v1()
+            version = str(FORMAT_VERSION)
         if version != str(FORMAT_VERSION):
             raise StorageError(
                 f"{self.path}: storage format version {version!r}, but this program reads version "
@@ -139,18 +155,33 @@ class Storage:
                     f"{key} {wanted!r}. Start it with {key} {meta.get(key)!r}, or use another data directory."
                 )
 
+    def _migrate_from_v1(self) -> None:
+        """Format 1 kept the snapshot's bytes in its row: move them to their file."""
+        with self._errors("cannot migrate from storage format 1"):
+            row = self._conn.execute("SELECT idx, term, data, crc FROM snapshot").fetchone()
+            snapshot = None
+            if row:
+                index, term, data, crc = row
+                if checksum(index, term, data) != crc:
+                    raise self._corrupt(f"the snapshot at index {index} fails its checksum")
+                snapshot = Snapshot(index, term, data)
+                self.write_snapshot(snapshot)
+            with self._transaction():
+                self._conn.execute("DROP TABLE snapshot")
+                self._conn.execute(_SNAPSHOT_TABLE)
+                if snapshot is not None:
+                    self._put_snapshot(snapshot)
+                self._conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),)
+                )
+
     def _read_all(self) -> _State:
         with self._errors("cannot read the raft state"):
             row = self._conn.execute("SELECT term, voted_for, commit_index FROM hard_state").fetchone()
-            snap_row = self._conn.execute("SELECT idx, term, data, crc FROM snapshot").fetchone()
+            snap_row = self._conn.execute("SELECT idx, term, file, size, crc FROM snapshot").fetchone()
             rows = self._conn.execute("SELECT idx, term, data, crc FROM log ORDER BY idx").fetchall()
         hard_state = HardState(*row) if row else HardState()
-        snapshot = None
-        if snap_row:
-            index, term, data, crc = snap_row
-            if checksum(index, term, data) != crc:
-                raise self._corrupt(f"the snapshot at index {index} fails its checksum")
-            snapshot = Snapshot(index, term, data)
+        snapshot = self._read_snapshot(*snap_row) if snap_row else None
         expected = (snapshot.index if snapshot else 0) + 1
         entries = []
         for index, term, data, crc in rows:
@@ -161,6 +192,29 @@ class Storage:
             entries.append(Entry(index, term, data))
             expected += 1
         return _State(hard_state, snapshot, entries)
+
+    def _read_snapshot(self, index: int, term: int, name: str, size: int, crc: int) -> Snapshot:
+        path = self.dir / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise self._corrupt(
+                f"the snapshot at index {index} cannot be read from {path}: {exc.strerror}"
+            ) from exc
+        if len(data) != size:
+            raise self._corrupt(f"the snapshot at index {index} in {path} has {len(data)} bytes, not {size}")
+        if checksum(index, term, data) != crc:
+            raise self._corrupt(f"the snapshot at index {index} fails its checksum")
+        return Snapshot(index, term, data)
+
+    def _remove_other_snapshot_files(self) -> None:
+        """Delete snapshot files the ``snapshot`` row does not name (and unfinished ones)."""
+        with self._errors("cannot read the snapshot record"):
+            row = self._conn.execute("SELECT file FROM snapshot").fetchone()
+        keep = row[0] if row else None
+        for path in [*self.dir.glob(_SNAPSHOT_GLOB), *self.dir.glob("snapshot-*.tmp")]:
+            if path.name != keep:
+                path.unlink(missing_ok=True)
 
     def _corrupt(self, what: str) -> StorageError:
         return StorageError(
@@ -195,7 +249,10 @@ class Storage:
     def save(
         self, hard_state: HardState | None, entries: list[Entry], snapshot: Snapshot | None = None
     ) -> None:
-        """Persist one Ready in a single transaction; durable (fsynced) when it returns."""
+        """Persist one Ready in a single transaction (a snapshot's file first); durable
+        (fsynced) when it returns."""
+        if snapshot is not None:
+            self.write_snapshot(snapshot)
         with self._transaction():
             if snapshot is not None:
                 self._install_snapshot(snapshot)
@@ -209,17 +266,44 @@ class Storage:
                     (hard_state.term, voted_for, hard_state.commit),
                 )
 
-    def compact(self, snapshot: Snapshot) -> None:
-        """Store a snapshot taken locally and drop the entries it covers.
+    def write_snapshot(self, snapshot: Snapshot) -> Path:
+        """Write a snapshot's bytes to its file and fsync it (file, then directory). Touches
+        no SQLite state, so a thread may do it while another saves; :meth:`compact` or
+        :meth:`save` then records it."""
+        path = self.dir / _snapshot_name(snapshot)
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.name + ".", suffix=".tmp")
+            with open(fd, "wb") as f:
+                f.write(snapshot.data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(self.dir)
+        except OSError as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise StorageError(f"cannot write snapshot file {path}: {exc.strerror}") from exc
+        return path
 
-        An older snapshot than the stored one is ignored: it would only lose information.
+    def compact(self, snapshot: Snapshot, written: bool = False) -> None:
+        """Store a snapshot taken locally and drop the entries it covers; ``written`` says
+        that :meth:`write_snapshot` already wrote its file.
+
+        One no newer than the stored one is ignored (its file removed): it would only lose
+        information.
         """
+        if not written:
+            self.write_snapshot(snapshot)
+        name = _snapshot_name(snapshot)
         with self._transaction():
-            current = self._conn.execute("SELECT idx FROM snapshot").fetchone()
-            if current and snapshot.index < current[0]:
-                return
-            self._put_snapshot(snapshot)
-            self._conn.execute("DELETE FROM log WHERE idx <= ?", (snapshot.index,))
+            current = self._conn.execute("SELECT idx, file FROM snapshot").fetchone()
+            stale = bool(current and snapshot.index <= current[0])
+            if not stale:
+                self._put_snapshot(snapshot)
+                self._conn.execute("DELETE FROM log WHERE idx <= ?", (snapshot.index,))
+        if stale and name != current[1]:
+            (self.dir / name).unlink(missing_ok=True)
 
     def close(self) -> None:
         self._conn.close()
@@ -241,15 +325,21 @@ class Storage:
         self._put_snapshot(snapshot)
 
     def _put_snapshot(self, snapshot: Snapshot) -> None:
+        """Record a snapshot whose file is written; its predecessor's file goes after commit."""
+        name = _snapshot_name(snapshot)
+        old = self._conn.execute("SELECT file FROM snapshot").fetchone()
         self._conn.execute(
-            "INSERT OR REPLACE INTO snapshot (id, idx, term, data, crc) VALUES (0, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO snapshot (id, idx, term, file, size, crc) VALUES (0, ?, ?, ?, ?, ?)",
             (
                 snapshot.index,
                 snapshot.term,
-                snapshot.data,
+                name,
+                len(snapshot.data),
                 checksum(snapshot.index, snapshot.term, snapshot.data),
             ),
         )
+        if old and old[0] != name:
+            self._replaced_snapshot = old[0]
 
     def _append(self, entries: list[Entry]) -> None:
         first = entries[0].index
@@ -280,6 +370,9 @@ class Storage:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+        if self._replaced_snapshot:
+            self._replaced_snapshot, old = None, self._replaced_snapshot
+            (self.dir / old).unlink(missing_ok=True)  # only once the row naming the new one is durable
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -291,6 +384,20 @@ class Storage:
                 f"{self.path}: {doing}: {exc}. If the disk is full or read-only, fix that and restart; "
                 "if the file is damaged, restore it from a backup or move the data directory away."
             ) from exc
+
+
+def _snapshot_name(snapshot: Snapshot) -> str:
+    """Named by index, term and checksum: two snapshots of different bytes never share a file."""
+    crc = checksum(snapshot.index, snapshot.term, snapshot.data)
+    return f"snapshot-{snapshot.index:020d}-{snapshot.term}-{crc:08x}.bin"
+
+
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _rows(entries: Iterable[Entry]) -> Iterator[tuple[int, int, bytes, int]]:
@@ -335,10 +442,6 @@ def _create(path: Path, cluster_id: str, node_id: str) -> None:
         finally:
             conn.close()
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(path.parent)
     except (OSError, sqlite3.Error) as exc:
         raise StorageError(f"cannot create {path}: {exc}") from exc

@@ -1,7 +1,10 @@
 """Peer-to-peer transport: one outbound TCP connection per peer, framed Raft messages.
 
 Raft tolerates lost messages, so the transport never retries a message: while a peer
-is unreachable its messages are dropped and the core's heartbeats repair the gap.
+is unreachable its messages are dropped and the core's heartbeats repair the gap (a
+snapshot transfer resumes from the offset the follower confirmed). Every message must fit
+in one frame of at most ``protocol.MAX_FRAME`` bytes; the core cuts entry batches and
+snapshot chunks to a fraction of it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import collections
 import logging
 from collections.abc import Callable
 
-from raftchat.protocol import FrameError, frame, pack, read_frame, unpack
+from raftchat.protocol import MAX_FRAME, FrameError, frame, pack, read_frame, unpack
 from raftchat.raft.messages import DecodeError, Message, decode, encode
 
 log = logging.getLogger("raftchat.transport")
@@ -43,7 +46,19 @@ class PeerLink:
     def send(self, msg: Message) -> None:
         if not self.connected or len(self.queue) >= MAX_QUEUED:
             return
-        self.queue.append(frame(encode(msg)))
+        payload = encode(msg)
+        if len(payload) > MAX_FRAME:
+            # The peer would drop the connection on it, and a retry would meet the same fate:
+            # say so here, where the cause is. The core keeps messages far below this size.
+            log.error(
+                "not sending a %s of %d bytes to %s: over the frame limit of %d",
+                type(msg).__name__,
+                len(payload),
+                self.dst,
+                MAX_FRAME,
+            )
+            return
+        self.queue.append(frame(payload))
         self._wake.set()
 
     async def _run(self) -> None:

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 import msgpack
 
 from raftchat.raft.core import Config, RaftCore, Ready, Role
-from raftchat.raft.messages import AppendResponse, Entry, HardState, Message, Snapshot, VoteResponse
+from raftchat.raft.messages import (
+    AppendResponse,
+    Entry,
+    HardState,
+    Message,
+    Snapshot,
+    SnapshotResponse,
+    VoteResponse,
+)
 
 
 class InvariantViolation(AssertionError):
@@ -98,6 +106,10 @@ def random_config(rng: random.Random) -> Config:
         heartbeat_ticks=rng.randint(1, max(1, election // 3)),
         max_batch=rng.choice([1, 2, 3, 64]),
         max_inflight=rng.choice([1, 2, 4, 64]),
+        max_batch_bytes=rng.choice([1, 16, 1 << 20]),
+        # Sim snapshots are a few hundred bytes: small chunks make transfers of many chunks.
+        snapshot_chunk=rng.choice([8, 32, 1 << 20]),
+        snapshot_inflight=rng.choice([1, 2, 4]),
         pre_vote=rng.random() < 0.75,
         check_quorum=rng.random() < 0.75,
     )
@@ -404,6 +416,10 @@ class Sim:
         for m in rd.messages:
             if isinstance(m, AppendResponse) and m.success and m.match_index > st.last_index:
                 self.fail(f"{node.id} acknowledged {m.match_index} but persisted only {st.last_index}")
+            if isinstance(m, SnapshotResponse) and m.match_index > st.last_index:
+                self.fail(
+                    f"{node.id} confirmed a snapshot at {m.match_index} but persisted only {st.last_index}"
+                )
 
     def apply(self, node: SimNode, rd: Ready) -> None:
         if rd.snapshot is not None:

@@ -20,7 +20,7 @@ from harness.nightly import MatrixError, expand, overall_exit_code, parse_matrix
 from harness.runner import RunOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
-BUDGET_S = 30 * 60
+BUDGET_S = 40 * 60  # the matrix's 23 minutes and an 11-minute soak run
 
 
 def _matrix(**extra: Any) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def test_bad_files_exit_3_with_a_clear_message(tmp_path: Path, capsys, text: str
     assert message in capsys.readouterr().err
 
 
-def test_shipped_plan_dry_run_fits_in_30_minutes_and_covers_the_matrix(capsys) -> None:
+def test_shipped_plan_dry_run_fits_in_40_minutes_and_covers_the_matrix(capsys) -> None:
     assert cli.main(["nightly", str(ROOT / "plans" / "nightly.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     seconds = int(re.search(r"estimated time: .* \((\d+) s", out).group(1))
@@ -154,6 +154,35 @@ def test_shipped_plan_dry_run_fits_in_30_minutes_and_covers_the_matrix(capsys) -
     for fault in ("partition", "kill", "pause"):
         assert {fault} in fault_sets
     assert any(len(s) > 1 for s in fault_sets)
+    # Frequent compaction in every run, and one soak run of 10 minutes or more under kills and partitions.
+    resolved = nightly.validate_all(combos)
+    assert all(plan.raftchat["snapshot_every"] <= 100 for plan in resolved if plan.time_limit < 600)
+    soaks = [p for p in resolved if p.time_limit >= 600]
+    assert len(soaks) == 1 and {"kill", "partition"} <= set(soaks[0].nemesis) and soaks[0].rate == 0
+
+
+def test_include_adds_single_runs_beside_the_cross_product() -> None:
+    soak = {"name": "soak", "time_limit": 600, "workload": "chat", "rate": 0}
+    combos = expand(parse_matrix(_matrix(include=[soak])))
+    assert len(combos) == 3 * 4 * 2 + 1
+    last = combos[-1]
+    assert last.name == "nightly-soak"
+    assert last.plan == {
+        "time_limit": 600,
+        "concurrency": 6,
+        "workload": "chat",
+        "rate": 0,
+        "name": "nightly-soak",
+    }
+    assert last.axes == {"workload": "chat", "nemesis": "(default)", "nodes": "(default)"}
+    for bad, message in [
+        ([{"time_limit": 5}], "with a 'name'"),
+        ([{"name": "x", "nodez": 3}], "'nodez' is not a plan key"),
+        ({"name": "x"}, "'include' must be a list"),
+        ([{"name": "chat-partition-n3"}], "has the name of another run"),
+    ]:
+        with pytest.raises(MatrixError, match=re.escape(message)):
+            expand(parse_matrix(_matrix(include=bad)))
 
 
 # ---------------------------------------------------------------------------------- exit code
@@ -168,6 +197,9 @@ def test_shipped_plan_dry_run_fits_in_30_minutes_and_covers_the_matrix(capsys) -
         ([0, 3, 2], 3),  # an error outranks unknown: nothing was proved there either
         ([0, 2, 0], 2),
         ([0, 0, -9], 3),  # any code that is not a verdict is an error
+        ([0, 6, 5, 3], 5),  # a node that failed by itself outranks one that did not recover
+        ([2, 4, 6], 4),  # diverged replicas outrank the other node checks
+        ([4, 1], 1),
     ],
 )
 def test_the_nights_exit_code(codes: list[int], expected: int) -> None:

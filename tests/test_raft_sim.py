@@ -232,7 +232,7 @@ def test_follower_ignores_snapshot_older_than_its_commit() -> None:
     core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
     core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(i, 1, b"x") for i in (1, 2, 3)], commit=3))
     drain(core)
-    core.step(InstallSnapshot("a", "b", 1, Snapshot(2, 1, b"old")))
+    core.step(InstallSnapshot("a", "b", 1, 2, 1, 0, b"old", True))
     rd = drain(core)
     assert rd.snapshot is None and core.last_index == 3 and core.term_of(1) == 1
     assert rd.messages == [SnapshotResponse("b", "a", 1, 3)]
@@ -242,14 +242,14 @@ def test_installed_snapshot_keeps_a_matching_suffix_and_drops_a_conflicting_log(
     core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
     core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(i, 1, b"x") for i in (1, 2, 3, 4)], commit=1))
     drain(core)
-    core.step(InstallSnapshot("a", "b", 1, Snapshot(2, 1, b"s2")))
+    core.step(InstallSnapshot("a", "b", 1, 2, 1, 0, b"s2", True))
     rd = drain(core)
     assert rd.snapshot == Snapshot(2, 1, b"s2")
     assert [e.index for e in rd.entries] == [3, 4], "the kept suffix is handed out again after the snapshot"
     assert rd.committed == [] and core.commit_index == 2 and core.last_index == 4
     assert core.term_of(1) is None and core.term_of(2) == 1
 
-    core.step(InstallSnapshot("a", "b", 2, Snapshot(3, 2, b"s3")))  # disagrees at index 3
+    core.step(InstallSnapshot("a", "b", 2, 3, 2, 0, b"s3", True))  # disagrees at index 3
     rd = drain(core)
     assert rd.snapshot == Snapshot(3, 2, b"s3") and rd.entries == [] and core.last_index == 3
 
@@ -505,3 +505,226 @@ def test_liveness_after_a_storm() -> None:
     sim.run_random(600)
     rounds = sim.check_liveness()
     assert rounds < 60 * sim.config.election_ticks
+
+
+# ---------------------------------------------------------------------- snapshot transfer in chunks
+
+
+def _behind_by_a_snapshot(sim: Sim, entries: int = 40, laggard: str = "n3") -> None:
+    """n1 leads; ``laggard`` is down while ``entries`` commit, and everyone else compacts."""
+    elect(sim, "n1")
+    sim.crash(laggard)
+    for _ in range(entries):
+        sim.propose("n1", b"payload-%03d" % sim.next_cmd)
+        sim.next_cmd += 1
+        sim.deliver_all()
+    for node in sim.ids:
+        if node != laggard:
+            assert sim.compact(node)
+
+
+def _chunks_to(sim: Sim, dst: str) -> list[InstallSnapshot]:
+    return [m for _, _, m in sim.net if isinstance(m, InstallSnapshot) and m.dst == dst]
+
+
+def _start_transfer(sim: Sim, node: str) -> None:
+    """Start ``node`` and run until the leader's first chunks to it are on the wire."""
+    sim.start(node)
+    for _ in range(10 * sim.config.election_ticks):
+        sim.tick_all()
+        sim.deliver_all(until=lambda: bool(_chunks_to(sim, node)))
+        if _chunks_to(sim, node):
+            return
+    raise AssertionError(f"no snapshot transfer to {node} started")
+
+
+def _received(sim: Sim, node: str) -> int:
+    """Bytes of the snapshot transfer under way that ``node`` holds."""
+    incoming = sim.core(node)._incoming
+    return len(incoming.data) if incoming else 0
+
+
+def _caught_up(sim: Sim, node: str, leader: str) -> bool:
+    return sim.nodes[node].sm == sim.nodes[leader].sm and sim.nodes[node].core is not None
+
+
+def test_snapshot_travels_in_chunks_within_the_window() -> None:
+    sim = quiet_sim(3, snapshot_chunk=16, snapshot_inflight=3, max_batch=4)
+    _behind_by_a_snapshot(sim)
+    size = len(sim.nodes["n1"].storage.snapshot.data)
+    assert size > 10 * 16, "the scenario needs a snapshot of many chunks"
+    sim.start("n3")
+    seen: list[InstallSnapshot] = []
+    most_in_flight = 0
+
+    def watch(m: object) -> bool:
+        nonlocal most_in_flight
+        if isinstance(m, InstallSnapshot):
+            seen.append(m)
+            most_in_flight = max(most_in_flight, 1 + len(_chunks_to(sim, "n3")))
+        return True
+
+    for _ in range(10 * sim.config.election_ticks):
+        sim.tick_all()
+        sim.deliver_all(keep=watch)
+        if _caught_up(sim, "n3", "n1"):
+            break
+    assert _caught_up(sim, "n3", "n1") and len(sim.nodes["n3"].sm) == 41
+    assert most_in_flight == 3, "never more than snapshot_inflight chunks unacknowledged"
+    assert all(len(m.data) <= 16 for m in seen)
+    assert [m.offset for m in seen] == list(range(0, size, 16)), "each chunk once, in order"
+    assert [m.done for m in seen] == [False] * (len(seen) - 1) + [True]
+    assert b"".join(m.data for m in seen) == sim.nodes["n3"].storage.snapshot.data
+    assert sim.core("n1").snapshots_sent == 1
+
+
+def test_the_leader_keeps_replicating_while_a_transfer_is_stuck() -> None:
+    """Chunks to n3 are lost; n2 still gets every entry and the leader commits with it."""
+    sim = quiet_sim(3, snapshot_chunk=16, snapshot_inflight=2)
+    _behind_by_a_snapshot(sim)
+    sim.start("n3")
+    lost = 0
+
+    def lose_chunks(m: object) -> bool:
+        nonlocal lost
+        if isinstance(m, InstallSnapshot):
+            lost += 1
+            return False
+        return True
+
+    ticks = 4 * sim.config.election_ticks
+    for k in range(ticks):
+        sim.propose("n1", b"during-%d" % k)
+        sim.tick_all()
+        sim.deliver_all(keep=lose_chunks)
+    assert sim.nodes["n2"].sm == sim.nodes["n1"].sm and len(sim.nodes["n1"].sm) == 41 + ticks
+    assert sim.core("n3").role is Role.FOLLOWER and sim.core("n3").leader_id == "n1"
+    # Resent after each silence of an election timeout, a window at a time: no flood.
+    assert 2 <= lost <= 2 * (ticks // sim.config.election_ticks + 1)
+    run(sim, 3 * sim.config.election_ticks)
+    assert _caught_up(sim, "n3", "n1")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_snapshot_transfer_survives_drops_duplicates_and_reordering(seed: int) -> None:
+    sim = quiet_sim(3, seed=seed, snapshot_chunk=8, snapshot_inflight=4)
+    _behind_by_a_snapshot(sim, entries=30)
+    sim.drop, sim.dup, sim.max_delay = 0.3, 0.3, 3
+    sim.start("n3")
+    for _ in range(400 * sim.config.election_ticks):
+        sim.time_step()
+        if _caught_up(sim, "n3", "n1"):
+            break
+    assert _caught_up(sim, "n3", "n1"), sim.describe()
+    sim.check_deep()
+    size = len(sim.nodes["n1"].storage.snapshot.data)
+    assert sim.sent["InstallSnapshot"] > size // 8, "lost chunks were sent again"
+
+
+def test_a_follower_restarted_mid_transfer_starts_over() -> None:
+    sim = quiet_sim(3, snapshot_chunk=16, snapshot_inflight=2)
+    _behind_by_a_snapshot(sim)
+    _start_transfer(sim, "n3")
+    half = len(sim.nodes["n1"].storage.snapshot.data) // 2
+    sim.deliver_all(until=lambda: _received(sim, "n3") >= half)
+    assert _received(sim, "n3") >= half and not _caught_up(sim, "n3", "n1")
+    sim.crash("n3")
+    sim.net.clear()  # what was on the wire to and from it is gone with its connections
+    sim.start("n3")
+    run(sim, 6 * sim.config.election_ticks)
+    assert _caught_up(sim, "n3", "n1")
+    assert sim.nodes["n3"].storage.snapshot.index == 41
+
+
+def test_a_new_leader_mid_transfer_sends_its_own_and_old_chunks_are_refused() -> None:
+    sim = quiet_sim(3, snapshot_chunk=16, snapshot_inflight=2, max_batch=4)
+    _behind_by_a_snapshot(sim)
+    for _ in range(5):  # n2 snapshots later than n1: the two transfers carry different bytes
+        sim.propose("n1")
+        sim.deliver_all()
+    assert sim.compact("n2")
+    _start_transfer(sim, "n3")
+    half = len(sim.nodes["n1"].storage.snapshot.data) // 2
+    sim.deliver_all(until=lambda: _received(sim, "n3") >= half and _chunks_to(sim, "n3"))
+    stale = _chunks_to(sim, "n3")
+    assert stale, "chunks of n1's transfer are still on the wire"
+    old_term = sim.core("n1").term
+    sim.crash("n1")
+    sim.net.clear()
+    for _ in range(10 * sim.config.election_ticks):  # n3 has the shorter log: n2 wins
+        sim.time_step()
+        if leader_of(sim) == "n2":
+            break
+    assert leader_of(sim) == "n2" and sim.core("n2").term > old_term
+    run(sim, 2)
+    assert sim.core("n3")._incoming is None or sim.core("n3")._incoming.term == sim.core("n2").term
+    for m in stale:  # the deposed leader's chunks arrive late: refused, with the new term
+        sim.deliver(m)
+    run(sim, 6 * sim.config.election_ticks)
+    assert _caught_up(sim, "n3", "n2")
+    assert sim.nodes["n3"].storage.snapshot == sim.nodes["n2"].storage.snapshot
+    sim.start("n1")
+    run(sim, 6 * sim.config.election_ticks)
+    assert _caught_up(sim, "n1", "n2")
+
+
+def test_follower_takes_chunks_only_in_order_and_installs_with_the_last() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(1, 1, b"")], commit=1))
+    drain(core)
+    data = b"0123456789abcdef"
+    core.step(InstallSnapshot("a", "b", 1, 9, 1, 4, data[4:8], False))  # no start seen: ask for 0
+    core.step(InstallSnapshot("a", "b", 1, 9, 1, 0, data[0:4], False))
+    core.step(InstallSnapshot("a", "b", 1, 9, 1, 0, data[0:4], False))  # duplicate
+    core.step(InstallSnapshot("a", "b", 1, 9, 1, 8, data[8:12], False))  # after a gap
+    core.step(InstallSnapshot("a", "b", 1, 9, 1, 4, data[4:8], False))
+    core.step(InstallSnapshot("a", "b", 1, 9, 1, 8, data[8:12], False))
+    rd = drain(core)
+    assert rd.snapshot is None and core.commit_index == 1
+    assert [(m.match_index, m.snap_index, m.offset) for m in rd.messages] == [
+        (0, 9, 0),
+        (0, 9, 4),
+        (0, 9, 4),
+        (0, 9, 4),
+        (0, 9, 8),
+        (0, 9, 12),
+    ]
+    core.step(InstallSnapshot("a", "b", 1, 8, 1, 12, b"other", True))  # another transfer: refused
+    core.step(InstallSnapshot("a", "b", 1, 9, 1, 12, data[12:], True))
+    rd = drain(core)
+    assert rd.snapshot == Snapshot(9, 1, data), "persisted before the answer below is sent"
+    assert [(m.match_index, m.offset) for m in rd.messages] == [(0, 0), (9, 0)]
+    assert core.commit_index == 9 and core.last_index == 9
+
+
+def test_chunks_of_an_older_term_are_refused() -> None:
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("c", "b", 3, 0, 0, []))
+    drain(core)
+    core.step(InstallSnapshot("a", "b", 2, 9, 2, 0, b"stale", True))
+    rd = drain(core)
+    assert rd.snapshot is None and core.commit_index == 0 and core.leader_id == "c"
+    assert rd.messages == [SnapshotResponse("b", "a", 3, 0)]
+
+
+def test_a_batch_of_large_entries_is_cut_to_max_batch_bytes() -> None:
+    sim = quiet_sim(3, max_batch_bytes=1000)
+    elect(sim, "n1")
+    sim.partition(["n3"])
+    for k in range(12):
+        sim.propose("n1", bytes([k]) * 300)
+    sim.deliver_all()
+    sim.heal()
+    sent: list[AppendEntries] = []
+    for _ in range(4 * sim.config.election_ticks):
+        sim.tick_all()
+        sim.deliver_all(
+            keep=lambda m: not (isinstance(m, AppendEntries) and m.dst == "n3" and sent.append(m))
+        )
+        if _caught_up(sim, "n3", "n1"):
+            break
+    assert _caught_up(sim, "n3", "n1")
+    assert max(len(m.entries) for m in sent) == 3, "3 x (300 + overhead) bytes fit in 1000, 4 do not"
+    big = quiet_sim(1, max_batch_bytes=10)
+    elect(big, "n1")
+    assert big.propose("n1", b"x" * 100) is not None  # an entry larger than the budget still goes

@@ -51,3 +51,23 @@ def test_fast_selftest_catches_bugs_without_false_alarms(tmp_path):
     )
     assert any(first == second for first, second in with_bug), with_bug
     assert correct and all(second > first for first, second in correct), correct
+
+
+NODE_CHECK_BUGS = {"snapshot-drops-last-key": "convergence", "assert-after-restore": "health"}
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_bugs_clients_do_not_see_are_caught_by_the_node_checks(tmp_path):
+    """Bugs that strike after a snapshot restore: the node checks catch them, each by its own verdict."""
+    bugs = list(NODE_CHECK_BUGS)
+    reports = run_selftest(bugs, runs=1, time_limit=12, store_root=tmp_path / "store", progress=False)
+    printed = table(reports, 1)
+    for report in reports:
+        assert report.detected == 1, f"{report.bug} went unnoticed:\n{printed}"
+        results = json.loads((Path(report.with_bug[0].run_dir) / "results.json").read_text())
+        assert results["checks"][NODE_CHECK_BUGS[report.bug]] is False, results["checks"]
+        assert report.false_alarms == 0, (
+            f"the correct build was judged wrong next to {report.bug}:\n{printed}"
+        )
+        assert report.median_first_anomaly is not None

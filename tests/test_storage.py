@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raftchat.raft.messages import Entry, HardState, Snapshot
-from raftchat.storage import Storage, StorageError
+from raftchat.storage import Storage, StorageError, checksum
 
 CLUSTER, NODE = "cluster-a", "n1"
 
@@ -183,10 +183,52 @@ def test_corrupt_snapshot_is_detected(tmp_path: Path) -> None:
     storage = Storage.open(tmp_path, CLUSTER, NODE)
     storage.compact(Snapshot(3, 1, b"snapshot bytes"))
     storage.close()
-    with sqlite3.connect(tmp_path / "raft.db") as conn:
-        conn.execute("UPDATE snapshot SET data = ?", (b"snapshot bytez",))
+    [path] = tmp_path.glob("snapshot-*.bin")
+    path.write_bytes(b"snapshot bytez")
     with pytest.raises(StorageError, match="snapshot at index 3 fails its checksum"):
         Storage.open(tmp_path, CLUSTER, NODE)
+    path.write_bytes(b"snapshot")
+    with pytest.raises(StorageError, match="has 8 bytes, not 14"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    path.unlink()
+    with pytest.raises(StorageError, match="snapshot at index 3 cannot be read"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+
+
+def test_snapshot_files_follow_the_stored_snapshot(tmp_path: Path) -> None:
+    """One file per snapshot, the old one gone once the new one is recorded; a file that no
+    row names (a crash between writing and recording it) is removed at open."""
+    write(tmp_path, (HardState(1), entries(1, 9)))
+    storage = Storage.open(tmp_path, CLUSTER, NODE)
+    storage.compact(Snapshot(3, 1, b"s3"))
+    storage.compact(Snapshot(6, 1, b"s6"))
+    written = storage.write_snapshot(Snapshot(8, 1, b"s8"))  # then the node "crashes"
+    storage.close()
+    (tmp_path / (written.name + ".x1y2.tmp")).write_bytes(b"half")  # one that was being written
+    assert written.exists()
+    assert reopen(tmp_path)[1] == Snapshot(6, 1, b"s6")
+    [kept] = tmp_path.glob("snapshot-*")
+    assert kept.name.startswith("snapshot-00000000000000000006-1-") and kept.read_bytes() == b"s6"
+    write(tmp_path, (HardState(2, None, 9), [], Snapshot(9, 2, b"s9")))  # installed from a leader
+    [kept] = tmp_path.glob("snapshot-*")
+    assert kept.name.startswith("snapshot-00000000000000000009-2-") and kept.read_bytes() == b"s9"
+
+
+def test_format_1_moves_its_snapshot_into_a_file(tmp_path: Path) -> None:
+    write(tmp_path, (HardState(1, None, 4), entries(1, 5)))
+    with sqlite3.connect(tmp_path / "raft.db") as conn:  # the layout format 1 wrote
+        conn.execute("DROP TABLE snapshot")
+        conn.execute(
+            "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 0), idx INTEGER NOT NULL, "
+            "term INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL)"
+        )
+        conn.execute("INSERT INTO snapshot VALUES (0, 3, 1, ?, ?)", (b"old s3", checksum(3, 1, b"old s3")))
+        conn.execute("DELETE FROM log WHERE idx <= 3")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    assert reopen(tmp_path) == (HardState(1, None, 4), Snapshot(3, 1, b"old s3"), entries(4, 5))
+    with sqlite3.connect(tmp_path / "raft.db") as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone() == ("2",)
+    assert reopen(tmp_path)[1] == Snapshot(3, 1, b"old s3")
 
 
 def test_forget_vote_bug(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from workloads import options as opts
 from workloads.base import Completion, Invocation, OptionsWorkload, failed
 
 MAX_USERNAME = 20  # raftchat's default limit; longer names are rejected
+MAX_MESSAGE = 500  # raftchat's default limit on a message text
 GROUP_DIGITS = 6  # room the prefix must leave for group numbers: a million groups per run
 
 DEFAULT_WEIGHTS = {
@@ -59,8 +60,18 @@ class ChatOptions:
     prefix: str = opts.option(
         "g", "letters that start every group name; a new one lets a run reuse a cluster that has data"
     )
+    text_size: int = opts.option(
+        0,
+        "pad every message text to this many characters (at most 500): grows the state, for soak runs",
+        minimum=0,
+    )
 
     def validate(self) -> None:
+        if self.text_size > MAX_MESSAGE:
+            raise ValueError(
+                f"workload 'chat': option 'text_size' must be at most {MAX_MESSAGE} "
+                f"(raftchat's message limit), got {self.text_size}"
+            )
         if not re.fullmatch(r"[A-Za-z]+", self.prefix):
             raise ValueError(
                 f"workload 'chat': option 'prefix' must be letters only (so wildcards "
@@ -135,7 +146,7 @@ class ChatWorkload(OptionsWorkload):
         elif f == "send_message":
             team.sends += 1
             self._messages[worker] += 1
-            text = f"s{self.seed} w{worker} m{self._messages[worker]}"
+            text = f"s{self.seed} w{worker} m{self._messages[worker]}".ljust(self.options.text_size, ".")
             args = {"sender": rng.choice(users), "to": rng.choice(users), "text": text}
         elif f == "fetch_messages":
             start = 1

@@ -48,6 +48,9 @@ class Config:
     heartbeat_ticks: int = 5
     max_batch: int = 512  # most entries in one AppendEntries
     max_inflight: int = 64  # most unacknowledged AppendEntries per follower while replicating
+    max_batch_bytes: int = 256 << 10  # most entry bytes in one AppendEntries (one entry always goes)
+    snapshot_chunk: int = 256 << 10  # snapshot bytes in one InstallSnapshot
+    snapshot_inflight: int = 4  # most unacknowledged InstallSnapshot chunks per follower
     pre_vote: bool = True
     check_quorum: bool = True
     bugs: frozenset[str] = frozenset()  # deliberate faults for the harness self-test; empty in production
@@ -102,7 +105,7 @@ class _State(Enum):
 
     PROBE = "probe"  # next is a guess: one AppendEntries at a time until one succeeds
     REPLICATE = "replicate"  # next is known: stream up to max_inflight batches
-    SNAPSHOT = "snapshot"  # the follower needs entries we compacted: an InstallSnapshot is out
+    SNAPSHOT = "snapshot"  # the follower needs entries we compacted: a snapshot transfer is under way
 
 
 @dataclass(slots=True)
@@ -114,8 +117,13 @@ class _Progress:
     state: _State = _State.PROBE
     probe_sent: bool = False  # PROBE: a probe is out, wait for its answer (or the next heartbeat)
     inflight: deque[int] = field(default_factory=deque)  # REPLICATE: last index of each batch in flight
-    snapshot_index: int = 0  # SNAPSHOT: index of the snapshot sent
-    snapshot_wait: int = 0  # SNAPSHOT: ticks since it was sent, to resend a lost one
+    snapshot: Snapshot | None = None  # SNAPSHOT: the one being sent (kept if we compact again meanwhile)
+    snapshot_index: int = 0  # SNAPSHOT: its index
+    snap_sent: int = 0  # SNAPSHOT: bytes sent so far (the offset of the next chunk)
+    snap_acked: int = 0  # SNAPSHOT: bytes the follower confirmed holding
+    snap_done: bool = False  # SNAPSHOT: the last chunk is out
+    snap_rewound: int = -1  # SNAPSHOT: the offset last resent from, so one hole costs one resend
+    snapshot_wait: int = 0  # SNAPSHOT: ticks without progress, to resume after lost chunks
     commit_sent: int = 0  # highest commit this follower may have learnt from us
     active: bool = False  # heard from it since the last check-quorum round
     read_ack: int = 0  # highest ReadIndex ctx it confirmed in this term
@@ -125,12 +133,30 @@ class _Progress:
         self.next = max(next_index, self.match + 1)
         self.probe_sent = False
         self.inflight.clear()
+        self.snapshot = None
 
     def replicate(self) -> None:
         self.state = _State.REPLICATE
         self.next = self.match + 1
         self.probe_sent = False
         self.inflight.clear()
+        self.snapshot = None
+
+    def rewind_snapshot(self, offset: int) -> None:
+        """Send the snapshot again from ``offset`` (what the follower confirmed holding)."""
+        self.snap_sent = self.snap_acked = offset
+        self.snap_done = False
+        self.snapshot_wait = 0
+
+
+@dataclass(slots=True)
+class _Incoming:
+    """A follower's partly received snapshot: one transfer, from the leader of ``term``."""
+
+    term: int
+    snap_index: int
+    snap_term: int
+    data: bytearray
 
 
 @dataclass(slots=True)
@@ -140,6 +166,7 @@ class _PendingRead:
 
 
 _term = attrgetter("term")
+_ENTRY_OVERHEAD = 24  # bytes an entry's index, term and framing take in an encoded AppendEntries
 
 
 class RaftCore:
@@ -162,7 +189,15 @@ class RaftCore:
         peers = list(dict.fromkeys(peers))
         if node_id not in peers:
             raise ValueError(f"peers must include this node ({node_id!r}); got {peers}")
-        for name in ("election_ticks", "heartbeat_ticks", "max_batch", "max_inflight"):
+        for name in (
+            "election_ticks",
+            "heartbeat_ticks",
+            "max_batch",
+            "max_inflight",
+            "max_batch_bytes",
+            "snapshot_chunk",
+            "snapshot_inflight",
+        ):
             if getattr(config, name) < 1:
                 raise ValueError(f"Config.{name} must be at least 1")
         self.id = node_id
@@ -191,6 +226,7 @@ class RaftCore:
         self._persisted = self.last_index  # entries up to here are on disk
         self._unstable_from = self.last_index + 1  # first entry not yet handed out in Ready.entries
         self._pending_snapshot: Snapshot | None = None
+        self._incoming: _Incoming | None = None  # follower: the snapshot transfer under way
         self._prev_hard = hard_state
         self._outstanding: Ready | None = None
 
@@ -209,6 +245,7 @@ class RaftCore:
         self._outbox: list[Message] = []
         self._read_states: list[ReadState] = []
         self._dropped_reads: list[int] = []
+        self.snapshots_sent = 0  # transfers a follower confirmed as installed, for the node's status
 
     # ------------------------------------------------------------------ log access
 
@@ -219,6 +256,11 @@ class RaftCore:
     @property
     def last_term(self) -> int:
         return self._log[-1].term if self._log else self._snap_term
+
+    @property
+    def snapshot_receiving(self) -> int:
+        """Bytes of the snapshot transfer under way that this follower holds (0: none)."""
+        return len(self._incoming.data) if self._incoming else 0
 
     def term_of(self, index: int) -> int | None:
         """Term of the entry at ``index``; None if compacted away or beyond the log."""
@@ -437,6 +479,7 @@ class RaftCore:
             self._progress = {}
         if term > self.term:
             self.term, self.voted_for = term, None
+            self._incoming = None  # its leader is gone; a new one starts its own transfer
         self.role = Role.FOLLOWER
         self.leader_id = leader
         self._votes = {}
@@ -461,6 +504,7 @@ class RaftCore:
 
     def _become_candidate(self) -> None:
         self.role = Role.CANDIDATE
+        self._incoming = None
         self.term += 1
         self.voted_for = self.id
         self.leader_id = None
@@ -574,10 +618,33 @@ class RaftCore:
         )
 
     def _on_snapshot(self, msg: InstallSnapshot) -> None:
-        snap = msg.snapshot
-        if snap.index <= self.commit_index:
+        """Collect one chunk. Chunks are taken strictly in order: a duplicate, a reordered
+        one or one after a gap is ignored, and the answer names the offset we want next, so
+        the leader resumes from there. The snapshot is installed with its last chunk, and the
+        answer saying so goes out only after the runtime made it durable (Ready order)."""
+        if msg.snap_index <= self.commit_index:
             self._send(SnapshotResponse(self.id, msg.src, self.term, self.commit_index))
             return
+        inc = self._incoming
+        if inc is None or (inc.term, inc.snap_index, inc.snap_term) != (
+            msg.term,
+            msg.snap_index,
+            msg.snap_term,
+        ):
+            if msg.offset != 0:  # a chunk of a transfer we know nothing of (we restarted, or it is stale)
+                self._send(SnapshotResponse(self.id, msg.src, self.term, 0, msg.snap_index, 0))
+                return
+            inc = self._incoming = _Incoming(msg.term, msg.snap_index, msg.snap_term, bytearray())
+        if msg.offset == len(inc.data):
+            inc.data += msg.data
+            if msg.done:
+                self._incoming = None
+                self._install(Snapshot(inc.snap_index, inc.snap_term, bytes(inc.data)))
+                self._send(SnapshotResponse(self.id, msg.src, self.term, inc.snap_index))
+                return
+        self._send(SnapshotResponse(self.id, msg.src, self.term, 0, inc.snap_index, len(inc.data)))
+
+    def _install(self, snap: Snapshot) -> None:
         # Entries after the snapshot survive only if our log agrees with it at its index
         # (they may already count toward a commit); otherwise the whole log goes.
         keep = self._slice(snap.index + 1, self.last_index) if self.term_of(snap.index) == snap.term else []
@@ -587,7 +654,6 @@ class RaftCore:
         self.commit_index = self._applied = self._persisted = snap.index
         self._unstable_from = snap.index + 1  # hand the kept suffix out again, after the snapshot
         self._pending_snapshot = snap
-        self._send(SnapshotResponse(self.id, msg.src, self.term, snap.index))
 
     # ------------------------------------------------------------------ leader side
 
@@ -619,7 +685,11 @@ class RaftCore:
             elif pr.state is _State.SNAPSHOT:
                 pr.snapshot_wait += self.config.heartbeat_ticks
                 if pr.snapshot_wait >= self.config.election_ticks:
-                    pr.probe(pr.match + 1)  # the snapshot (or its answer) was probably lost
+                    # Chunks or their answers were lost (a connection dropped, say): resume
+                    # from what the follower confirmed; it tells us if it has less.
+                    pr.rewind_snapshot(pr.snap_acked)
+                    pr.snap_rewound = pr.snap_acked
+                    self._send_chunks(peer, pr)
             if pr.state is _State.PROBE:
                 pr.probe_sent = False
                 if self._send_append(peer, read_ctx=ctx, empty_ok=True):
@@ -656,7 +726,7 @@ class RaftCore:
         sent = False
         last = self.last_index
         while pr.state is _State.PROBE or len(pr.inflight) < self.config.max_inflight:
-            hi = min(last, pr.next + self.config.max_batch - 1)
+            hi = self._batch_end(pr.next, min(last, pr.next + self.config.max_batch - 1))
             if hi < pr.next and not empty_ok:
                 break
             self._send_entries(peer, pr, pr.next - 1, self._slice(pr.next, hi), read_ctx)
@@ -669,6 +739,16 @@ class RaftCore:
             pr.next = hi + 1
             pr.inflight.append(hi)
         return sent
+
+    def _batch_end(self, lo: int, hi: int) -> int:
+        """The last index of a batch lo..hi cut to max_batch_bytes, so that a message stays
+        far below the peer frame limit however large the entries are (one entry always goes)."""
+        budget = self.config.max_batch_bytes
+        for e in self._slice(lo, hi):
+            budget -= len(e.data) + _ENTRY_OVERHEAD
+            if budget < 0:
+                return max(lo, e.index - 1)
+        return hi
 
     def _send_entries(self, peer: str, pr: _Progress, prev: int, entries: list[Entry], read_ctx: int) -> None:
         prev_term = self.term_of(prev)
@@ -688,12 +768,38 @@ class RaftCore:
         self._send_entries(peer, self._progress[peer], prev, [], read_ctx)
 
     def _send_snapshot(self, peer: str, pr: _Progress) -> None:
+        """Start a transfer of our latest snapshot, in chunks (see :meth:`_send_chunks`)."""
         assert self._snapshot is not None
         pr.state = _State.SNAPSHOT
+        pr.snapshot = self._snapshot
         pr.snapshot_index = self._snapshot.index
-        pr.snapshot_wait = 0
         pr.inflight.clear()
-        self._send(InstallSnapshot(self.id, peer, self.term, self._snapshot))
+        pr.rewind_snapshot(0)
+        pr.snap_rewound = -1
+        self._send_chunks(peer, pr)
+
+    def _send_chunks(self, peer: str, pr: _Progress) -> None:
+        """Send chunks while fewer than ``snapshot_inflight`` are unacknowledged.
+
+        The snapshot travels as the paper's InstallSnapshot chunks rather than as a stream
+        beside the Raft messages: chunks are ordinary messages, so the simulated network can
+        drop, reorder and duplicate them like any other, terms fence off a deposed leader's
+        chunks, and the follower's answers carry both flow control (the window slides as
+        chunks are confirmed, so one transfer never floods the link ahead of heartbeats and
+        other traffic) and resumption (the answer names the offset wanted next)."""
+        snap = pr.snapshot
+        assert snap is not None
+        size, chunk = len(snap.data), self.config.snapshot_chunk
+        window_end = pr.snap_acked + self.config.snapshot_inflight * chunk
+        while not pr.snap_done and pr.snap_sent < window_end:
+            lo = pr.snap_sent
+            hi = min(size, lo + chunk)
+            pr.snap_sent, pr.snap_done = hi, hi == size
+            self._send(
+                InstallSnapshot(
+                    self.id, peer, self.term, snap.index, snap.term, lo, snap.data[lo:hi], hi == size
+                )
+            )
 
     def _on_append_response(self, msg: AppendResponse) -> None:
         pr = self._progress[msg.src]
@@ -731,14 +837,46 @@ class RaftCore:
     def _on_snapshot_response(self, msg: SnapshotResponse) -> None:
         pr = self._progress[msg.src]
         pr.active = True
+        if msg.match_index == 0:
+            self._on_chunk_ack(msg.src, pr, msg)
+            return
         advanced = msg.match_index > pr.match
         if advanced:
             pr.match = msg.match_index
-        if pr.state is _State.SNAPSHOT:
+        if pr.state is _State.SNAPSHOT and msg.match_index >= pr.snapshot_index:
+            if msg.match_index == pr.snapshot_index:
+                self.snapshots_sent += 1
             pr.replicate()
         if advanced:
             self._maybe_commit()
         self._send_append(msg.src)
+
+    def _on_chunk_ack(self, peer: str, pr: _Progress, msg: SnapshotResponse) -> None:
+        """The follower holds ``msg.offset`` bytes of the transfer: slide the window on, go
+        back to a hole, or start over if it holds nothing (it restarted), with our newest
+        snapshot then."""
+        if pr.state is not _State.SNAPSHOT or msg.snap_index != pr.snapshot_index:
+            return  # about another transfer
+        assert pr.snapshot is not None
+        offset = min(msg.offset, len(pr.snapshot.data))
+        if offset > pr.snap_acked:
+            pr.snap_acked = offset
+            pr.snapshot_wait = 0
+            if offset > pr.snap_sent:  # it had more than we thought: skip ahead
+                pr.rewind_snapshot(offset)
+        elif offset == 0 and pr.snap_acked > 0:
+            if self._snapshot is not None and self._snapshot.index > pr.snapshot_index:
+                pr.snapshot, pr.snapshot_index = self._snapshot, self._snapshot.index
+            pr.rewind_snapshot(0)
+            pr.snap_rewound = 0
+        elif offset == pr.snap_acked < pr.snap_sent and pr.snap_rewound != offset:
+            # The same answer again while later chunks are out: the follower skipped one
+            # after a hole (lost or reordered). Go back to the hole, once per hole.
+            pr.rewind_snapshot(offset)
+            pr.snap_rewound = offset
+        else:
+            return  # a late answer about chunks confirmed since, or a hole already resent
+        self._send_chunks(peer, pr)
 
     def _maybe_commit(self) -> None:
         """Commit the highest index a majority holds, but only an entry of our own term

@@ -90,18 +90,34 @@ class AppendResponse:
 
 @dataclass(slots=True)
 class InstallSnapshot:
+    """One chunk of the leader's snapshot (the Raft paper's InstallSnapshot with offset and
+    done): ``data`` holds the snapshot's bytes from ``offset`` on, and ``done`` marks the last
+    chunk. ``snap_index``/``snap_term`` name the snapshot, so with ``term`` (one leader per
+    term) they identify one transfer: a chunk of another transfer never mixes into this one."""
+
     src: str
     dst: str
     term: int
-    snapshot: Snapshot
+    snap_index: int
+    snap_term: int
+    offset: int
+    data: bytes
+    done: bool
 
 
 @dataclass(slots=True)
 class SnapshotResponse:
+    """``match_index`` > 0: the follower's log now covers everything up to it (the snapshot is
+    installed and durable, or the follower had committed that far already). ``match_index`` 0
+    acknowledges chunks: the follower holds the first ``offset`` bytes of snapshot
+    ``snap_index`` and wants the chunk at ``offset`` next (0 after a restart or a mix-up)."""
+
     src: str
     dst: str
     term: int
     match_index: int
+    snap_index: int = 0
+    offset: int = 0
 
 
 Message = RequestVote | VoteResponse | AppendEntries | AppendResponse | InstallSnapshot | SnapshotResponse
@@ -126,8 +142,6 @@ def encode(msg: Message) -> bytes:
         value = getattr(msg, name)
         if name == "entries":
             value = [(e.index, e.term, e.data) for e in value]
-        elif name == "snapshot":
-            value = (value.index, value.term, value.data)
         values.append(value)
     return msgpack.packb(values, use_bin_type=True)
 
@@ -146,9 +160,8 @@ def decode(data: bytes) -> Message:
         kwargs = dict(zip(names, values[1:], strict=True))
         if "entries" in kwargs:
             kwargs["entries"] = [Entry(int(i), int(t), bytes(d)) for i, t, d in kwargs["entries"]]
-        if "snapshot" in kwargs:
-            i, t, d = kwargs["snapshot"]
-            kwargs["snapshot"] = Snapshot(int(i), int(t), bytes(d))
+        if cls is InstallSnapshot and not isinstance(kwargs["data"], bytes):
+            raise DecodeError(f"InstallSnapshot: data must be bytes, got {type(kwargs['data']).__name__}")
         return cls(**kwargs)
     except DecodeError:
         raise
