@@ -14,6 +14,8 @@ from raftchat import protocol
 from raftchat.client import Client, OperationError
 from raftchat.localcluster import LocalCluster, free_ports, node_status
 
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
+
 
 async def _send_many(client: Client, sender: str, to: str, prefix: str, count: int) -> list[str]:
     """Send ``count`` messages; return the texts the cluster acknowledged."""

@@ -20,6 +20,8 @@ from test_harness_run import processes_mentioning
 from harness.runner import run_plan
 from nemesis.network import netns_available
 
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
+
 NETNS_OK, NETNS_WHY = netns_available()
 needs_netns = pytest.mark.skipif(not NETNS_OK, reason=f"netns network unavailable: {NETNS_WHY}")
 

@@ -395,6 +395,7 @@ def cut_links(network: Any) -> set[frozenset[str]]:
     return {frozenset(p) for p in one_way if (p[1], p[0]) in one_way}
 
 
+@pytest.mark.cluster
 def test_partition_leader_cuts_it_off_and_heal_all_heals(net_cluster):
     cluster, network = net_cluster
     events = Events()
@@ -426,6 +427,7 @@ def test_partition_leader_cuts_it_off_and_heal_all_heals(net_cluster):
     wait_until("every node to rejoin", lambda: all_rejoined(cluster))
 
 
+@pytest.mark.cluster
 def test_network_schedule_over_proxies_records_what_is_in_force(tmp_path):
     network = choose_network("proxy")
     cluster = None

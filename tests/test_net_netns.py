@@ -29,6 +29,8 @@ from raftchat.localcluster import LocalCluster
 ROOT = Path(__file__).resolve().parents[1]
 NODES = [f"n{i}" for i in range(1, 6)]
 
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
+
 # Echo on every given port of one address: peers and clients alike.
 SERVER = """
 import socket, sys, threading

@@ -377,6 +377,7 @@ def kv_cluster(tmp_path_factory) -> Iterator[cfg.ClusterConfig]:
         cluster.stop_all()
 
 
+@pytest.mark.cluster
 def test_register_workload_history_checks_out(kv_cluster: cfg.ClusterConfig) -> None:
     workload = make_workload("register", {}, 4, 12)
     ops, final_start = asyncio.run(drive(workload, kv_cluster, 4, 2.0, 12))
@@ -395,6 +396,7 @@ def test_register_workload_history_checks_out(kv_cluster: cfg.ClusterConfig) -> 
     assert verdict(corrupted, workload.model) is False
 
 
+@pytest.mark.cluster
 def test_kv_workload_history_checks_out(kv_cluster: cfg.ClusterConfig) -> None:
     workload = make_workload("kv", {"keys": 8, "ops_per_key": 60, "prefix": "wkv"}, 5, 13)
     ops, final_start = asyncio.run(drive(workload, kv_cluster, 5, 2.0, 13))
