@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import socket
 import socketserver
-import statistics
 import threading
 import time
 import uuid
@@ -22,6 +21,8 @@ import pytest
 from nemesis.net.proxy import ProxyNetwork, leftover_pids
 from raftchat.config import ClusterConfig, NodeAddr
 from raftchat.localcluster import LocalCluster, free_ports
+
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
 
 T = TypeVar("T")
 IDS = ["n1", "n2", "n3", "n4", "n5"]
@@ -188,27 +189,31 @@ def test_cut_drops_data_in_flight(net: ProxyNetwork) -> None:
     assert net.probe("n4", "n5") and net.probe("n5", "n4")
 
 
-def test_slow_adds_delay_and_loss_costs_a_retransmission(net: ProxyNetwork) -> None:
-    slow_conn, fast_conn = connect(net, "n1", "n2"), connect(net, "n1", "n3")
-    base = min(round_trip(slow_conn) for _ in range(5))
-    assert base < 0.1
+def fastest(sock: socket.socket, tries: int = 5) -> float:
+    """The best of a few round trips: what the link costs, without the machine's hiccups."""
+    return min(round_trip(sock) for _ in range(tries))
 
+
+def test_slow_adds_delay_and_loss_costs_a_retransmission(net: ProxyNetwork) -> None:
+    """Delays show as lower bounds on round trips; an unslowed link stays below the added delay.
+
+    (How fast the proxy is belongs to bench/proxy_overhead.py.)"""
+    slow_conn, fast_conn = connect(net, "n1", "n2"), connect(net, "n1", "n3")
     net.slow(["n2"], delay_ms=100)
-    rtt = round_trip(slow_conn)
-    assert 0.19 <= rtt < 0.4, rtt  # one-way delay, paid in each direction
-    assert round_trip(fast_conn) < 0.1  # n1-n3 does not touch n2
+    assert round_trip(slow_conn) >= 0.19  # one-way delay, paid in each direction
+    assert fastest(fast_conn) < 0.19  # n1-n3 does not touch n2
     with connect(net, "n2", "n4") as other:  # new connections from n2 are slowed too
         assert round_trip(other) >= 0.19
 
     net.slow(["n2"], delay_ms=0, loss=1.0)  # replaces n2's setting: every chunk is "retransmitted"
-    assert 0.39 <= round_trip(slow_conn) < 0.7
+    assert round_trip(slow_conn) >= 0.39
 
     net.slow(["n2"], delay_ms=50, jitter_ms=20)
     rtts = [round_trip(slow_conn) for _ in range(3)]
-    assert all(0.06 <= r < 0.3 for r in rtts), rtts
+    assert all(r >= 0.06 for r in rtts), rtts
 
     net.clear_slow()
-    assert round_trip(slow_conn) < 0.1
+    assert fastest(slow_conn) < 0.06, "the delay must be gone"
     slow_conn.close()
     fast_conn.close()
 
@@ -223,22 +228,6 @@ def test_bad_requests_are_refused(net: ProxyNetwork) -> None:
     with pytest.raises(ValueError):
         net.slow(["n1", "n9"], delay_ms=10)
     assert reachable(net) == ALL_PAIRS  # nothing was applied
-
-
-def test_latency_overhead_is_small(net: ProxyNetwork, echo_config: ClusterConfig) -> None:
-    """Median round trip of a 64-byte message, direct vs through the proxy."""
-    direct = socket.create_connection(echo_config.node("n2").peer_hostport)
-    direct.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    proxied = connect(net, "n1", "n2")
-    for sock in (direct, proxied):
-        for _ in range(50):
-            round_trip(sock)
-    direct_us = statistics.median(round_trip(direct) for _ in range(1000)) * 1e6
-    proxied_us = statistics.median(round_trip(proxied) for _ in range(1000)) * 1e6
-    print(f"\nround trip: direct {direct_us:.0f} us, proxied {proxied_us:.0f} us")
-    direct.close()
-    proxied.close()
-    assert proxied_us - direct_us < 2000
 
 
 def test_teardown_ends_the_proxy_process(tmp_path, echo_config: ClusterConfig) -> None:
