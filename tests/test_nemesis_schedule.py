@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support import wait_until
+from support import netns_missing, wait_until
 from test_nemesis_shapes import described, views_of
 
 from nemesis import (
@@ -375,17 +375,10 @@ def test_choose_network_kinds(monkeypatch):
 # ---------------------------------------------------------------------------- real networks
 
 
-def _netns_skip_reason() -> str | None:
-    from nemesis.network import netns_available
-
-    ok, reason = netns_available()
-    return None if ok else reason
-
-
 @pytest.fixture(params=["proxy", "netns"])
 def net_cluster(request, tmp_path) -> Iterator[tuple[LocalCluster, Any]]:
     """A 3-node cluster whose node-to-node traffic goes through a real network mechanism."""
-    if request.param == "netns" and (reason := _netns_skip_reason()):
+    if request.param == "netns" and (reason := netns_missing()):
         pytest.skip(reason)
     network = choose_network(request.param)
     cluster = None

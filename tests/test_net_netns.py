@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import netns_missing
 
 from nemesis import cleanup
 from nemesis.net import netns
@@ -80,9 +81,8 @@ for line in sys.stdin:
 
 @pytest.fixture(scope="module", autouse=True)
 def _need_netns() -> None:
-    ok, why = NetnsNetwork.available()
-    if not ok:
-        pytest.skip(f"the netns network cannot run here: {why}")
+    if reason := netns_missing():
+        pytest.skip(reason)
 
 
 def tag_remains(tag: str) -> list[str]:
@@ -366,16 +366,6 @@ def test_a_setup_that_fails_halfway_removes_what_it_built(monkeypatch) -> None:
         net.setup(cfg.local_cluster(4, 7700))
     monkeypatch.undo()
     assert tag_remains(net.tag) == []
-
-
-def test_the_subnet_avoids_networks_already_in_use(monkeypatch) -> None:
-    first = netns.choose_subnet("abc123")
-    monkeypatch.setattr(netns, "used_networks", lambda: [first])
-    second = netns.choose_subnet("abc123")
-    assert second != first and not second.overlaps(first)
-    monkeypatch.setattr(netns, "used_networks", lambda: [netns.ipaddress.ip_network("10.0.0.0/8")])
-    with pytest.raises(NetnsError, match="none is free"):
-        netns.choose_subnet("abc123")
 
 
 CRASHER = """
