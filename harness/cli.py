@@ -129,6 +129,7 @@ def _add_selftest(commands: argparse._SubParsersAction) -> None:
 def _selftest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness import plan as plans
     from harness.selftest import BUG_PLANS, run_selftest, table, undetected, write_json
 
     bugs = [b.strip() for b in args.bugs.split(",") if b.strip()]
@@ -146,6 +147,11 @@ def _selftest(args: argparse.Namespace) -> int:
     overrides = {}
     if args.nemesis is not None:
         overrides["nemesis"] = [f.strip() for f in args.nemesis.split(",") if f.strip()]
+        try:
+            plans.load(None, overrides)
+        except plans.PlanError as exc:
+            print(f"harness selftest: --nemesis: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     reports = run_selftest(
         bugs, args.runs, args.time_limit, Path(args.store), seed=args.seed, overrides=overrides
     )

@@ -136,9 +136,13 @@ def test_the_command_fails_naming_the_bug_it_missed(tmp_path) -> None:
     assert result["plan"]["nemesis"] == [] and result["detected"] == 0 and result["false_alarms"] == 0
 
 
-def test_the_command_refuses_an_impossible_threshold(tmp_path) -> None:
-    done, report = _selftest(tmp_path, "--bugs", CLI_BUG, "--min-detections", "2")
-    assert done.returncode == 3 and "--min-detections" in done.stderr and not report
+@pytest.mark.parametrize(
+    "args, complaint",
+    [(["--min-detections", "2"], "--min-detections"), (["--nemesis", "explode"], "unknown fault 'explode'")],
+)
+def test_the_command_refuses_usage_mistakes_before_running(tmp_path, args: list[str], complaint: str) -> None:
+    done, report = _selftest(tmp_path, "--bugs", CLI_BUG, *args)
+    assert done.returncode == 3 and complaint in done.stderr and not report, done.stderr
     assert not (tmp_path / "store").exists(), "a refused self-test must not start a run"
 
 
