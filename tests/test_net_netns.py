@@ -375,12 +375,20 @@ from raftchat import config as cfg
 net = NetnsNetwork()
 net.setup(cfg.local_cluster(3, 7800))
 # A node that outlives us inside its namespace, and a proxy-like process marked with our tag.
-subprocess.Popen(net.command_prefix("n1") + ["sleep", "300"], start_new_session=True)
-subprocess.Popen(
+node = subprocess.Popen(net.command_prefix("n1") + ["sleep", "300"], start_new_session=True)
+proxy = subprocess.Popen(
     [sys.executable, "-c", "import time; time.sleep(300)", "nemesis.proxyproc", "--tag", "rc-" + net.tag],
     start_new_session=True,
 )
-time.sleep(0.5)
+def running(pid, what):
+    try:
+        return what in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return False
+deadline = time.monotonic() + 30
+while not (running(node.pid, b"sleep") and running(proxy.pid, b"nemesis.proxyproc")):
+    assert time.monotonic() < deadline, "the leftovers did not start"
+    time.sleep(0.01)
 print(net.tag, flush=True)
 time.sleep(300)
 """

@@ -20,7 +20,7 @@ import pytest
 
 from nemesis.net.proxy import ProxyNetwork, leftover_pids
 from raftchat.config import ClusterConfig, NodeAddr
-from raftchat.localcluster import LocalCluster, free_ports
+from raftchat.localcluster import LocalCluster
 
 pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
 
@@ -51,15 +51,19 @@ def echo_config() -> Iterator[ClusterConfig]:
     servers = [_EchoServer(("127.0.0.1", 0), _Echo) for _ in IDS]
     for server in servers:
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    clients = free_ports(len(IDS))
+    clients = [socket.socket() for _ in IDS]  # bound, never listening: the ports stay ours
+    for sock in clients:
+        sock.bind(("127.0.0.1", 0))
     nodes = [
-        NodeAddr(node, f"127.0.0.1:{srv.server_address[1]}", f"127.0.0.1:{port}")
-        for node, srv, port in zip(IDS, servers, clients, strict=True)
+        NodeAddr(node, f"127.0.0.1:{srv.server_address[1]}", f"127.0.0.1:{sock.getsockname()[1]}")
+        for node, srv, sock in zip(IDS, servers, clients, strict=True)
     ]
     yield ClusterConfig(cluster_id=uuid.uuid4().hex, nodes=nodes)
     for server in servers:
         server.shutdown()
         server.server_close()
+    for sock in clients:
+        sock.close()
 
 
 @pytest.fixture
@@ -257,17 +261,10 @@ def _wait(predicate: Callable[[], T], timeout: float, what: str, show: Callable[
 
 
 def test_real_cluster_elects_a_new_leader_when_the_leader_is_cut_off(tmp_path) -> None:
-    ports = free_ports(6)
-    base = ClusterConfig(
-        cluster_id=uuid.uuid4().hex,
-        nodes=[
-            NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
-            for i in range(3)
-        ],
-    )
     net = ProxyNetwork(workdir=tmp_path)
     cluster = None
     try:
+        base = LocalCluster(tmp_path / "cluster", 3).config  # the nodes' own addresses, routed below
         cluster = LocalCluster(tmp_path / "cluster", 3, config=net.setup(base))
         cluster.start_all()
         old = cluster.wait_for_leader(timeout=15)
