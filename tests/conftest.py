@@ -15,6 +15,16 @@ from raftchat import config as cfg
 from raftchat.client import OperationError, SyncClient
 from raftchat.localcluster import LocalCluster
 
+# Fixtures that start real node processes: a test using one is marked ``cluster`` without
+# saying so itself (``pytest -m "not cluster"`` leaves it out of the fast suite).
+CLUSTER_FIXTURES = frozenset({"cluster", "make_cluster", "live_cluster"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
 
 @pytest.fixture
 def cluster(tmp_path) -> Iterator[LocalCluster]:

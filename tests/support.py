@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -37,3 +38,19 @@ def wait_until(what: str, check: Callable[[], object], timeout: float = 10.0) ->
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@functools.cache
+def netns_missing() -> str | None:
+    """Why the netns network cannot run here (None when it can), saying what it needs.
+
+    The tests never install it: CI's ``.ci/run`` does (apt packages iproute2 and iptables)."""
+    from nemesis.net.netns import NetnsNetwork
+
+    ok, why = NetnsNetwork.available()
+    if ok:
+        return None
+    return (
+        "needs the netns network: root, `ip` (apt package iproute2) and `iptables`/`iptables-restore` "
+        f"(apt package iptables) with network namespaces allowed; here: {why}"
+    )

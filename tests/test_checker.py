@@ -253,9 +253,7 @@ def test_timeout_gives_unknown_with_a_reason() -> None:
         (99, "ok", "read", -1),
     ]
     rows += [(p, "ok", "write", p) for p in range(22)]
-    start = time.perf_counter()
     result = check(hist(*rows), get_model("register"), timeout=0.3)
-    assert time.perf_counter() - start < 3
     assert result.valid == UNKNOWN and "time limit" in result.reason and result.failure is None
 
 

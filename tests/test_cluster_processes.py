@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import time
 
 import pytest
+from support import wait_until
 
-from raftchat import config as cfg
 from raftchat import protocol
 from raftchat.client import Client, OperationError
-from raftchat.localcluster import LocalCluster, free_ports, node_status
+from raftchat.localcluster import LocalCluster, node_status
+
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
 
 
 async def _send_many(client: Client, sender: str, to: str, prefix: str, count: int) -> list[str]:
@@ -54,8 +55,7 @@ def test_leader_and_minority_crash_lose_nothing(make_cluster, nodes):
             acked = await _send_many(client, "alice", "bob", "before", 20)
             killed = []
             for round_ in range(minority):
-                leader = cluster.leader()
-                assert leader is not None
+                leader = await asyncio.to_thread(cluster.wait_for_leader, 15)
                 cluster.kill(leader)  # kill -9
                 killed.append(leader)
                 acked += await _send_many(client, "alice", "bob", f"after-kill-{round_}", 20)
@@ -102,17 +102,8 @@ def test_full_restart_keeps_state(make_cluster):
 
 
 def test_lagging_node_catches_up_through_snapshot(tmp_path):
-    base = cfg.local_cluster(3, 0)
-    ports = free_ports(6)
-    config = cfg.ClusterConfig(
-        cluster_id=base.cluster_id,
-        nodes=[
-            cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
-            for i in range(3)
-        ],
-        snapshot_every=40,
-    )
-    with LocalCluster(tmp_path / "c", 3, config=config) as cluster:
+    with LocalCluster(tmp_path / "c", 3) as cluster:
+        cluster.retune(snapshot_every=40)
         cluster.start_all()
         leader = cluster.wait_for_leader(timeout=15)
         laggard = next(n for n in cluster.ids if n != leader)
@@ -129,18 +120,19 @@ def test_lagging_node_catches_up_through_snapshot(tmp_path):
         acked = asyncio.run(write())
         assert len(acked) == 200
         cluster.start(laggard)
-        deadline = time.monotonic() + 15
-        status = None
-        while time.monotonic() < deadline:
+
+        def caught_up() -> dict | None:
             status = node_status(cluster.config.node(laggard).client)
-            leader_status = node_status(cluster.config.node(cluster.leader() or leader).client)
-            if status and leader_status and status["applied"] >= leader_status["commit"] >= 200:
-                break
-            time.sleep(0.1)
-        assert status and status["snapshot_index"] > 0, status
+            leader_now = cluster.leader()
+            leading = leader_now and node_status(cluster.config.node(leader_now).client)
+            return status if status and leading and status["applied"] >= leading["commit"] >= 200 else None
+
+        status = wait_until("the laggard to catch up with the leader", caught_up, timeout=30)
+        assert status["snapshot_index"] > 0, status
         assert "installed snapshot" in cluster.log_path(laggard).read_text()
-        # The laggard can now stand in for a dead peer: stop the other follower and keep writing.
-        others = [n for n in cluster.ids if n not in (laggard, cluster.leader())]
+        # The laggard can now stand in for a dead peer: stop another node and keep writing.
+        # Whichever it is (the leader too, if leadership moved), two nodes with the laggard remain.
+        others = [n for n in cluster.ids if n not in (laggard, cluster.wait_for_leader(15))]
         cluster.kill(others[0])
 
         async def still_serves() -> None:
@@ -156,15 +148,7 @@ def test_lagging_node_catches_up_through_snapshot(tmp_path):
 
 
 def test_restart_after_snapshots_applies_nothing_twice(tmp_path):
-    ports = free_ports(6)
-    config = cfg.ClusterConfig(
-        cluster_id=cfg.local_cluster(0, 0).cluster_id,
-        nodes=[
-            cfg.NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
-            for i in range(3)
-        ],
-        snapshot_every=25,
-    )
+    every = 25
 
     async def write(cluster: LocalCluster) -> list[str]:
         client = Client(cluster.config, timeout=10)
@@ -181,11 +165,22 @@ def test_restart_after_snapshots_applies_nothing_twice(tmp_path):
         finally:
             await client.close()
 
-    with LocalCluster(tmp_path / "c", 3, config=config) as cluster:
+    def snapshots_done(cluster: LocalCluster) -> bool:
+        """Every node applied what it knows and took every snapshot due (none left in progress)."""
+        for node in cluster.ids:
+            status = node_status(cluster.config.node(node).client)
+            if not status or status["snapshot_index"] == 0 or status["applied"] < status["commit"]:
+                return False
+            if status["applied"] - status["snapshot_index"] >= every:
+                return False
+        return True
+
+    with LocalCluster(tmp_path / "c", 3) as cluster:
+        cluster.retune(snapshot_every=every)
         cluster.start_all()
         cluster.wait_for_leader(timeout=15)
         acked = asyncio.run(write(cluster))
-        time.sleep(0.5)  # let the snapshot children finish
+        wait_until("the forked snapshots to finish", lambda: snapshots_done(cluster), timeout=30)
         cluster.stop_all()
         for node_id in cluster.ids:
             assert "snapshot at index" in cluster.log_path(node_id).read_text()
@@ -209,10 +204,24 @@ def _recv(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def _leader_answer(cluster: LocalCluster, payload: bytes) -> dict:
+    """The answer of the node that leads when the request arrives (waiting out an election)."""
+
+    def attempt() -> dict | None:
+        leader = cluster.leader()
+        if leader is None:
+            return None
+        with socket.create_connection(cluster.config.node(leader).client_hostport, timeout=5) as sock:
+            reply = _raw_request(sock, payload)
+        return None if reply["status"] == "not_leader" else reply
+
+    return wait_until("a leader to answer", attempt, timeout=20)
+
+
 def test_bad_input_gets_clear_errors_and_node_keeps_serving(make_cluster):
+    """Bad frames are refused by whichever node gets them; a well-formed write goes to the leader."""
     cluster = make_cluster(3)
-    leader = cluster.leader()
-    host, port = cluster.config.node(leader).client_hostport
+    host, port = cluster.config.node(cluster.ids[0]).client_hostport
     with socket.create_connection((host, port), timeout=5) as sock:
         reply = _raw_request(sock, b"\xc1\xff garbage")
         assert reply["status"] == "bad_request" and "msgpack" in reply["error"]
@@ -226,6 +235,8 @@ def test_bad_input_gets_clear_errors_and_node_keeps_serving(make_cluster):
         assert reply["status"] == "bad_request" and "client" in reply["error"]
         request = {"id": 10, "op": {"op": "send_message", "sender": "nobody", "to": "noone", "text": "hi"}}
         reply = _raw_request(sock, protocol.pack({**request, "client": "c1", "seq": 1}))
+        if reply["status"] == "not_leader":  # this node does not lead (now): ask the leader
+            reply = _leader_answer(cluster, protocol.pack({**request, "client": "c1", "seq": 1}))
         assert reply["status"] == "no_such_user" and "nobody" in reply["error"]
         # An oversized frame cannot be skipped: the node answers and closes this connection only.
         sock.sendall(struct.pack(">I", protocol.MAX_FRAME + 1))

@@ -38,6 +38,7 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize(
     "workload, expected_model",
     [("chat", "chat"), ("register", "cas-register")],
@@ -76,6 +77,7 @@ def test_short_real_run_is_valid_and_stored(tmp_path, workload, expected_model):
     assert not processes_mentioning(str(run_dir))
 
 
+@pytest.mark.cluster
 def test_ctrl_c_leaves_a_checkable_prefix_and_no_process(tmp_path):
     store = tmp_path / "store"
     proc = subprocess.Popen(

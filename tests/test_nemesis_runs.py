@@ -15,13 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
+from support import netns_missing
 from test_harness_run import processes_mentioning
 
 from harness.runner import run_plan
-from nemesis.network import netns_available
 
-NETNS_OK, NETNS_WHY = netns_available()
-needs_netns = pytest.mark.skipif(not NETNS_OK, reason=f"netns network unavailable: {NETNS_WHY}")
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
+
+NETNS_WHY = netns_missing()
+NETNS_OK = NETNS_WHY is None
+needs_netns = pytest.mark.skipif(not NETNS_OK, reason=str(NETNS_WHY))
 
 
 def _our_namespaces() -> list[str]:
@@ -118,3 +121,54 @@ def test_harness_cleanup_after_a_killed_harness(tmp_path):
     while processes_mentioning(str(run_dir)) and time.monotonic() < deadline:
         time.sleep(0.2)  # nodes die with the harness (PDEATHSIG); give the kernel a moment
     assert not processes_mentioning(str(run_dir))
+
+
+def test_harness_cleanup_removes_a_leftover_proxy_without_root_or_iptables(tmp_path):
+    """A proxy process whose run died (its parent gone) is found by its tag and removed."""
+    from nemesis.net.netns import new_tag
+
+    tag = new_tag()
+    leftover = "import os, time; os.setsid(); time.sleep(300)"
+    spawn = (
+        "import subprocess as s, sys; "
+        "print(s.Popen(sys.argv[1:], stdin=s.DEVNULL, stdout=s.DEVNULL, stderr=s.DEVNULL).pid)"
+    )
+    spawner = subprocess.run(  # the spawner exits at once: the proxy-like child is orphaned
+        [
+            sys.executable,
+            "-c",
+            spawn,
+            sys.executable,
+            "-c",
+            leftover,
+            "nemesis.proxyproc",
+            "--tag",
+            f"rc-{tag}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    pid = int(spawner.stdout.split()[0])
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "cleanup", "--tag", tag, "--dry-run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0 and f"process {pid}" in listed.stdout, listed.stdout + listed.stderr
+        removed = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "cleanup", "--tag", tag],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert removed.returncode == 0 and f"process {pid}" in removed.stdout, removed.stdout + removed.stderr
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # removed, then reaped by whoever adopted it
+        assert not processes_mentioning(f"rc-{tag}")
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support import wait_until
+from support import netns_missing, wait_until
+from test_nemesis_shapes import described, views_of
 
 from nemesis import (
     FAILPOINT_FAULTS,
@@ -87,6 +88,14 @@ class FakeCluster:
         return False
 
 
+async def until(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait in the event loop (the nemesis runs there) until ``condition``; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
 def all_rejoined(cluster: LocalCluster) -> bool:
     """Every node runs, answers, and names the same leader, which the cluster agrees on."""
     leader = cluster.leader()
@@ -142,10 +151,14 @@ def test_process_faults_alternate_with_exact_details_and_heal(cluster):
         cluster, None, PROCESS_FAULTS, 0.4, random.Random(7), events.record, events.states.append
     )
 
+    def enough() -> bool:  # four faults done, of at least three kinds
+        stops = [v for f, v in events.values if f == "stop"]
+        return len(stops) >= 4 and len({v["fault"] for v in stops}) >= 3
+
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(nemesis.run(stop))
-        await asyncio.sleep(4.0)
+        await until("four fault cycles of three kinds", enough)
         stop.set()
         await asyncio.wait_for(task, 10)
         assert nemesis.active is None
@@ -277,11 +290,11 @@ def test_network_faults_record_the_cut_and_link_faults():
         else:
             assert fault == f"partition-{shape}"
         cut = {frozenset(p) for p in start["cut"]}
-        expected = {"fault": fault, "shape": shape, "action": "cut", **shapes.describe(nodes, cut)}
+        expected = {"fault": fault, "shape": shape, "action": "cut", **described(nodes, cut)}
         if shape == "leader":
             expected["leader"] = "n4"
-        if shape == "bridge":
-            expected["bridge"] = shapes.bridge_node(nodes, cut)
+        if shape == "bridge":  # the one node that sees everyone
+            (expected["bridge"],) = [n for n, seen in views_of(nodes, cut).items() if seen == set(nodes)]
         assert start == expected
         assert stop == {"fault": fault, "shape": shape, "action": "heal", "cut": start["cut"]}
         if shape == "leader":
@@ -362,17 +375,10 @@ def test_choose_network_kinds(monkeypatch):
 # ---------------------------------------------------------------------------- real networks
 
 
-def _netns_skip_reason() -> str | None:
-    from nemesis.network import netns_available
-
-    ok, reason = netns_available()
-    return None if ok else reason
-
-
 @pytest.fixture(params=["proxy", "netns"])
 def net_cluster(request, tmp_path) -> Iterator[tuple[LocalCluster, Any]]:
     """A 3-node cluster whose node-to-node traffic goes through a real network mechanism."""
-    if request.param == "netns" and (reason := _netns_skip_reason()):
+    if request.param == "netns" and (reason := netns_missing()):
         pytest.skip(reason)
     network = choose_network(request.param)
     cluster = None
@@ -395,6 +401,7 @@ def cut_links(network: Any) -> set[frozenset[str]]:
     return {frozenset(p) for p in one_way if (p[1], p[0]) in one_way}
 
 
+@pytest.mark.cluster
 def test_partition_leader_cuts_it_off_and_heal_all_heals(net_cluster):
     cluster, network = net_cluster
     events = Events()
@@ -426,6 +433,7 @@ def test_partition_leader_cuts_it_off_and_heal_all_heals(net_cluster):
     wait_until("every node to rejoin", lambda: all_rejoined(cluster))
 
 
+@pytest.mark.cluster
 def test_network_schedule_over_proxies_records_what_is_in_force(tmp_path):
     network = choose_network("proxy")
     cluster = None
@@ -447,10 +455,15 @@ def test_network_schedule_over_proxies_records_what_is_in_force(tmp_path):
             cluster, network, faults, 0.4, random.Random(4), events.record, events.states.append
         )
 
+        def enough() -> bool:  # three faults done, a cut and a slow link among them
+            stops = [v for f, v in events.values if f == "stop"]
+            actions = {v["action"] for f, v in events.values if f == "start"}
+            return len(stops) >= 3 and {"cut", "slow"} <= actions
+
         async def scenario() -> None:
             stop = asyncio.Event()
             task = asyncio.create_task(nemesis.run(stop))
-            await asyncio.sleep(3.5)
+            await until("three fault cycles with a cut and a slow link", enough)
             stop.set()
             await task
             await nemesis.heal_all()

@@ -1,4 +1,8 @@
-"""Partition shapes: the properties each shape promises, for 3 to 7 nodes and many seeds."""
+"""Partition shapes: the properties each shape promises, for 3 to 7 nodes and many seeds.
+
+What a cut means is computed here from its definition (``sees``, ``groups``), not with the
+module's own ``reaches``/``components``, which are checked against it on random cuts.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +14,13 @@ import pytest
 from nemesis import shapes
 from nemesis.shapes import (
     bridge,
-    components,
     describe,
     halves,
     isolate,
     isolate_leader,
     isolate_random,
     majorities_ring,
-    majority,
     make_cut,
-    reaches,
 )
 
 SIZES = range(3, 8)
@@ -34,18 +35,75 @@ def all_pairs(nodes: list[str]) -> set[frozenset[str]]:
     return {frozenset(p) for p in combinations(nodes, 2)}
 
 
+def majority(n: int) -> int:
+    """More than half."""
+    return next(k for k in range(n + 1) if 2 * k > n)
+
+
+def views_of(nodes: list[str], cut: set[frozenset[str]] | frozenset) -> dict[str, set[str]]:
+    """Whom each node talks to directly: itself and every node it is not cut from."""
+    return {a: {a} | {b for b in nodes if frozenset((a, b)) not in cut} for a in nodes}
+
+
+def groups_of(nodes: list[str], cut: set[frozenset[str]] | frozenset) -> list[set[str]]:
+    """The groups within which messages can travel, relayed or not: views merged while they overlap."""
+    parts = [set(view) for view in views_of(nodes, cut).values()]
+    merging = True
+    while merging:
+        merging = False
+        for i, j in combinations(range(len(parts)), 2):
+            if parts[i] & parts[j]:
+                parts[i] |= parts.pop(j)
+                merging = True
+                break
+    return sorted(parts, key=min)
+
+
+def clean(nodes: list[str], cut: set[frozenset[str]] | frozenset) -> bool:
+    """A clean split: every node sees exactly its whole group."""
+    views = views_of(nodes, cut)
+    return all(views[n] == group for group in groups_of(nodes, cut) for n in group)
+
+
+def described(nodes: list[str], cut: set[frozenset[str]] | frozenset) -> dict:
+    """What the history says of a cut: its pairs, and the groups of a clean split or else who sees whom."""
+    said: dict = {"cut": sorted(sorted(p) for p in cut)}
+    if clean(nodes, cut):
+        said["components"] = [sorted(g) for g in groups_of(nodes, cut)]
+    else:
+        said["sees"] = {n: sorted(v) for n, v in sorted(views_of(nodes, cut).items())}
+    return said
+
+
+def random_cut(rng: random.Random, nodes: list[str]) -> set[frozenset[str]]:
+    return {p for p in all_pairs(nodes) if rng.random() < rng.choice([0.2, 0.5, 0.8])}
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_modules_views_and_groups_follow_their_definition(n):
+    nodes = ids(n)
+    rng = random.Random(n)
+    for _ in range(200):
+        cut = random_cut(rng, nodes)
+        assert shapes.reaches(nodes, cut) == views_of(nodes, cut)
+        assert shapes.components(nodes, cut) == groups_of(nodes, cut)  # in the order of their first node
+        assert shapes.is_clean(nodes, cut) == clean(nodes, cut)
+        assert describe(nodes, cut) == described(nodes, cut)
+    assert majority(n) == shapes.majority(n)
+
+
 @pytest.mark.parametrize("n", SIZES)
 def test_halves_are_two_disjoint_sides_with_every_cross_pair_cut(n):
     nodes = ids(n)
     seen_splits = set()
     for seed in SEEDS:
         cut = halves(nodes, random.Random(seed))
-        groups = components(nodes, cut)
+        groups = groups_of(nodes, cut)
         assert sorted(len(g) for g in groups) == [n // 2, n - n // 2]
         a, b = groups
         assert a | b == set(nodes) and not a & b
         assert cut == {frozenset((x, y)) for x in a for y in b}
-        assert shapes.is_clean(nodes, cut)
+        assert clean(nodes, cut)
         seen_splits.add(frozenset(map(frozenset, groups)))
     assert len(seen_splits) > 1, "the split should depend on the seed"
 
@@ -55,13 +113,11 @@ def test_isolate_cuts_one_node_from_all_others(n):
     nodes = ids(n)
     for node in nodes:
         for cut in (isolate(nodes, node), isolate_leader(nodes, node)):
-            assert reaches(nodes, cut)[node] == {node}
-            assert sorted(map(sorted, components(nodes, cut))) == sorted(
-                [[node], sorted(set(nodes) - {node})]
-            )
+            assert views_of(nodes, cut)[node] == {node}
+            assert sorted(map(sorted, groups_of(nodes, cut))) == sorted([[node], sorted(set(nodes) - {node})])
     lonely = set()
     for seed in SEEDS:
-        sees = reaches(nodes, isolate_random(nodes, random.Random(seed)))
+        sees = views_of(nodes, isolate_random(nodes, random.Random(seed)))
         (alone,) = [x for x in nodes if sees[x] == {x}]
         lonely.add(alone)
     assert lonely == set(nodes), "every node gets isolated for some seed"
@@ -75,14 +131,14 @@ def test_ring_every_node_sees_a_distinct_majority(n):
     for seed in SEEDS:
         cut = majorities_ring(nodes, random.Random(seed))
         assert cut, "a ring always cuts something for n >= 3"
-        sees = reaches(nodes, cut)
+        sees = views_of(nodes, cut)
         for node, view in sees.items():
             assert node in view
             assert len(view) >= majority(n), (node, view)
         views = [frozenset(v) for v in sees.values()]
         assert len(set(views)) == n, f"two nodes see the same majority: {sees}"
-        assert len(components(nodes, cut)) == 1, "the ring stays connected through relays"
-        assert not shapes.is_clean(nodes, cut)
+        assert len(groups_of(nodes, cut)) == 1, "the ring stays connected through relays"
+        assert not clean(nodes, cut)
         if n >= 4:
             # A proper ring: nobody sees everyone, every node sees the same number of nodes.
             assert all(len(v) < n for v in views)
@@ -96,7 +152,7 @@ def test_ring_every_node_sees_a_distinct_majority(n):
 def test_ring_sizes_match_the_documented_windows():
     expected_view = {3: None, 4: 3, 5: 3, 6: 5, 7: 5}
     for n, view in expected_view.items():
-        sees = reaches(ids(n), majorities_ring(ids(n), random.Random(1)))
+        sees = views_of(ids(n), majorities_ring(ids(n), random.Random(1)))
         if view is not None:
             assert {len(v) for v in sees.values()} == {view}, n
 
@@ -112,7 +168,7 @@ def test_bridge_node_sees_everyone_and_the_halves_do_not_see_each_other(n):
     bridges = set()
     for seed in SEEDS:
         cut = bridge(nodes, random.Random(seed))
-        sees = reaches(nodes, cut)
+        sees = views_of(nodes, cut)
         (middle,) = [x for x in nodes if sees[x] == set(nodes)]
         assert shapes.bridge_node(nodes, cut) == middle
         bridges.add(middle)

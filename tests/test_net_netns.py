@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import netns_missing
 
 from nemesis import cleanup
 from nemesis.net import netns
@@ -28,6 +29,8 @@ from raftchat.localcluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 NODES = [f"n{i}" for i in range(1, 6)]
+
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
 
 # Echo on every given port of one address: peers and clients alike.
 SERVER = """
@@ -78,9 +81,8 @@ for line in sys.stdin:
 
 @pytest.fixture(scope="module", autouse=True)
 def _need_netns() -> None:
-    ok, why = NetnsNetwork.available()
-    if not ok:
-        pytest.skip(f"the netns network cannot run here: {why}")
+    if reason := netns_missing():
+        pytest.skip(reason)
 
 
 def tag_remains(tag: str) -> list[str]:
@@ -366,16 +368,6 @@ def test_a_setup_that_fails_halfway_removes_what_it_built(monkeypatch) -> None:
     assert tag_remains(net.tag) == []
 
 
-def test_the_subnet_avoids_networks_already_in_use(monkeypatch) -> None:
-    first = netns.choose_subnet("abc123")
-    monkeypatch.setattr(netns, "used_networks", lambda: [first])
-    second = netns.choose_subnet("abc123")
-    assert second != first and not second.overlaps(first)
-    monkeypatch.setattr(netns, "used_networks", lambda: [netns.ipaddress.ip_network("10.0.0.0/8")])
-    with pytest.raises(NetnsError, match="none is free"):
-        netns.choose_subnet("abc123")
-
-
 CRASHER = """
 import subprocess, sys, time
 from nemesis.net.netns import NetnsNetwork
@@ -383,12 +375,20 @@ from raftchat import config as cfg
 net = NetnsNetwork()
 net.setup(cfg.local_cluster(3, 7800))
 # A node that outlives us inside its namespace, and a proxy-like process marked with our tag.
-subprocess.Popen(net.command_prefix("n1") + ["sleep", "300"], start_new_session=True)
-subprocess.Popen(
+node = subprocess.Popen(net.command_prefix("n1") + ["sleep", "300"], start_new_session=True)
+proxy = subprocess.Popen(
     [sys.executable, "-c", "import time; time.sleep(300)", "nemesis.proxyproc", "--tag", "rc-" + net.tag],
     start_new_session=True,
 )
-time.sleep(0.5)
+def running(pid, what):
+    try:
+        return what in open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        return False
+deadline = time.monotonic() + 30
+while not (running(node.pid, b"sleep") and running(proxy.pid, b"nemesis.proxyproc")):
+    assert time.monotonic() < deadline, "the leftovers did not start"
+    time.sleep(0.01)
 print(net.tag, flush=True)
 time.sleep(300)
 """

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import socket
 import socketserver
-import statistics
 import threading
 import time
 import uuid
@@ -21,7 +20,9 @@ import pytest
 
 from nemesis.net.proxy import ProxyNetwork, leftover_pids
 from raftchat.config import ClusterConfig, NodeAddr
-from raftchat.localcluster import LocalCluster, free_ports
+from raftchat.localcluster import LocalCluster
+
+pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
 
 T = TypeVar("T")
 IDS = ["n1", "n2", "n3", "n4", "n5"]
@@ -50,15 +51,19 @@ def echo_config() -> Iterator[ClusterConfig]:
     servers = [_EchoServer(("127.0.0.1", 0), _Echo) for _ in IDS]
     for server in servers:
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    clients = free_ports(len(IDS))
+    clients = [socket.socket() for _ in IDS]  # bound, never listening: the ports stay ours
+    for sock in clients:
+        sock.bind(("127.0.0.1", 0))
     nodes = [
-        NodeAddr(node, f"127.0.0.1:{srv.server_address[1]}", f"127.0.0.1:{port}")
-        for node, srv, port in zip(IDS, servers, clients, strict=True)
+        NodeAddr(node, f"127.0.0.1:{srv.server_address[1]}", f"127.0.0.1:{sock.getsockname()[1]}")
+        for node, srv, sock in zip(IDS, servers, clients, strict=True)
     ]
     yield ClusterConfig(cluster_id=uuid.uuid4().hex, nodes=nodes)
     for server in servers:
         server.shutdown()
         server.server_close()
+    for sock in clients:
+        sock.close()
 
 
 @pytest.fixture
@@ -188,27 +193,31 @@ def test_cut_drops_data_in_flight(net: ProxyNetwork) -> None:
     assert net.probe("n4", "n5") and net.probe("n5", "n4")
 
 
-def test_slow_adds_delay_and_loss_costs_a_retransmission(net: ProxyNetwork) -> None:
-    slow_conn, fast_conn = connect(net, "n1", "n2"), connect(net, "n1", "n3")
-    base = min(round_trip(slow_conn) for _ in range(5))
-    assert base < 0.1
+def fastest(sock: socket.socket, tries: int = 5) -> float:
+    """The best of a few round trips: what the link costs, without the machine's hiccups."""
+    return min(round_trip(sock) for _ in range(tries))
 
+
+def test_slow_adds_delay_and_loss_costs_a_retransmission(net: ProxyNetwork) -> None:
+    """Delays show as lower bounds on round trips; an unslowed link stays below the added delay.
+
+    (How fast the proxy is belongs to bench/proxy_overhead.py.)"""
+    slow_conn, fast_conn = connect(net, "n1", "n2"), connect(net, "n1", "n3")
     net.slow(["n2"], delay_ms=100)
-    rtt = round_trip(slow_conn)
-    assert 0.19 <= rtt < 0.4, rtt  # one-way delay, paid in each direction
-    assert round_trip(fast_conn) < 0.1  # n1-n3 does not touch n2
+    assert round_trip(slow_conn) >= 0.19  # one-way delay, paid in each direction
+    assert fastest(fast_conn) < 0.19  # n1-n3 does not touch n2
     with connect(net, "n2", "n4") as other:  # new connections from n2 are slowed too
         assert round_trip(other) >= 0.19
 
     net.slow(["n2"], delay_ms=0, loss=1.0)  # replaces n2's setting: every chunk is "retransmitted"
-    assert 0.39 <= round_trip(slow_conn) < 0.7
+    assert round_trip(slow_conn) >= 0.39
 
     net.slow(["n2"], delay_ms=50, jitter_ms=20)
     rtts = [round_trip(slow_conn) for _ in range(3)]
-    assert all(0.06 <= r < 0.3 for r in rtts), rtts
+    assert all(r >= 0.06 for r in rtts), rtts
 
     net.clear_slow()
-    assert round_trip(slow_conn) < 0.1
+    assert fastest(slow_conn) < 0.06, "the delay must be gone"
     slow_conn.close()
     fast_conn.close()
 
@@ -223,22 +232,6 @@ def test_bad_requests_are_refused(net: ProxyNetwork) -> None:
     with pytest.raises(ValueError):
         net.slow(["n1", "n9"], delay_ms=10)
     assert reachable(net) == ALL_PAIRS  # nothing was applied
-
-
-def test_latency_overhead_is_small(net: ProxyNetwork, echo_config: ClusterConfig) -> None:
-    """Median round trip of a 64-byte message, direct vs through the proxy."""
-    direct = socket.create_connection(echo_config.node("n2").peer_hostport)
-    direct.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    proxied = connect(net, "n1", "n2")
-    for sock in (direct, proxied):
-        for _ in range(50):
-            round_trip(sock)
-    direct_us = statistics.median(round_trip(direct) for _ in range(1000)) * 1e6
-    proxied_us = statistics.median(round_trip(proxied) for _ in range(1000)) * 1e6
-    print(f"\nround trip: direct {direct_us:.0f} us, proxied {proxied_us:.0f} us")
-    direct.close()
-    proxied.close()
-    assert proxied_us - direct_us < 2000
 
 
 def test_teardown_ends_the_proxy_process(tmp_path, echo_config: ClusterConfig) -> None:
@@ -268,17 +261,10 @@ def _wait(predicate: Callable[[], T], timeout: float, what: str, show: Callable[
 
 
 def test_real_cluster_elects_a_new_leader_when_the_leader_is_cut_off(tmp_path) -> None:
-    ports = free_ports(6)
-    base = ClusterConfig(
-        cluster_id=uuid.uuid4().hex,
-        nodes=[
-            NodeAddr(f"n{i + 1}", f"127.0.0.1:{ports[2 * i]}", f"127.0.0.1:{ports[2 * i + 1]}")
-            for i in range(3)
-        ],
-    )
     net = ProxyNetwork(workdir=tmp_path)
     cluster = None
     try:
+        base = LocalCluster(tmp_path / "cluster", 3).config  # the nodes' own addresses, routed below
         cluster = LocalCluster(tmp_path / "cluster", 3, config=net.setup(base))
         cluster.start_all()
         old = cluster.wait_for_leader(timeout=15)

@@ -238,6 +238,7 @@ def test_every_run_is_recorded_even_when_one_fails_to_start(tmp_path: Path, monk
 # ---------------------------------------------------------------------------------- a real matrix
 
 
+@pytest.mark.cluster
 def test_a_tiny_real_matrix_runs_and_links_its_runs(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "tiny.yaml",

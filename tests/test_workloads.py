@@ -4,19 +4,21 @@ that the checker accepts, and rejects once corrupted (so the recorded values mea
 from __future__ import annotations
 
 import asyncio
-import copy
 import random
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import checker
 import checker.models
+from harness.recorder import Recorder
+from harness.workers import Workers
+from histories.jsonl import read_jsonl
 from histories.op import Op
 from raftchat import config as cfg
 from raftchat.client import Client, OperationError
@@ -238,53 +240,25 @@ def test_answers_map_to_canonical_completions(
 # -- against real clusters -----------------------------------------------------------------
 
 
-@dataclass
-class Recorder:
-    """A minimal history recorder: Op records with monotonic times since the start."""
-
-    start: int = field(default_factory=time.monotonic_ns)
-    ops: list[Op] = field(default_factory=list)
-
-    def add(self, type_: str, process: int, f: str, value: Any, error: str | None = None) -> None:
-        time_ = time.monotonic_ns() - self.start
-        self.ops.append(Op(len(self.ops), type_, process, f, copy.deepcopy(value), time_, error=error))
-
-
 async def drive(
-    workload: Workload, config: cfg.ClusterConfig, concurrency: int, seconds: float, seed: int
+    workload: Workload, config: cfg.ClusterConfig, concurrency: int, seconds: float, seed: int, path: Path
 ) -> tuple[list[Op], int]:
-    """Run the workload's workers for ``seconds``, then their final reads; returns the
-    history and the index of its first final-read record."""
-    rec = Recorder()
+    """Run the workload with the harness's own workers and recorder (history at ``path``) for
+    ``seconds``, then their final reads; returns the history as read back from the file and
+    the index of its first final-read record."""
     ids = config.ids
     clients = [Client(config, prefer=ids[w % len(ids)], timeout=3.0) for w in range(concurrency)]
-    processes = list(range(concurrency))
-    deadline = time.monotonic() + seconds
-
-    async def perform(worker: int, inv: Invocation) -> None:
-        rec.add("invoke", processes[worker], inv.f, inv.value)
-        done = await workload.invoke(clients[worker], inv)
-        rec.add(done.type, processes[worker], inv.f, done.value, done.error)
-        if done.type == "info":  # Jepsen: the process may still be busy, so the worker takes a new one
-            processes[worker] += concurrency
-
-    async def work(worker: int) -> None:
-        rng = random.Random(f"{seed}/{worker}")
-        while time.monotonic() < deadline:
-            await perform(worker, workload.next_op(worker, rng))
-
-    async def final(worker: int) -> None:
-        for inv in workload.final_reads(worker):
-            await perform(worker, inv)
-
+    recorder = Recorder(path)
     try:
-        await asyncio.gather(*(work(w) for w in range(concurrency)))
-        final_start = len(rec.ops)
-        await asyncio.gather(*(final(w) for w in range(concurrency)))
+        workers = Workers(workload, clients, recorder, rate=0, seed=seed)
+        await workers.load(seconds)
+        final_start = len(read_jsonl(path))
+        await workers.final_reads()
     finally:
+        recorder.close()
         for client in clients:
             await client.close()
-    return rec.ops, final_start
+    return list(read_jsonl(path)), final_start
 
 
 def pairs(ops: list[Op]) -> Iterator[tuple[Op, Op | None, int | None]]:
@@ -330,10 +304,10 @@ def drop_acknowledged(
     return None
 
 
-def test_chat_workload_history_checks_out(live_cluster) -> None:
+def test_chat_workload_history_checks_out(live_cluster, tmp_path) -> None:
     config = cfg.load(live_cluster)
     workload = make_workload("chat", {"prefix": "wlc", "ops_per_group": 100}, 6, 11)
-    ops, final_start = asyncio.run(drive(workload, config, 6, 2.0, 11))
+    ops, final_start = asyncio.run(drive(workload, config, 6, 2.0, 11, tmp_path / "history.jsonl"))
     done = [p for p in pairs(ops) if p[1] is not None and p[1].type == "ok"]
     statuses = {(inv.f, c.value["status"]) for inv, c, _ in done if c is not None}
     assert ("send_message", "ok") in statuses and ("fetch_messages", "ok") in statuses
@@ -377,9 +351,10 @@ def kv_cluster(tmp_path_factory) -> Iterator[cfg.ClusterConfig]:
         cluster.stop_all()
 
 
-def test_register_workload_history_checks_out(kv_cluster: cfg.ClusterConfig) -> None:
+@pytest.mark.cluster
+def test_register_workload_history_checks_out(kv_cluster: cfg.ClusterConfig, tmp_path: Path) -> None:
     workload = make_workload("register", {}, 4, 12)
-    ops, final_start = asyncio.run(drive(workload, kv_cluster, 4, 2.0, 12))
+    ops, final_start = asyncio.run(drive(workload, kv_cluster, 4, 2.0, 12, tmp_path / "history.jsonl"))
     outcomes = {
         (inv.f, tuple(c.value) if inv.f == "cas" else None)
         for inv, c, _ in pairs(ops)
@@ -395,9 +370,10 @@ def test_register_workload_history_checks_out(kv_cluster: cfg.ClusterConfig) -> 
     assert verdict(corrupted, workload.model) is False
 
 
-def test_kv_workload_history_checks_out(kv_cluster: cfg.ClusterConfig) -> None:
+@pytest.mark.cluster
+def test_kv_workload_history_checks_out(kv_cluster: cfg.ClusterConfig, tmp_path: Path) -> None:
     workload = make_workload("kv", {"keys": 8, "ops_per_key": 60, "prefix": "wkv"}, 5, 13)
-    ops, final_start = asyncio.run(drive(workload, kv_cluster, 5, 2.0, 13))
+    ops, final_start = asyncio.run(drive(workload, kv_cluster, 5, 2.0, 13, tmp_path / "history.jsonl"))
     assert verdict(ops, workload.model) is True
 
     appends, puts = {}, {}
