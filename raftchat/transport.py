@@ -20,6 +20,10 @@ from raftchat.raft.messages import DecodeError, Message, decode, encode
 log = logging.getLogger("raftchat.transport")
 
 MAX_QUEUED = 4096  # frames waiting for a slow peer before newer ones are dropped
+# Bytes waiting for a slow peer before newer frames are dropped. A peer cut off by a silent
+# network (its TCP connection stays open, the send buffer full) must not make the sender
+# hoard messages: Raft repairs whatever is dropped, so a few frames' worth is all it needs.
+MAX_QUEUED_BYTES = 4 * MAX_FRAME
 RECONNECT_DELAY = 0.05
 
 
@@ -31,6 +35,7 @@ class PeerLink:
         self.dst = dst
         self.address = address
         self.queue: collections.deque[bytes] = collections.deque()
+        self.queued_bytes = 0
         self.connected = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -58,7 +63,11 @@ class PeerLink:
                 MAX_FRAME,
             )
             return
-        self.queue.append(frame(payload))
+        data = frame(payload)
+        if self.queued_bytes + len(data) > MAX_QUEUED_BYTES:
+            return
+        self.queue.append(data)
+        self.queued_bytes += len(data)
         self._wake.set()
 
     async def _run(self) -> None:
@@ -74,6 +83,7 @@ class PeerLink:
                         await self._wake.wait()
                     batch = b"".join(self.queue)
                     self.queue.clear()
+                    self.queued_bytes = 0
                     writer.write(batch)
                     await writer.drain()
             except (TimeoutError, OSError, ConnectionError):
@@ -81,6 +91,7 @@ class PeerLink:
             finally:
                 self.connected = False
                 self.queue.clear()
+                self.queued_bytes = 0
                 if writer is not None:
                     writer.close()
             await asyncio.sleep(RECONNECT_DELAY)
