@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from checker.linearizable import PartitionResult
@@ -59,84 +60,221 @@ def infer(model: Model, ops: list[Operation]) -> Inferred | None:
         return Inferred(PartitionResult(True, [], explored=0))
     if model.name in ("register", "cas-register"):
         if all(op.f in ("read", "write") for op in ops):
-            reads = [op for op in ops if op.f == "read"]
-            writes = [(op, freeze(op.input)) for op in ops if op.f == "write"]
-            return _register(model, ops, reads, writes, model.initial, lambda op: freeze(op.output))
+            return _attempt(model, ops, _register_clusters)
         return None
-    if model.name == "kv":
-        fs = {op.f for op in ops}
-        if fs <= {"get", "append"}:
-            return _append_list(model, ops)
-        if fs <= {"get", "put"}:
-            reads = [op for op in ops if op.f == "get"]
-            writes = [(op, freeze(op.input[1])) for op in ops if op.f == "put"]
-            return _register(model, ops, reads, writes, model.initial, _kv_read)
+    if model.name == "kv" and all(op.f in ("get", "put", "append") for op in ops):
+        if getattr(model, "initial", "") != "":
+            return None
+        return _attempt(model, ops, _kv_clusters)
     return None
 
 
-def _kv_read(op: Operation) -> Any:
-    out = op.output
-    return freeze(out[1] if isinstance(out, list | tuple) else out)
+class _Undecided(Exception):
+    """The history does not reveal enough here: the general search must decide."""
 
 
-# -- registers with distinct writes ---------------------------------------------------------
+class _Refuted(Exception):
+    """Found while building clusters: a violation, with its explanation."""
+
+    def __init__(self, found: Inferred) -> None:
+        self.found = found
+
+
+def _attempt(model: Model, ops: list[Operation], build: Callable) -> Inferred | None:
+    """Build the clusters with ``build`` and decide them."""
+    try:
+        clusters = build(model, ops)
+    except _Undecided:
+        return None
+    except _Refuted as refuted:
+        return refuted.found
+    return _decide(model, ops, clusters)
 
 
 @dataclass
 class _Cluster:
-    write: Operation | None  # None: the initial value
-    reads: list[Operation]
+    """A write and what follows it up to the next write: one stretch of any linearization.
+
+    ``head`` is the write (None: the initial value); ``members`` the operations that
+    must follow it in the stretch, by level (reads of the state after j appends at 2j+1,
+    the (j+1)-th append at 2j+2).
+    """
+
+    head: Operation | None
+    members: list[tuple[int, Operation]] = field(default_factory=list)
     first_ret: float = INF  # the earliest return among its ops
     last_call: float = -INF  # the latest call among its ops
 
+    def ops(self) -> list[Operation]:
+        """Its operations in their one possible order (ties of level by call)."""
+        inner = [op for _, op in sorted(self.members, key=lambda m: (m[0], m[1].call, m[1].id))]
+        return inner if self.head is None else [self.head, *inner]
 
-def _register(
+    def add(self, level: int, op: Operation) -> None:
+        self.members.append((level, op))
+
+    def close(self) -> None:
+        """Compute the times that order it against other clusters."""
+        everyone = [op for _, op in self.members] + ([self.head] if self.head is not None else [])
+        if self.head is None:
+            self.first_ret = -INF  # the initial value comes before everything
+        else:
+            self.first_ret = min((op.ret for op in everyone if op.ret is not None), default=INF)
+        self.last_call = max((op.call for op in everyone), default=-INF)
+
+    def support(self, level: int) -> list[Operation]:
+        """What an op of this level needs to be explained: the head and the appends before it."""
+        head = [] if self.head is None else [self.head]
+        return head + [op for lv, op in self.members if lv < level and lv % 2 == 0]
+
+
+def _register_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
+    """One cluster per written value (writes must be distinct, and differ from the
+    initial value); a crashed write nobody read is left out (it never happened)."""
+    start = freeze(getattr(model, "initial", None))
+    by_value: dict[Any, _Cluster] = {start: _Cluster(None)}
+    for op in ops:
+        if op.f == "write":
+            value = freeze(op.input)
+            if not _hashable(value) or value in by_value:
+                raise _Undecided
+            by_value[value] = _Cluster(op)
+    for op in ops:
+        if op.f == "read":
+            value = freeze(op.output)
+            cluster = by_value.get(value) if _hashable(value) else None
+            if cluster is None:  # a value nobody wrote
+                raise _Refuted(_violation(model, ops, [], [op], [op]))
+            cluster.add(1, op)
+    return [c for c in by_value.values() if c.members or c.head is None or c.head.ret is not None]
+
+
+def _kv_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
+    """One cluster per put (and one for the initial ``""``) with the appends and reads of
+    the states it started; written tokens must be unique and none a prefix of another."""
+    token_of: dict[str, Operation] = {}
+    for op in ops:
+        if op.f != "get":
+            token = op.input[1] if isinstance(op.input, list | tuple) and len(op.input) > 1 else None
+            if not isinstance(token, str) or not token or token in token_of:
+                raise _Undecided
+            token_of[token] = op
+    if not _prefix_free(sorted(token_of)):
+        raise _Undecided
+    lengths = sorted({len(t) for t in token_of})
+    initial = _Cluster(None)
+    epochs: dict[int, tuple[_Cluster, list[tuple[Operation, str]]]] = {-1: (initial, [])}
+    for op in ops:
+        if op.f != "get":
+            continue
+        value = _kv_read(op)
+        if not isinstance(value, str):
+            raise _Undecided
+        first = _token_at(value, 0, lengths, token_of) if value else None
+        if value and first is None:
+            raise _Undecided
+        head = token_of[first] if first is not None and token_of[first].f == "put" else None
+        key = -1 if head is None else head.id
+        if key not in epochs:
+            epochs[key] = (_Cluster(head), [])
+        epochs[key][1].append((op, value))
+    placed: set[int] = set()  # appends seen in some epoch
+    for cluster, reads in epochs.values():
+        _kv_epoch(model, ops, cluster, reads, lengths, token_of, placed)
+    clusters = [cluster for cluster, _ in epochs.values()]
+    for op in ops:  # completed writes nobody saw: alone, between two stretches
+        if op.f != "get" and op.id not in placed and op.id not in epochs and op.ret is not None:
+            clusters.append(_Cluster(op))
+    return clusters
+
+
+def _kv_epoch(
     model: Model,
     ops: list[Operation],
-    reads: list[Operation],
-    writes: list[tuple[Operation, Any]],
-    initial: Any,
-    read_value: Callable[[Operation], Any],
-) -> Inferred | None:
-    """Gibbons & Korach's clusters (see the module docstring)."""
-    clusters: dict[Any, _Cluster] = {freeze(initial): _Cluster(None, [], -INF, -INF)}
-    for op, value in writes:
-        if value in clusters or not _hashable(value):
-            return None  # a value written twice (or the initial one): reads do not name writes
-        clusters[value] = _Cluster(op, [], INF if op.ret is None else op.ret, op.call)
-    for op in reads:
-        value = read_value(op)
-        cluster = clusters.get(value) if _hashable(value) else None
-        if cluster is None:
-            return _violation(model, ops, [], [op], [op])  # a value nobody wrote
-        if cluster.write is not None and op.ret < cluster.write.call:
-            return _violation(model, ops, [], [op], [cluster.write, op])  # read before its write began
-        cluster.reads.append(op)
-        cluster.first_ret = min(cluster.first_ret, op.ret)
-        cluster.last_call = max(cluster.last_call, op.call)
-    live = [c for c in clusters.values() if c.reads or c.write is None or c.write.ret is not None]
-    order, stuck = _cluster_order(live)
-    linearization = [op for c in order for op in _cluster_ops(c)]
+    cluster: _Cluster,
+    reads: list[tuple[Operation, str]],
+    lengths: list[int],
+    token_of: dict[str, Operation],
+    placed: set[int],
+) -> None:
+    """Give the reads and appends of one epoch their levels: the longest read spells the
+    appends in order, every other read must be a prefix of it ending between two appends.
+    Adds the epoch's appends to ``placed`` (an append seen in two epochs: undecided)."""
+    if not reads:
+        return
+    longest_read, longest = max(reads, key=lambda p: len(p[1]))
+    tokens = _split(longest, lengths, token_of)
+    skip = 0 if cluster.head is None else 1
+    if tokens is None:
+        raise _Undecided
+    chain = [token_of[t] for t in tokens[skip:]]
+    if any(op.f != "append" or op.id in placed for op in chain):
+        raise _Undecided
+    if len({op.id for op in chain}) < len(chain):  # one append seen twice
+        distinct = _unique(chain)
+        support = [*cluster.support(0), *distinct]
+        raise _Refuted(_violation(model, ops, support, [longest_read], [*support, longest_read]))
+    placed.update(op.id for op in chain)
+    ends = {end: count for count, end in enumerate(accumulate((len(t) for t in tokens), initial=0))}
+    for k, op in enumerate(chain):
+        cluster.add(2 * k + 2, op)
+    for op, value in reads:
+        if not longest.startswith(value):  # two states that are not one chain
+            support = cluster.support(INF)
+            raise _Refuted(_violation(model, ops, support, [op], [*support, longest_read, op]))
+        count = ends.get(len(value))
+        if count is None or count < skip:
+            raise _Undecided
+        cluster.add(2 * (count - skip) + 1, op)
+
+
+def _token_at(value: str, pos: int, lengths: list[int], token_of: dict[str, Operation]) -> str | None:
+    for length in lengths:
+        token = value[pos : pos + length]
+        if token in token_of:
+            return token
+    return None
+
+
+def _prefix_free(values: list[str]) -> bool:
+    """No value is a prefix of another (checked on neighbours in sorted order): then a
+    concatenation splits into values in one way only, read left to right."""
+    return all(not b.startswith(a) for a, b in zip(values, values[1:], strict=False))
+
+
+def _split(value: str, lengths: list[int], token_of: dict[str, Operation]) -> list[str] | None:
+    """``value`` as the sequence of written tokens it is made of, or None."""
+    tokens, pos = [], 0
+    while pos < len(value):
+        token = _token_at(value, pos, lengths, token_of)
+        if token is None:
+            return None
+        tokens.append(token)
+        pos += len(token)
+    return tokens
+
+
+def _decide(model: Model, ops: list[Operation], clusters: list[_Cluster]) -> Inferred | None:
+    """Order the clusters (each must keep its inner order in real time), or find why not."""
+    for cluster in clusters:
+        inner = cluster.ops()
+        late, early = _real_time_conflict(inner)
+        if late is not None:
+            levels = {op.id: lv for lv, op in cluster.members}
+            upto = max(levels.get(late.id, 0), levels.get(early.id, 0))
+            witness = _unique([*cluster.support(upto + 1), late, early])
+            prefix = inner[: inner.index(late) + 1]
+            prefix = [op for op in prefix if op is not early]
+            return _violation(model, ops, prefix, [early], witness)
+        cluster.close()
+    order, stuck = _cluster_order(clusters)
+    linearization = [op for c in order for op in c.ops()]
     if stuck:
         cycle = _cycle(stuck)
-        witness = [op for c in cycle for op in _defining_ops(c)]
-        candidates = [op for c in stuck for op in _cluster_ops(c)]
+        witness = _unique([op for c in cycle for op in _defining_ops(c)])
+        candidates = [op for c in stuck for op in c.ops()[:1]]
         return _violation(model, ops, linearization, candidates, witness)
     return _proven(model, linearization)
-
-
-def _cluster_ops(cluster: _Cluster) -> list[Operation]:
-    reads = sorted(cluster.reads, key=lambda op: (op.call, op.id))
-    return reads if cluster.write is None else [cluster.write, *reads]
-
-
-def _defining_ops(cluster: _Cluster) -> list[Operation]:
-    """The write, and the reads that give the cluster its earliest return and latest call."""
-    chosen = [] if cluster.write is None else [cluster.write]
-    if cluster.reads:
-        chosen.append(min(cluster.reads, key=lambda op: op.ret))
-        chosen.append(max(cluster.reads, key=lambda op: op.call))
-    return _unique(chosen)
 
 
 def _cluster_order(clusters: list[_Cluster]) -> tuple[list[_Cluster], list[_Cluster]]:
@@ -154,30 +292,28 @@ def _cluster_order(clusters: list[_Cluster]) -> tuple[list[_Cluster], list[_Clus
     placed = [False] * len(clusters)
     order: list[_Cluster] = []
 
-    def top(heap: list[tuple[float, int]]) -> tuple[float, int] | None:
+    def smallest(heap: list[tuple[float, int]], but: int = -1) -> tuple[float, int] | None:
+        """The smallest live entry, or the next one when it belongs to ``but``."""
         while heap and placed[heap[0][1]]:
             heapq.heappop(heap)
-        return heap[0] if heap else None
+        if not heap or heap[0][1] != but:
+            return heap[0] if heap else None
+        held = heapq.heappop(heap)
+        found = smallest(heap)
+        heapq.heappush(heap, held)
+        return found
 
     while len(order) < len(clusters):
-        m1, holder = top(by_ret)  # type: ignore[misc]
-        heapq.heappop(by_ret)
-        second = top(by_ret)
+        m1, holder = smallest(by_ret)  # type: ignore[misc]
+        second = smallest(by_ret, but=holder)
         m2 = second[0] if second else INF
-        heapq.heappush(by_ret, (m1, holder))
         choice = None
         if clusters[holder].last_call <= m2:
             choice = holder
         else:
-            call, k = top(by_call)  # type: ignore[misc]
-            if k == holder:  # the holder cannot go; look at the next-smallest call
-                heapq.heappop(by_call)
-                nxt = top(by_call)
-                heapq.heappush(by_call, (call, k))
-                if nxt is not None and nxt[0] <= m1:
-                    choice = nxt[1]
-            elif call <= m1:
-                choice = k
+            other = smallest(by_call, but=holder)
+            if other is not None and other[0] <= m1:
+                choice = other[1]
         if choice is None:
             return order, [c for k, c in enumerate(clusters) if not placed[k]]
         placed[choice] = True
@@ -186,7 +322,7 @@ def _cluster_order(clusters: list[_Cluster]) -> tuple[list[_Cluster], list[_Clus
 
 
 def _cycle(stuck: list[_Cluster]) -> list[_Cluster]:
-    """A cycle among clusters none of which can go first: follow, from each, the cluster
+    """A cycle among clusters none of which can go first: follow, from each, a cluster
     that must precede it (the other one with the earliest return)."""
     by_ret = sorted(range(len(stuck)), key=lambda k: stuck[k].first_ret)
 
@@ -202,89 +338,20 @@ def _cycle(stuck: list[_Cluster]) -> list[_Cluster]:
     return [stuck[j] for j, pos in seen.items() if pos >= start]
 
 
-# -- append lists ---------------------------------------------------------------------------
+def _kv_read(op: Operation) -> Any:
+    out = op.output
+    return freeze(out[1] if isinstance(out, list | tuple) else out)
 
 
-def _append_list(model: Model, ops: list[Operation]) -> Inferred | None:
-    """kv ``get``/``append`` on one key, appends unique (see the module docstring)."""
-    initial = getattr(model, "initial", "")
-    appends = [op for op in ops if op.f == "append"]
-    reads = [op for op in ops if op.f == "get"]
-    by_suffix: dict[str, Operation] = {}
-    for op in appends:
-        suffix = op.input[1] if isinstance(op.input, list | tuple) and len(op.input) > 1 else None
-        if not isinstance(suffix, str) or not suffix or suffix in by_suffix:
-            return None
-        by_suffix[suffix] = op
-    if not isinstance(initial, str) or not _prefix_free(sorted(by_suffix)):
-        return None
-    seen: list[tuple[Operation, str]] = []
-    for op in reads:
-        value = _kv_read(op)
-        if not isinstance(value, str) or not value.startswith(initial):
-            return None
-        seen.append((op, value[len(initial) :]))
-    longest_read, longest = max(seen, key=lambda p: len(p[1]), default=(None, ""))
-    tokens = _split(longest, by_suffix)
-    if tokens is None:
-        return None  # a value that is no sequence of appends: let the search explain it
-    chain = [by_suffix[t] for t in tokens]
-    if len({op.id for op in chain}) < len(chain):  # the same append seen twice
-        distinct = _unique(chain)
-        return _violation(model, ops, distinct, [longest_read], [*distinct, longest_read])
-    ends = {0: 0}  # offset in the longest value -> number of appends before it
-    offset = 0
-    for count, token in enumerate(tokens, 1):
-        offset += len(token)
-        ends[offset] = count
-    level = {op.id: 2 * k + 1 for k, op in enumerate(chain)}  # op id -> level; dropped ops have none
-    for op, value in seen:
-        if not longest.startswith(value):  # two states that are not one chain
-            other = _split(value, by_suffix)
-            if other is None:
-                return None
-            witness = _unique([*chain, *(by_suffix[t] for t in other), op, longest_read])
-            return _violation(model, ops, [], [op], witness)
-        count = ends.get(len(value))
-        if count is None:
-            return None
-        level[op.id] = 2 * count
-    top = 2 * len(chain) + 1
-    for op in appends:
-        if op.id not in level and op.ret is not None:
-            level[op.id] = top  # completed, yet no read saw it: after every read
-    placed = sorted((op for op in ops if op.id in level), key=lambda op: (level[op.id], op.call, op.id))
-    late, early = _real_time_conflict(placed)
-    if late is None:
-        return _proven(model, placed)
-    # ``early`` (lower level) was called after ``late`` (higher level) returned.
-    upto = max(level[late.id], level[early.id])
-    needed = [op for op in chain if level[op.id] <= upto] + [late]
-    witness = _unique([*needed, late, early])
-    prefix = [op for op in placed if level[op.id] <= level[late.id] and op is not early]
-    return _violation(model, ops, prefix, [early], witness)
-
-
-def _prefix_free(values: list[str]) -> bool:
-    """No value is a prefix of another (checked on neighbours in sorted order): then a
-    concatenation splits into values in one way only, read left to right."""
-    return all(not b.startswith(a) for a, b in zip(values, values[1:], strict=False))
-
-
-def _split(value: str, by_suffix: dict[str, Operation]) -> list[str] | None:
-    """``value`` as the sequence of appended suffixes it is made of, or None."""
-    lengths = sorted({len(s) for s in by_suffix})
-    tokens, pos = [], 0
-    while pos < len(value):
-        for length in lengths:
-            token = value[pos : pos + length]
-            if token in by_suffix:
-                tokens.append(token)
-                pos += length
-                break
-        else:
-            return None
-    return tokens
+def _defining_ops(cluster: _Cluster) -> list[Operation]:
+    """The ops that give the cluster its earliest return and latest call, with what they need."""
+    everyone = [(lv, op) for lv, op in cluster.members] + ([(0, cluster.head)] if cluster.head else [])
+    chosen = []
+    finished = [m for m in everyone if m[1].ret is not None]
+    if finished:
+        chosen.append(min(finished, key=lambda m: m[1].ret))
+    chosen.append(max(everyone, key=lambda m: m[1].call))
+    return [op for lv, op in chosen for op in [*cluster.support(lv), op]]
 
 
 # -- shared ---------------------------------------------------------------------------------
