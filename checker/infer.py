@@ -104,6 +104,7 @@ class _Cluster:
     members: list[tuple[int, Operation]] = field(default_factory=list)
     first_ret: float = INF  # the earliest return among its ops
     last_call: float = -INF  # the latest call among its ops
+    spelled_by: Operation | None = None  # the read that shows every append of the stretch
 
     def ops(self) -> list[Operation]:
         """Its operations in their one possible order (ties of level by call)."""
@@ -123,9 +124,13 @@ class _Cluster:
         self.last_call = max((op.call for op in everyone), default=-INF)
 
     def support(self, level: int) -> list[Operation]:
-        """What an op of this level needs to be explained: the head and the appends before it."""
+        """What an op of this level needs to be explained: the head, the appends before it,
+        and the read that ties those appends to this stretch (without it, a sub-history
+        could place them before the head, where the head's put hides them)."""
         head = [] if self.head is None else [self.head]
-        return head + [op for lv, op in self.members if lv < level and lv % 2 == 0]
+        appends = [op for lv, op in self.members if lv < level and lv % 2 == 0]
+        spelled = [self.spelled_by] if appends and self.spelled_by is not None else []
+        return head + appends + spelled
 
 
 def _register_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
@@ -172,13 +177,13 @@ def _kv_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
             raise _Undecided
         first = _token_at(value, 0, lengths, token_of) if value else None
         if value and first is None:
-            raise _Undecided
+            raise _Refuted(_violation(model, ops, [], [op], [op]))  # no state reads like that
         head = token_of[first] if first is not None and token_of[first].f == "put" else None
         key = -1 if head is None else head.id
         if key not in epochs:
             epochs[key] = (_Cluster(head), [])
         epochs[key][1].append((op, value))
-    placed: set[int] = set()  # appends seen in some epoch
+    placed: dict[int, _Cluster] = {}  # append id -> the epoch it was seen in
     for cluster, reads in epochs.values():
         _kv_epoch(model, ops, cluster, reads, lengths, token_of, placed)
     clusters = [cluster for cluster, _ in epochs.values()]
@@ -195,26 +200,32 @@ def _kv_epoch(
     reads: list[tuple[Operation, str]],
     lengths: list[int],
     token_of: dict[str, Operation],
-    placed: set[int],
+    placed: dict[int, _Cluster],
 ) -> None:
     """Give the reads and appends of one epoch their levels: the longest read spells the
     appends in order, every other read must be a prefix of it ending between two appends.
-    Adds the epoch's appends to ``placed`` (an append seen in two epochs: undecided)."""
+
+    A state that is no such concatenation (with tokens prefix-free, splitting left to
+    right is the only way), a put after the first token, an append twice or in two
+    epochs: no linearization makes these, each a violation. Adds to ``placed``."""
     if not reads:
         return
     longest_read, longest = max(reads, key=lambda p: len(p[1]))
     tokens = _split(longest, lengths, token_of)
     skip = 0 if cluster.head is None else 1
     if tokens is None:
-        raise _Undecided
+        raise _Refuted(_violation(model, ops, [], [longest_read], [longest_read]))
     chain = [token_of[t] for t in tokens[skip:]]
-    if any(op.f != "append" or op.id in placed for op in chain):
-        raise _Undecided
-    if len({op.id for op in chain}) < len(chain):  # one append seen twice
+    if any(op.f != "append" for op in chain):
+        raise _Undecided  # a put inside a state: leave the explaining to the search
+    twice = next((placed[op.id] for op in chain if op.id in placed), None)
+    if twice is not None or len({op.id for op in chain}) < len(chain):  # one append seen twice
         distinct = _unique(chain)
         support = [*cluster.support(0), *distinct]
-        raise _Refuted(_violation(model, ops, support, [longest_read], [*support, longest_read]))
-    placed.update(op.id for op in chain)
+        other = [] if twice is None else twice.support(INF)
+        raise _Refuted(_violation(model, ops, support, [longest_read], [*other, *support, longest_read]))
+    placed.update((op.id, cluster) for op in chain)
+    cluster.spelled_by = longest_read
     ends = {end: count for count, end in enumerate(accumulate((len(t) for t in tokens), initial=0))}
     for k, op in enumerate(chain):
         cluster.add(2 * k + 2, op)
@@ -223,8 +234,8 @@ def _kv_epoch(
             support = cluster.support(INF)
             raise _Refuted(_violation(model, ops, support, [op], [*support, longest_read, op]))
         count = ends.get(len(value))
-        if count is None or count < skip:
-            raise _Undecided
+        if count is None or count < skip:  # ends inside a token: no state reads like that
+            raise _Refuted(_violation(model, ops, [], [op], [op]))
         cluster.add(2 * (count - skip) + 1, op)
 
 

@@ -24,7 +24,7 @@ from checker.infer import Inferred, infer
 from checker.linearizable import PartitionResult, check_partition, partition_search
 from checker.model import Model, Operation
 
-_CONFIRM_BUDGET = 0.5  # seconds for the search to confirm (and explain) an inferred violation
+_CONFIRM_BUDGET = 0.1  # seconds for the search to confirm (and explain) an inferred violation
 
 
 @dataclass

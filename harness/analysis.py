@@ -14,8 +14,16 @@ from checker.models import get_model
 from histories import HistoryError, read_history
 
 
-def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, Any], progress: Any) -> Any:
+def analyse(
+    run_dir: Path,
+    model_name: str,
+    timeout: float,
+    results: dict[str, Any],
+    progress: Any,
+    max_memory_mib: int | None = None,
+) -> Any:
     """Check history.jsonl, write timeline.html, plots and statistics into ``results``.
+    ``max_memory_mib``: what the search may take (None: the checker's default).
 
     Returns the verdict (True, False, "unknown") or None when the history is unreadable.
     """
@@ -37,7 +45,8 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
         progress.line(f"plots not written: {exc}")
     model = get_model(model_name)
     progress.line(f"checking {len(ops)} records with the {model_name} model ...")
-    result = check(ops, model, timeout=timeout)
+    max_memory = None if max_memory_mib is None else max_memory_mib << 20
+    result = check(ops, model, timeout=timeout, max_memory=max_memory)
     results["valid"] = result.valid
     results["checker"] = result.to_json()
     write_html(

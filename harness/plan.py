@@ -38,6 +38,7 @@ class Plan:
     op_timeout: float = 5.0  # a client operation still unanswered after this is recorded as info
     attempt_timeout: float = 1.0  # a client retries (same request, next node) after this long
     checker_timeout: float = 120.0  # then the verdict is "unknown"
+    checker_max_memory: int | None = None  # MiB the search may take; None: a quarter of the machine's
     bug: str | None = None  # start every node with this deliberate bug (self-test)
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def validate(data: dict[str, Any]) -> Plan:
         raise PlanError(f"unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(_FIELDS)}")
     plan = Plan()
     for key, value in data.items():
-        if value is None and key not in ("seed", "bug"):
+        if value is None and key not in ("seed", "bug", "checker_max_memory"):
             continue  # an empty YAML value means "the default"
         setattr(plan, key, value)
     from harness.store import StoreError, check_test_name
@@ -89,6 +90,8 @@ def validate(data: dict[str, Any]) -> Plan:
     plan.op_timeout = _seconds("op_timeout", plan.op_timeout)
     plan.attempt_timeout = _seconds("attempt_timeout", plan.attempt_timeout)
     plan.checker_timeout = _seconds("checker_timeout", plan.checker_timeout)
+    if plan.checker_max_memory is not None:
+        plan.checker_max_memory = _positive_int("checker_max_memory", plan.checker_max_memory)
     if plan.seed is not None:
         plan.seed = _positive_int("seed", plan.seed, minimum=0)
     if not isinstance(plan.workload, str):

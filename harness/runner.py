@@ -234,7 +234,14 @@ class Run:
             "interrupted": self.interrupted,
             "error": self.error,
         }
-        valid = analyse(self.run_dir, self.workload.model, self.plan.checker_timeout, results, self.progress)
+        valid = analyse(
+            self.run_dir,
+            self.workload.model,
+            self.plan.checker_timeout,
+            results,
+            self.progress,
+            self.plan.checker_max_memory,
+        )
         code = exit_code(valid)
         if self.error is not None and code == EXIT_VALID:
             code = EXIT_ERROR  # a valid prefix of a broken run proves little
