@@ -1,0 +1,230 @@
+"""Readers take real files: the shapes Jepsen logs and Porcupine's kv files have in the wild.
+
+Each variant is written next to the plain form of the same records and must read to the
+same operations; malformed lines still name their file, line and what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from histories import HistoryError, detect_format, read_history
+
+RECORDS = [  # (process, type, f, value) of a small cas-register history
+    ("0", ":invoke", ":read", "nil"),
+    ("1", ":invoke", ":write", "3"),
+    ("0", ":ok", ":read", "nil"),
+    ("1", ":ok", ":write", "3"),
+    ("2", ":invoke", ":cas", "[3 4]"),
+    ("2", ":ok", ":cas", "[3 4]"),
+    ("3", ":invoke", ":cas", "[1 2]"),
+    ("3", ":fail", ":cas", "[1 2]"),
+    ("4", ":invoke", ":write", "5"),
+    ("4", ":info", ":write", ":timed-out"),
+]
+PLAIN = "".join(f"INFO  jepsen.util - {p}\t{t}\t{f}\t{v}\n" for p, t, f, v in RECORDS)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode())
+    return path
+
+
+def ops_of(path: Path) -> list[tuple]:
+    return [(op.type, op.process, op.f, op.value, op.error) for op in read_history(path).ops]
+
+
+def same_as_plain(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, "variant.log", text)
+    assert detect_format(path) == "porcupine-etcd"
+    assert ops_of(path) == ops_of(write(tmp_path, "plain.log", PLAIN))
+
+
+def lines(template: str) -> str:
+    """Every record formatted with ``template`` (fields p, t, f, v)."""
+    return "".join(template.format(p=p, t=t, f=f, v=v) for p, t, f, v in RECORDS)
+
+
+# -- whitespace and line ends -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "INFO  jepsen.util - {p}  {t}  {f}  {v}\n",  # runs of spaces instead of tabs
+        "INFO jepsen.util - {p} {t} {f} {v}\n",  # single spaces
+        "INFO\tjepsen.util\t-\t{p}\t\t{t} \t{f}\t \t{v}\n",  # tabs and spaces mixed
+        "INFO  jepsen.util - {p}\t{t}\t{f}\t{v}\r\n",  # CRLF
+        "INFO  jepsen.util - {p}\t{t}\t{f}\t{v}  \t \n",  # trailing blanks
+        "INFO  jepsen.util - {p}\t{t}\t{f}\t{v}\n  \n\r\n",  # blank lines between records
+    ],
+)
+def test_any_whitespace_between_fields_and_any_line_end(tmp_path: Path, template: str) -> None:
+    same_as_plain(tmp_path, lines(template))
+
+
+def test_values_with_spaces_inside_survive_space_separated_fields(tmp_path: Path) -> None:
+    text = "INFO  jepsen.util - 1  :invoke :cas  [3   1]\nINFO  jepsen.util - 1  :ok :cas  [ 3 1 ]\n"
+    assert ops_of(write(tmp_path, "cas.log", text))[1] == ("ok", 1, "cas", [3, 1, True], None)
+
+
+# -- prefixes of different Jepsen versions -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # logback with a GMT timestamp, a level and the worker thread, logger then ":"
+        "2017-03-07 11:32:05,123{{GMT}}\tINFO\t[jepsen worker {p}] jepsen.util: {p}\t{t}\t{f}\t{v}\n",
+        # level, bracketed timestamp, thread, " - ", logger without a separator
+        "INFO [2019-04-01 11:25:23,722] jepsen worker {p} - jepsen.util {p}\t{t}\t{f}\t{v}\n",
+        # the same printed with spaces
+        "INFO [2017-03-30 22:38:51,892] jepsen worker {p} - jepsen.util {p}  {t} {f}  {v}\n",
+        # a timestamp before the old layout, and other levels
+        "2015-06-01 12:00:00,001{{GMT}}\tINFO  jepsen.util - {p}\t{t}\t{f}\t{v}\n",
+        "WARN  jepsen.util - {p}\t{t}\t{f}\t{v}\n",
+        "12:00:00.001 [jepsen worker {p}] DEBUG jepsen.util - {p} {t} {f} {v}\n",
+    ],
+)
+def test_prefixes_before_jepsen_util(tmp_path: Path, template: str) -> None:
+    same_as_plain(tmp_path, lines(template))
+
+
+def test_a_whole_jepsen_log_skips_other_loggers_and_their_stack_traces(tmp_path: Path) -> None:
+    records = lines("INFO [2021-02-23 10:31:11,243] jepsen worker {p} - jepsen.util {p}\t{t}\t{f}\t{v}\n")
+    head = (
+        "INFO [2021-02-23 10:31:10,001] main - jepsen.cli Test options:\n"
+        " {:concurrency 5,\n"
+        "  :time-limit 10}\n"
+        "\n"
+        "INFO [2021-02-23 10:31:11,240] jepsen test runner - jepsen.core Running test\n"
+    )
+    trace = (
+        "WARN [2021-02-23 10:31:11,250] jepsen worker 1 - jepsen.core Process 1 indeterminate\n"
+        'clojure.lang.ExceptionInfo: throw+: {:errorCode 100, :message "Key not found"}\n'
+        "\tat slingshot.support$stack_trace.invoke(support.clj:201)\n"
+        "\tat jepsen.core$invoke_op_BANG_.invoke(core.clj:168)\n"
+    )
+    split = records.index("\n", len(records) // 2) + 1
+    path = write(tmp_path, "jepsen.log", head + records[:split] + trace + records[split:])
+    assert detect_format(path) == "porcupine-etcd"
+    history = read_history(path)
+    assert ops_of(path) == ops_of(write(tmp_path, "plain.log", PLAIN))
+    assert history.warnings and "skipped 8 line(s) of other loggers (first at line 1)" in history.warnings[0]
+
+
+def test_an_error_field_after_the_value(tmp_path: Path) -> None:
+    text = (
+        "INFO  jepsen.util - 0\t:invoke\t:write\t[6 [0 1]]\n"
+        "INFO  jepsen.util - 0\t:info\t:write\t[6 [0 1]]\t:conn-closed\n"
+        "INFO  jepsen.util - 1\t:invoke\t:write\t2\n"
+        'INFO  jepsen.util - 1\t:info\t:write\t2\t[:crash "boom: no route"]\n'
+        "INFO  jepsen.util - 2  :invoke  :write  7   :timeout\n"
+    )
+    got = [(op.type, op.value, op.error) for op in read_history(write(tmp_path, "e.log", text)).ops]
+    assert got[1] == ("info", [6, [0, 1]], "conn-closed")
+    assert got[3] == ("info", 2, '[:crash "boom: no route"]')
+    assert got[4] == ("invoke", 7, "timeout")
+
+
+# -- malformed lines: file, line and what is wrong --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        ("INFO  jepsen.util - 1  :invoke", "no f, value"),
+        ("INFO  jepsen.util - 1  :invoke  :write", "no value"),
+        ("INFO  jepsen.util - 1  :okay  :write  1", "unknown type ':okay'"),
+        ("INFO  jepsen.util - one  :ok  :write  1", "bad process 'one'"),
+        ("INFO  jepsen.util - 1  :invoke  :cas  [1 2", "bad value '[1 2'"),
+        ("INFO  jepsen.util - 1  :invoke  :write  1 2 3", "found 3 EDN forms"),
+        ("half a line the writer never finished", "not a Jepsen log record"),
+    ],
+)
+def test_malformed_lines_name_file_line_and_problem(tmp_path: Path, bad: str, what: str) -> None:
+    head = "INFO  jepsen.util - 0  :invoke  :read  nil\r\nINFO  jepsen.util - 0  :ok  :read  nil\r\n"
+    path = write(tmp_path, "bad.log", head + bad + "\r\n")
+    with pytest.raises(HistoryError) as caught:
+        read_history(path, format="porcupine-etcd")
+    assert caught.value.line == 3 and what in caught.value.what, caught.value
+    assert str(caught.value).startswith(f"{path}:3: ")
+    assert "\r" not in str(caught.value)
+
+
+def test_a_text_file_that_is_no_log_is_refused_not_read_as_empty(tmp_path: Path) -> None:
+    with pytest.raises(HistoryError) as caught:
+        read_history(
+            write(tmp_path, "notes.log", "WARN something\nno records here\n"), format="porcupine-etcd"
+        )
+    assert "no jepsen.util records" in str(caught.value)
+
+
+# -- Porcupine kv files ----------------------------------------------------------------------
+
+
+KV = [  # (process, type, f, key, value)
+    (0, "invoke", "put", '"1"', '"x"'),
+    (1, "invoke", "get", '"1"', "nil"),
+    (0, "ok", "put", '"1"', '"x"'),
+    (1, "ok", "get", '"1"', '"x"'),
+    (2, "invoke", "append", '"2"', '"y"'),
+    (2, "info", "append", '"2"', ":timed-out"),
+]
+
+
+def kv_lines(order: tuple[str, ...], sep: str = ", ", end: str = "\n") -> str:
+    out = []
+    for p, t, f, k, v in KV:
+        fields = {"process": str(p), "type": f":{t}", "f": f":{f}", "key": k, "value": v}
+        out.append("{" + sep.join(f":{name} {fields[name]}" for name in order) + "}" + end)
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    ("order", "sep", "end"),
+    [
+        (("key", "value", "process", "type", "f"), ", ", "\n"),
+        (("f", "type", "process", "value", "key"), " ", "\n"),
+        (("type", "key", "f", "process", "value"), ",\t", "\r\n"),
+        (("value", "f", "key", "type", "process"), " ,  ", "  \n"),
+    ],
+)
+def test_porcupine_kv_maps_with_keys_in_any_order(
+    tmp_path: Path, order: tuple[str, ...], sep: str, end: str
+) -> None:
+    plain = write(tmp_path, "plain.txt", kv_lines(("process", "type", "f", "key", "value")))
+    variant = write(tmp_path, "variant.txt", kv_lines(order, sep, end))
+    assert detect_format(variant) == "porcupine-kv"
+    assert ops_of(variant) == ops_of(plain)
+    assert ops_of(plain)[3] == ("ok", 1, "get", ["1", "x"], None)
+
+
+def test_kv_line_without_a_key_names_its_line(tmp_path: Path) -> None:
+    text = (
+        kv_lines(("key", "value", "process", "type", "f"), end="\r\n")
+        + "{:value nil, :f :get, :type :invoke, :process 3}\r\n"
+    )
+    with pytest.raises(HistoryError) as caught:
+        read_history(write(tmp_path, "kv.txt", text), format="porcupine-kv")
+    assert caught.value.line == len(KV) + 1 and "no :key" in caught.value.what
+
+
+# -- our own files with foreign line ends -------------------------------------------------------
+
+
+def test_jsonl_and_edn_with_crlf_and_trailing_blanks(tmp_path: Path) -> None:
+    jsonl = (
+        '{"index": 0, "type": "invoke", "process": 0, "f": "write", "value": 1, "time": 5}  \r\n'
+        '{"index": 1, "type": "ok", "process": 0, "f": "write", "value": 1, "time": 9}\t\r\n'
+    )
+    edn = (
+        "[{:process 0, :type :invoke, :f :write, :value 1}\r\n"
+        " {:process 0, :type :ok, :f :write, :value 1}]  \r\n"
+    )
+    a = [(op.type, op.f, op.value) for op in read_history(write(tmp_path, "h.jsonl", jsonl)).ops]
+    b = [(op.type, op.f, op.value) for op in read_history(write(tmp_path, "h.edn", edn)).ops]
+    assert a == b == [("invoke", "write", 1), ("ok", "write", 1)]
