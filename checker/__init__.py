@@ -15,7 +15,7 @@ from checker import memory, schedule
 from checker.linearizable import PartitionResult
 from checker.model import Model, Operation
 from checker.models import get_model
-from checker.prepare import operations
+from checker.prepare import no_collection, operations
 from checker.result import UNKNOWN, CheckResult, Failure, Stuck
 from histories.op import Op
 
@@ -53,6 +53,18 @@ def check_operations(
 ) -> CheckResult:
     """``check`` for operations already paired (``checker.prepare.operations``).
     ``inference`` False: the general search alone decides (to compare the two)."""
+    with no_collection():
+        return _check_operations(ops, model, timeout, shrink, max_memory, inference)
+
+
+def _check_operations(
+    ops: list[Operation],
+    model: Model | str,
+    timeout: float | None,
+    shrink: bool,
+    max_memory: int | None,
+    inference: bool,
+) -> CheckResult:
     if isinstance(model, str):
         model = get_model(model)
     start = time.perf_counter()

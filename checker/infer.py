@@ -105,11 +105,15 @@ class _Cluster:
     first_ret: float = INF  # the earliest return among its ops
     last_call: float = -INF  # the latest call among its ops
     spelled_by: Operation | None = None  # the read that shows every append of the stretch
+    _order: list[Operation] | None = None  # ops(), once the members are all known
 
     def ops(self) -> list[Operation]:
         """Its operations in their one possible order (ties of level by call)."""
-        inner = [op for _, op in sorted(self.members, key=lambda m: (m[0], m[1].call, m[1].id))]
-        return inner if self.head is None else [self.head, *inner]
+        if self._order is None:
+            self.members.sort(key=_by_level)
+            inner = [op for _, op in self.members]
+            self._order = inner if self.head is None else [self.head, *inner]
+        return self._order
 
     def add(self, level: int, op: Operation) -> None:
         self.members.append((level, op))
@@ -131,6 +135,10 @@ class _Cluster:
         appends = [op for lv, op in self.members if lv < level and lv % 2 == 0]
         spelled = [self.spelled_by] if appends and self.spelled_by is not None else []
         return head + appends + spelled
+
+
+def _by_level(member: tuple[int, Operation]) -> tuple[int, int, int]:
+    return member[0], member[1].call, member[1].id
 
 
 def _register_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
