@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from histories.op import HistoryError
-from histories.textio import read_text
+from histories.textio import read_head
 
 FORMATS = ("jsonl", "jepsen-edn", "porcupine-etcd", "porcupine-kv")
 # A jepsen.util record anywhere in the line, whatever prefix this Jepsen version printed.
@@ -22,7 +22,7 @@ _TRIED = (
 
 def detect_format(path: str | Path) -> str:
     """One of FORMATS, from the file's content (Knossos files are "jepsen-edn")."""
-    return detect_text(read_text(path), str(path))
+    return detect_text(read_head(path), str(path))
 
 
 def detect_text(text: str, path: str) -> str:

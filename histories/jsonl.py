@@ -7,20 +7,22 @@ checkable.
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from histories.op import TYPES, HistoryError, Op
-from histories.textio import read_text
+from histories.textio import iter_lines
 from histories.validate import check_ops
 
 REQUIRED = ("index", "type", "process", "f", "value", "time")
 OPTIONAL = ("node", "error")
 _REQUIRED = frozenset(REQUIRED)
 _KNOWN = frozenset(REQUIRED + OPTIONAL)
+_TYPES = {name: name for name in TYPES}  # the canonical string objects, shared by every op
 
 
 class OpList(list[Op]):
@@ -33,35 +35,61 @@ class OpList(list[Op]):
 
 def read_jsonl(path: str | Path, allow_truncated_tail: bool = False) -> OpList:
     """The ops of a jsonl history. A partial last line (no newline, not valid JSON) is an
-    error, or with ``allow_truncated_tail`` is skipped and noted in ``warnings``."""
-    ops, warnings = parse_jsonl(read_text(path), str(path), allow_truncated_tail)
+    error, or with ``allow_truncated_tail`` is skipped and noted in ``warnings``. The file
+    is read line by line: a million-operation history never sits in memory as text."""
+    ops, warnings = parse_jsonl_lines(iter_lines(path), str(path), allow_truncated_tail)
     return OpList(ops, warnings)
 
 
 def parse_jsonl(text: str, path: str, allow_truncated_tail: bool = False) -> tuple[list[Op], list[str]]:
     """Parse and check jsonl text; returns (ops, warnings)."""
-    lines = text.split("\n")
-    unterminated = lines[-1] != ""
-    if not unterminated:
-        lines.pop()
+    return parse_jsonl_lines(_split(text), path, allow_truncated_tail)
+
+
+def _split(text: str) -> Iterator[str]:
+    parts = text.split("\n")
+    for part in parts[:-1]:
+        yield part + "\n"
+    if parts[-1]:
+        yield parts[-1]
+
+
+def parse_jsonl_lines(
+    lines: Iterable[str], path: str, allow_truncated_tail: bool = False
+) -> tuple[list[Op], list[str]]:
+    """Parse and check jsonl lines (each with its newline; only the last may lack one)."""
+    collecting = gc.isenabled()
+    gc.disable()  # millions of new acyclic objects: the collector would only rescan them
+    try:
+        return _parse_lines(lines, path, allow_truncated_tail)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse_lines(lines: Iterable[str], path: str, allow_truncated_tail: bool) -> tuple[list[Op], list[str]]:
     ops: list[Op] = []
     numbers: list[int] = []
     warnings: list[str] = []
     loads = json.loads
+    names: dict[str, str] = {}  # one string object per distinct f: a million records share a few
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = loads(line)
         except json.JSONDecodeError as exc:
-            if unterminated and number == len(lines):
+            if not line.endswith("\n"):
                 what = "truncated last line (no newline at the end: the writer stopped mid-record)"
                 if not allow_truncated_tail:
                     raise HistoryError(path, number, what + "; allow_truncated_tail=True skips it") from None
                 warnings.append(f"{path}:{number}: skipped a {what}")
                 break
             raise HistoryError(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}") from None
-        ops.append(_op(record, path, number))
+        op = _op(record, path, number)
+        op.type = _TYPES[op.type]
+        op.f = names.setdefault(op.f, op.f)
+        ops.append(op)
         numbers.append(number)
     if not ops:
         raise HistoryError(path, None, "no operations" + (" (only a truncated line)" if warnings else ""))

@@ -6,6 +6,7 @@ same operations; malformed lines still name their file, line and what is wrong.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,30 @@ def test_jsonl_and_edn_with_crlf_and_trailing_blanks(tmp_path: Path) -> None:
     a = [(op.type, op.f, op.value) for op in read_history(write(tmp_path, "h.jsonl", jsonl)).ops]
     b = [(op.type, op.f, op.value) for op in read_history(write(tmp_path, "h.edn", edn)).ops]
     assert a == b == [("invoke", "write", 1), ("ok", "write", 1)]
+
+
+# -- large files are read line by line ----------------------------------------------------------
+
+
+def _jsonl_line(index: int, text: str = "x") -> str:
+    kind = "invoke" if index % 2 == 0 else "ok"
+    record = {"index": index, "type": kind, "process": 0, "f": "w", "value": text, "time": index}
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def test_a_file_larger_than_the_head_reads_whole_and_names_late_bad_lines(tmp_path: Path) -> None:
+    from histories.textio import HEAD
+
+    body = "".join(_jsonl_line(i, "é" * 40) for i in range(HEAD // 100))  # past the head, multibyte text
+    path = write(tmp_path, "big.jsonl", body)
+    assert path.stat().st_size > HEAD
+    assert len(read_history(path).ops) == body.count("\n")
+    late = body.count("\n") + 1
+    path.write_bytes(body.encode() + b'{"index": 1, "type": "ok", "value": "\xff"}\n')
+    with pytest.raises(HistoryError) as caught:
+        read_history(path)
+    assert caught.value.line == late and "not UTF-8" in caught.value.what
+    path.write_bytes(body.encode() + b"\0\n")
+    with pytest.raises(HistoryError) as caught:
+        read_history(path)
+    assert caught.value.line == late and "NUL" in caught.value.what
