@@ -20,7 +20,8 @@ resident memory, history included. The anomaly of an invalid class cycles throug
 kinds the model has (``--anomaly`` fixes one).
 
 **Scale**: a chat history of ``--scale-ops`` operations with 1% info and a kv history of
-as many over 1,000 keys: generation + writing time, check time, peak RSS.
+as many over 1,000 keys: generation + writing time, reading time, check (search) time,
+peak RSS.
 
 At the end the targets are checked (same verdict wherever Porcupine decides, never
 unknown where it decides within 1 s, ratio at most 1.0; scale under 60 s and 1 GiB) and
@@ -140,6 +141,7 @@ class Outcome:
     undecided: int = 0
     partitions: int = 0
     note: str = ""
+    read_s: float = float("nan")  # reading and pairing, before the search
 
 
 def child_check(model: str, path: str, timeout: float) -> None:
@@ -177,6 +179,7 @@ def ours(model: str, path: Path, timeout: float) -> Outcome:
         data["undecided"],
         data["partitions"],
         data["reason"],
+        data["parse_s"],
     )
 
 
@@ -336,7 +339,10 @@ def _format(row: Row) -> str:
 
 def scale(args: argparse.Namespace, workdir: Path, binary: Path | None) -> list[str]:
     print(f"\nscale: {args.scale_ops} operations, 1% info, timeout {args.scale_timeout:g} s")
-    print(f"{'history':<40} {'gen+write s':>11} {'check s':>8} {'verdict':<8} {'RSS MiB':>8}  Porcupine")
+    print(
+        f"{'history':<40} {'gen+write s':>11} {'read s':>7} {'check s':>8} {'verdict':<8} "
+        f"{'RSS MiB':>8}  Porcupine"
+    )
     misses = []
     runs = [
         ("chat", {"clients": args.scale_clients, "keys": args.scale_groups}),
@@ -360,8 +366,8 @@ def scale(args: argparse.Namespace, workdir: Path, binary: Path | None) -> list[
             problems.append("peak RSS 1 GiB or more")
         other = "n/a (no chat model)" if model == "chat" else f"{theirs.verdict} {theirs.seconds:.2f} s"
         print(
-            f"{name:<40} {made:>11.1f} {mine.seconds:>8.2f} {mine.verdict:<8} {mine.rss_mib:>8.0f}  {other}"
-            + ("" if not problems else "   <-- " + "; ".join(problems)),
+            f"{name:<40} {made:>11.1f} {mine.read_s:>7.1f} {mine.seconds:>8.2f} {mine.verdict:<8} "
+            f"{mine.rss_mib:>8.0f}  {other}" + ("" if not problems else "   <-- " + "; ".join(problems)),
             flush=True,
         )
         misses += [f"scale {name}: {p}" for p in problems]
