@@ -30,6 +30,7 @@ rules do not cover) returns None, and the general search decides.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -37,6 +38,7 @@ from typing import Any
 
 from checker.linearizable import PartitionResult
 from checker.model import Model, Operation
+from checker.models.cas_register import swapped as _swapped
 from checker.models.values import freeze
 
 INF = float("inf")
@@ -61,6 +63,8 @@ def infer(model: Model, ops: list[Operation]) -> Inferred | None:
     if model.name in ("register", "cas-register"):
         if all(op.f in ("read", "write") for op in ops):
             return _attempt(model, ops, _register_clusters)
+        if model.name == "cas-register" and all(op.f in ("read", "write", "cas") for op in ops):
+            return _attempt(model, ops, _cas_clusters)
         return None
     if model.name == "kv" and all(op.f in ("get", "put", "append") for op in ops):
         if getattr(model, "initial", "") != "":
@@ -81,14 +85,18 @@ class _Refuted(Exception):
 
 
 def _attempt(model: Model, ops: list[Operation], build: Callable) -> Inferred | None:
-    """Build the clusters with ``build`` and decide them."""
+    """Build the clusters with ``build`` and decide them. A builder may also return
+    (clusters, loose): read-only operations that fit in more than one place (failed
+    compare-and-sets); they are left out to find a violation (a sub-history without them
+    that fails proves the whole fails) and fitted in afterwards for a linearization."""
     try:
-        clusters = build(model, ops)
+        built = build(model, ops)
     except _Undecided:
         return None
     except _Refuted as refuted:
         return refuted.found
-    return _decide(model, ops, clusters)
+    clusters, loose = built if isinstance(built, tuple) else (built, [])
+    return _decide(model, ops, clusters, loose)
 
 
 @dataclass
@@ -273,7 +281,9 @@ def _split(value: str, lengths: list[int], token_of: dict[str, Operation]) -> li
     return tokens
 
 
-def _decide(model: Model, ops: list[Operation], clusters: list[_Cluster]) -> Inferred | None:
+def _decide(
+    model: Model, ops: list[Operation], clusters: list[_Cluster], loose: list[Operation]
+) -> Inferred | None:
     """Order the clusters (each must keep its inner order in real time), or find why not."""
     for cluster in clusters:
         inner = cluster.ops()
@@ -293,7 +303,115 @@ def _decide(model: Model, ops: list[Operation], clusters: list[_Cluster]) -> Inf
         witness = _unique([op for c in cycle for op in _defining_ops(c)])
         candidates = [op for c in stuck for op in c.ops()[:1]]
         return _violation(model, ops, linearization, candidates, witness)
+    if loose:
+        fitted = _fit_failed_cas(linearization, loose, getattr(model, "initial", None))
+        return None if fitted is None else _proven(model, fitted)
     return _proven(model, linearization)
+
+
+def _fit_failed_cas(order: list[Operation], loose: list[Operation], initial: Any) -> list[Operation] | None:
+    """``order`` with each failed compare-and-set put where real time allows it and the
+    value differs from the one it expected: the earliest such place. None if one has
+    none here (another order of the clusters might have one: undecided)."""
+    states, value = [freeze(initial)], freeze(initial)
+    for op in order:
+        if op.f == "write":
+            value = freeze(op.input)
+        elif op.f == "cas" and freeze(op.input[0]) == value:
+            value = freeze(op.input[1])
+        states.append(value)
+    n = len(order)
+    min_ret_after = [INF] * (n + 1)  # min ret of order[p:]
+    for p in range(n - 1, -1, -1):
+        ret = order[p].ret
+        min_ret_after[p] = min(min_ret_after[p + 1], INF if ret is None else ret)
+    max_call_before = [-INF] * (n + 1)  # max call of order[:p]
+    for p in range(n):
+        max_call_before[p + 1] = max(max_call_before[p], order[p].call)
+    next_change = [n + 1] * (n + 1)  # the first q > p with another state than at p
+    for p in range(n - 1, -1, -1):
+        next_change[p] = p + 1 if states[p + 1] != states[p] else next_change[p + 1]
+    slots: dict[int, list[Operation]] = {}
+    for op in sorted(loose, key=lambda o: (o.call, o.id)):
+        first = bisect_left(min_ret_after, op.call)  # nothing after it returned before its call
+        last = bisect_right(max_call_before, op.ret) - 1  # nothing before it was called after its return
+        place = first if states[first] != freeze(op.input[0]) else next_change[first]
+        if first > last or place > last:
+            return None
+        slots.setdefault(place, []).append(op)
+    fitted: list[Operation] = []
+    for p in range(n + 1):
+        fitted.extend(slots.get(p, ()))
+        if p < n:
+            fitted.append(order[p])
+    return fitted
+
+
+def _cas_clusters(model: Model, ops: list[Operation]) -> tuple[list[_Cluster], list[Operation]]:
+    """Clusters for a register with compare-and-set, every value written once (by a write
+    or a swap). A swap ends the stretch of the value it expected and starts its new
+    value's: the clusters it joins form one chain, ordered like appends. A failed
+    compare is loose (see ``_attempt``); a crashed swap whose value nobody saw is dropped."""
+    start = freeze(getattr(model, "initial", None))
+    heads: dict[Any, Operation | None] = {start: None}
+    reads: list[tuple[Operation, Any]] = []  # (op, the value it saw)
+    swaps: list[Operation] = []
+    loose: list[Operation] = []
+    for op in ops:
+        if op.f == "read":
+            reads.append((op, freeze(op.output)))
+            continue
+        if op.f == "write":
+            value = freeze(op.input)
+        else:
+            expected, value = freeze(op.input[0]), freeze(op.input[1])
+            if op.ret is not None and not _swapped(op):
+                loose.append(op)
+                continue
+            if expected == value:  # a swap of a value for itself: a read, if it happened
+                if op.ret is not None:
+                    reads.append((op, expected))
+                continue
+            swaps.append(op)
+        if not _hashable(value) or value in heads:
+            raise _Undecided
+        heads[value] = op
+    seen = {value for _, value in reads} | {freeze(op.input[0]) for op in swaps if op.ret is not None}
+    for op in swaps:  # a crashed swap to a value nobody saw never happened
+        if op.ret is None and freeze(op.input[1]) not in seen:
+            del heads[freeze(op.input[1])]
+    after: dict[Any, Operation] = {}  # value -> the swap that ended it
+    for op in swaps:
+        expected = freeze(op.input[0])
+        if freeze(op.input[1]) not in heads:
+            continue
+        if expected not in heads or expected in after:  # swapped from a value nobody wrote, or twice
+            raise _Undecided
+        after[expected] = op
+    readers: dict[Any, list[Operation]] = {}
+    for op, value in reads:
+        if not _hashable(value) or value not in heads:
+            raise _Refuted(_violation(model, ops, [], [op], [op]))  # a value nobody wrote
+        readers.setdefault(value, []).append(op)
+    clusters, chained = [], 0
+    for value, head in heads.items():
+        if head is not None and head.f == "cas":
+            continue  # inside the chain of the value it swapped from
+        cluster, level = _Cluster(head), 0
+        while True:
+            chained += 1
+            for op in readers.get(value, ()):
+                cluster.add(level + 1, op)
+            swap = after.get(value)
+            if swap is None:
+                break
+            cluster.add(level + 2, swap)
+            value, level = freeze(swap.input[1]), level + 2
+        if cluster.members or head is None or head.ret is not None:
+            clusters.append(cluster)
+    if chained < len(heads):  # swaps in a ring that no write starts
+        raise _Undecided
+    return clusters, loose
 
 
 def _cluster_order(clusters: list[_Cluster]) -> tuple[list[_Cluster], list[_Cluster]]:

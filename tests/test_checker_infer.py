@@ -23,7 +23,7 @@ from checker.prepare import operations
 from histories.op import Op
 from histories.synth import generate
 
-UNIQUE_KINDS = ["register", "kv-append", "kv-put", "kv"]
+UNIQUE_KINDS = ["register", "cas-register", "kv-append", "kv-put", "kv"]
 
 
 def simulate_unique(rng: random.Random, kind: str, n_ops: int, processes: int) -> list[Op]:
@@ -70,28 +70,40 @@ def simulate_unique(rng: random.Random, kind: str, n_ops: int, processes: int) -
     return records
 
 
+def _register(kind: str) -> bool:
+    return kind in ("register", "cas-register")
+
+
 def _read_op(kind: str, key: str) -> tuple[str, Any]:
-    return ("read", None) if kind == "register" else ("get", [key, None])
+    return ("read", None) if _register(kind) else ("get", [key, None])
 
 
 def _read(state: dict[Any, Any], kind: str, key: str) -> Any:
-    return state.get(None) if kind == "register" else [key, state.get(key, "")]
+    return state.get(None) if _register(kind) else [key, state.get(key, "")]
 
 
 def _unique_op(rng: random.Random, kind: str, fresh: int) -> tuple[str, Any]:
     key = rng.choice("ab")
     if rng.random() < 0.45:
         return _read_op(kind, key)
-    if kind == "register":
+    if kind == "register" or (kind == "cas-register" and rng.random() < 0.4):
         return "write", fresh
+    if kind == "cas-register":  # expects a recent value (filled in when invoked) or a random one
+        return "cas", [rng.choice([None, fresh - 1, fresh - 2, fresh - 3]), fresh]
     f = {"kv-append": "append", "kv-put": "put"}.get(kind) or rng.choice(["put", "append", "append"])
     return f, [key, f"t{fresh}."]
 
 
 def _apply(state: dict[Any, Any], history_of: dict[Any, list[Any]], kind: str, f: str, value: Any) -> Any:
     if f in ("read", "get"):
-        return _read(state, kind, None if kind == "register" else value[0])
-    key, arg = (None, value) if kind == "register" else value
+        return _read(state, kind, None if _register(kind) else value[0])
+    if f == "cas":
+        if state.get(None) != value[0]:
+            return [value[0], value[1], False]
+        state[None] = value[1]
+        history_of.setdefault(None, []).append(value[1])
+        return [value[0], value[1], True]
+    key, arg = (None, value) if _register(kind) else value
     state[key] = state.get(key, "") + arg if f == "append" else arg
     history_of.setdefault(key, []).append(state[key])
     return value
@@ -99,19 +111,22 @@ def _apply(state: dict[Any, Any], history_of: dict[Any, list[Any]], kind: str, f
 
 def _mutate(rng: random.Random, kind: str, records: list[Op], history_of: dict[Any, list[Any]]) -> None:
     """Half the time, change one ok read to another state of its key, or to garbage."""
-    reads = [op for op in records if op.type == "ok" and op.f in ("read", "get")]
+    reads = [op for op in records if op.type == "ok" and op.f in ("read", "get", "cas")]
     if not reads or rng.random() < 0.5:
         return
     op = rng.choice(reads)
-    key = None if kind == "register" else op.value[0]
-    initial, garbage = (None, -1) if kind == "register" else ("", "zz")
+    if op.f == "cas":
+        op.value = [op.value[0], op.value[1], not op.value[2]]
+        return
+    key = None if _register(kind) else op.value[0]
+    initial, garbage = (None, -1) if _register(kind) else ("", "zz")
     choices = [initial, *history_of.get(key, []), garbage]
     new = rng.choice(choices)
-    op.value = new if kind == "register" else [key, new]
+    op.value = new if _register(kind) else [key, new]
 
 
 def _model(kind: str) -> str:
-    return "register" if kind == "register" else "kv"
+    return kind if _register(kind) else "kv"
 
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
