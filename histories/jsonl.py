@@ -125,8 +125,11 @@ def _op(record: Any, path: str, line: int) -> Op:
     return Op(index, type_, process, f, record["value"], time, node, error)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: dumps() builds one per call
+
+
 def _line(op: Op) -> bytes:
-    return (json.dumps(op.to_dict(), separators=(",", ":")) + "\n").encode("utf-8")
+    return (_ENCODE(op.to_dict()) + "\n").encode("utf-8")
 
 
 def write_jsonl(path: str | Path, ops: Iterable[Op]) -> None:
