@@ -30,6 +30,7 @@ def check(
     timeout: float | None = None,
     shrink: bool = True,
     max_memory: int | None = None,
+    workers: int | None = None,
 ) -> CheckResult:
     """Is the history linearizable for ``model`` (a Model or a name for ``get_model``)?
 
@@ -40,7 +41,7 @@ def check(
     first non-linearizable one ends the check (partitions left unchecked keep ``None``
     in ``linearizations``). Shrinking a failure has its own small budget (3 s) on top.
     """
-    return check_operations(operations(history_ops), model, timeout, shrink, max_memory)
+    return check_operations(operations(history_ops), model, timeout, shrink, max_memory, workers=workers)
 
 
 def check_operations(
@@ -50,11 +51,13 @@ def check_operations(
     shrink: bool = True,
     max_memory: int | None = None,
     inference: bool = True,
+    workers: int | None = None,
 ) -> CheckResult:
     """``check`` for operations already paired (``checker.prepare.operations``).
-    ``inference`` False: the general search alone decides (to compare the two)."""
+    ``inference`` False: the general search alone decides (to compare the two).
+    ``workers``: processes for the first pass over a big history (None: one per core)."""
     with no_collection():
-        return _check_operations(ops, model, timeout, shrink, max_memory, inference)
+        return _check_operations(ops, model, timeout, shrink, max_memory, inference, workers)
 
 
 def _check_operations(
@@ -64,6 +67,7 @@ def _check_operations(
     shrink: bool,
     max_memory: int | None,
     inference: bool,
+    workers: int | None,
 ) -> CheckResult:
     if isinstance(model, str):
         model = get_model(model)
@@ -74,7 +78,7 @@ def _check_operations(
     result = CheckResult(
         valid=True, model=model.name, ops=ops, partition_ops=[[op.id for op in p] for p in parts]
     )
-    done = schedule.run(model, parts, deadline, bound, use_inference=inference)
+    done = schedule.run(model, parts, deadline, bound, use_inference=inference, workers=workers)
     result.linearizations = [r.linearization if r is not None else None for r in done.results]
     result.decided_by = done.decided_by
     result.undecided = sorted(done.undecided)

@@ -57,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: a quarter of the machine's memory)",
     )
     parser.add_argument(
+        "--workers",
+        type=positive_count,
+        metavar="N",
+        help="processes for the first pass over a big history (default: one per core; 1: none)",
+    )
+    parser.add_argument(
         "--html", metavar="OUT.html", help="also write a page that shows the history and verdict"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
@@ -87,12 +93,20 @@ def positive_seconds(text: str) -> float:
 
 
 def positive_mib(text: str) -> int:
+    return _at_least_one(text, "MiB")
+
+
+def positive_count(text: str) -> int:
+    return _at_least_one(text, "processes")
+
+
+def _at_least_one(text: str, unit: str) -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of MiB of at least 1, not {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number of {unit} of at least 1, not {text!r}")
     return value
 
 
@@ -117,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{args.path}: model {name} cannot start from {args.initial!r}: {exc}")
     try:
         max_memory = None if args.max_memory is None else args.max_memory * MIB
-        result = check(history.ops, model, timeout=args.timeout, max_memory=max_memory)
+        result = check(history.ops, model, timeout=args.timeout, max_memory=max_memory, workers=args.workers)
     except Exception as exc:  # values the model cannot read: bad input, never a verdict
         return _fail(f"{target.history}: cannot check with model {name}: {type(exc).__name__}: {exc}")
     if args.json:

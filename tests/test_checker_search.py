@@ -127,3 +127,34 @@ def test_check_passes_the_memory_bound_through() -> None:
     records = _records(valid_kv_key("a") + hard_kv_key("hard", writers=26))
     result = check(records, "kv", timeout=60, max_memory=16 * MIB)
     assert result.valid == "unknown" and "memory bound" in result.reason
+
+
+@pytest.mark.parametrize(("model", "anomaly"), [("kv", None), ("kv", "lost-write"), ("chat", None)])
+def test_worker_processes_give_the_same_verdicts(
+    monkeypatch: pytest.MonkeyPatch, model: str, anomaly: str | None
+) -> None:
+    from checker import schedule
+    from histories.synth import generate
+
+    monkeypatch.setattr(schedule, "PARALLEL_MIN_OPS", 0)
+    records = generate(model, clients=10, ops=1500, keys=8, info_rate=0.02, anomaly=anomaly, seed=5)
+    ops = operations(records)
+    alone = check_operations(ops, model, timeout=30, workers=1)
+    together = check_operations(ops, model, timeout=30, workers=2)
+    assert together.valid is alone.valid is (anomaly is None)
+    if anomaly is None:
+        assert together.linearizations == alone.linearizations
+    else:
+        assert together.failure is not None and together.failure.minimal
+
+
+def test_workers_stop_at_a_hard_partition_and_the_turns_decide_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from checker import schedule
+
+    monkeypatch.setattr(schedule, "PARALLEL_MIN_OPS", 0)
+    monkeypatch.setattr(schedule, "_FIRST_PASS_BUDGET", 0.05)
+    ops = operations(_records(hard_kv_key("hard") + stale_kv_key("easy") + valid_kv_key("ok")))
+    result = check_operations(ops, "kv", timeout=60, workers=2)
+    assert result.valid is False and result.failure is not None and result.failure.partition == 1
