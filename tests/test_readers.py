@@ -256,3 +256,24 @@ def test_a_file_larger_than_the_head_reads_whole_and_names_late_bad_lines(tmp_pa
     with pytest.raises(HistoryError) as caught:
         read_history(path)
     assert caught.value.line == late and "NUL" in caught.value.what
+
+
+@pytest.mark.parametrize(
+    ("bad", "what"),
+    [
+        ('{"index": 9, "type": "ok"', "not valid JSON"),
+        (
+            '{"index": 9, "type": "ok", "process": 0, "f": "w", "value": 1, "time": 9}, {"index": 10}',
+            "Extra data",
+        ),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"index": 9}', "missing field(s) type"),
+    ],
+)
+def test_a_bad_line_among_thousands_is_named(tmp_path: Path, bad: str, what: str) -> None:
+    lines = [_jsonl_line(i) for i in range(6000)]
+    lines[5001] = bad + "\n"
+    path = write(tmp_path, "h.jsonl", "".join(lines))
+    with pytest.raises(HistoryError) as caught:
+        read_history(path)
+    assert caught.value.line == 5002 and what in caught.value.what, caught.value
