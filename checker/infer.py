@@ -332,13 +332,18 @@ def _fit_failed_cas(order: list[Operation], loose: list[Operation], initial: Any
     for p in range(n - 1, -1, -1):
         next_change[p] = p + 1 if states[p + 1] != states[p] else next_change[p + 1]
     slots: dict[int, list[Operation]] = {}
+    finished: list[tuple[float, int]] = []  # (ret, place) of those placed, earliest return first
+    floor = 0  # no earlier than any placed one that returned before this one's call
     for op in sorted(loose, key=lambda o: (o.call, o.id)):
-        first = bisect_left(min_ret_after, op.call)  # nothing after it returned before its call
-        last = bisect_right(max_call_before, op.ret) - 1  # nothing before it was called after its return
+        while finished and finished[0][0] < op.call:
+            floor = max(floor, heapq.heappop(finished)[1])
+        first = max(floor, bisect_left(min_ret_after, op.call))  # nothing after returned before
+        last = bisect_right(max_call_before, op.ret) - 1  # nothing before was called after its return
         place = first if states[first] != freeze(op.input[0]) else next_change[first]
         if first > last or place > last:
             return None
         slots.setdefault(place, []).append(op)
+        heapq.heappush(finished, (op.ret, place))
     fitted: list[Operation] = []
     for p in range(n + 1):
         fitted.extend(slots.get(p, ()))
@@ -377,6 +382,12 @@ def _cas_clusters(model: Model, ops: list[Operation]) -> tuple[list[_Cluster], l
             raise _Undecided
         heads[value] = op
     seen = {value for _, value in reads} | {freeze(op.input[0]) for op in swaps if op.ret is not None}
+    crashed = [op for op in swaps if op.ret is None]
+    while True:  # a crashed swap whose value was seen happened: so its expected value was there
+        more = {freeze(op.input[0]) for op in crashed if freeze(op.input[1]) in seen} - seen
+        if not more:
+            break
+        seen |= more
     for op in swaps:  # a crashed swap to a value nobody saw never happened
         if op.ret is None and freeze(op.input[1]) not in seen:
             del heads[freeze(op.input[1])]
