@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -72,9 +73,10 @@ _BATCH = 4096  # lines parsed by one json.loads: faster, and the keys of their v
 
 def _parse_lines(lines: Iterable[str], path: str, allow_truncated_tail: bool) -> tuple[list[Op], list[str]]:
     ops: list[Op] = []
-    numbers: list[int] = []
+    numbers = array("q")  # line of each op, for error messages: 8 bytes each, not 36
     warnings: list[str] = []
     names: dict[str, str] = {}  # one string object per distinct f: a million records share a few
+    share = _Sharer().share
     batch: list[str] = []
     at: list[int] = []
 
@@ -88,6 +90,7 @@ def _parse_lines(lines: Iterable[str], path: str, allow_truncated_tail: bool) ->
             op = _op(record, path, number)
             op.type = _TYPES[op.type]
             op.f = names.setdefault(op.f, op.f)
+            share(op)
             ops.append(op)
             numbers.append(number)
         batch.clear()
@@ -110,6 +113,63 @@ def _parse_lines(lines: Iterable[str], path: str, allow_truncated_tail: bool) ->
 
 
 _TRUNCATED = object()
+_OFF: dict[str, str] = {}  # a field whose strings keep changing: no longer shared
+
+
+class _Sharer:
+    """Makes equal parts of values one object, so that a million-op history takes less
+    memory: a completion that repeats its invocation's value (an ``info``, a put's ``ok``)
+    gets that very object, and the strings under one dict key or list position (kv keys,
+    user and group names, statuses) are kept once each. A field stops being tracked once
+    it has shown ``LIMIT`` distinct strings (unique message texts, written tokens).
+    Equality here is exact (``1`` never stands in for ``true``); values are never mutated
+    later, so sharing them is safe."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.invoked: dict[Any, Any] = {}  # process -> value of its open invocation
+        self.fields: dict[Any, dict[str, str]] = {}
+
+    def share(self, op: Op) -> None:
+        value = op.value
+        if op.type != "invoke":
+            before = self.invoked.pop(op.process, _TRUNCATED)
+            if value == before and _same(value, before):  # == first: fast in C, mostly False
+                op.value = before
+                return
+        kind = type(value)
+        if kind is dict:
+            items: Iterable[tuple[Any, Any]] = value.items()
+        elif kind is list:
+            items = enumerate(value)
+        else:
+            items = ()
+        fields = self.fields
+        for field, item in items:
+            if type(item) is str:
+                table = fields.get(field)
+                if table is None:
+                    table = fields[field] = {}
+                elif table is _OFF:
+                    continue
+                value[field] = table.setdefault(item, item)
+                if len(table) > self.LIMIT:
+                    fields[field] = _OFF
+        if op.type == "invoke":
+            self.invoked[op.process] = value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal JSON values of the same types all the way down (``1 == True`` does not count)."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if kind is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
 
 
 def _records(

@@ -277,3 +277,30 @@ def test_a_bad_line_among_thousands_is_named(tmp_path: Path, bad: str, what: str
     with pytest.raises(HistoryError) as caught:
         read_history(path)
     assert caught.value.line == 5002 and what in caught.value.what, caught.value
+
+
+def test_equal_values_are_shared_exactly_and_only_when_equal(tmp_path: Path) -> None:
+    """Large histories keep one object per repeated value; 1 never stands in for true."""
+    records = [
+        {"index": 0, "type": "invoke", "process": 0, "f": "put", "value": ["k1", "x"], "time": 1},
+        {"index": 1, "type": "ok", "process": 0, "f": "put", "value": ["k1", "x"], "time": 2},
+        {"index": 2, "type": "invoke", "process": 1, "f": "write", "value": 1, "time": 3},
+        {"index": 3, "type": "ok", "process": 1, "f": "write", "value": True, "time": 4},
+        {"index": 4, "type": "invoke", "process": 2, "f": "cas", "value": [1, 2], "time": 5},
+        {"index": 5, "type": "ok", "process": 2, "f": "cas", "value": [1.0, 2, False], "time": 6},
+        {"index": 6, "type": "invoke", "process": 0, "f": "get", "value": ["k1", None], "time": 7},
+        {"index": 7, "type": "ok", "process": 0, "f": "get", "value": ["k1", "x"], "time": 8},
+    ]
+    path = write(tmp_path, "h.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    ops = read_history(path).ops
+    assert [op.to_dict() for op in ops] == records
+    assert ops[1].value is ops[0].value
+    assert ops[3].value is True and ops[3].value is not ops[2].value
+    assert type(ops[5].value[0]) is float
+    assert ops[7].value[0] is ops[0].value[0]  # the key, kept once
+
+
+def test_many_distinct_strings_in_one_field_read_back_unchanged(tmp_path: Path) -> None:
+    lines = [_jsonl_line(i, f"text {i}") for i in range(10_000)]
+    ops = read_history(write(tmp_path, "h.jsonl", "".join(lines))).ops
+    assert [op.value for op in ops] == [f"text {i}" for i in range(10_000)]
