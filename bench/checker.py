@@ -59,6 +59,7 @@ from histories.synth import ANOMALIES, APPENDS, generate  # noqa: E402
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 REFERENCE = SHARED / "reference"
+PREBUILT = Path("/tmp/porcupine-check")  # where the machine's setup leaves a build
 MIB = 2**20
 
 
@@ -217,7 +218,7 @@ def find_porcupine(workdir: Path) -> tuple[Path | None, str]:
         if os.access(given, os.X_OK):
             return Path(given), f"$PORCUPINE_CHECK = {given}"
         return None, f"$PORCUPINE_CHECK = {given} is not an executable file"
-    prebuilt = Path("/tmp/porcupine-check")
+    prebuilt = PREBUILT
     if prebuilt.is_file() and os.access(prebuilt, os.X_OK):
         return prebuilt, str(prebuilt)
     source = REFERENCE / "porcupine-check"
@@ -227,7 +228,7 @@ def find_porcupine(workdir: Path) -> tuple[Path | None, str]:
     if go is None:
         return (
             None,
-            "Go is not installed (apt-get install -y golang-go) and no build is at /tmp/porcupine-check",
+            f"Go is not installed (apt-get install -y golang-go) and no build is at {prebuilt}",
         )
     copy = workdir / "reference"  # the shared folder may be read-only; go writes go.sum
     shutil.copytree(REFERENCE / "porcupine", copy / "porcupine")
