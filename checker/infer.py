@@ -123,17 +123,22 @@ class _Cluster:
             self._order = inner if self.head is None else [self.head, *inner]
         return self._order
 
-    def add(self, level: int, op: Operation) -> None:
-        self.members.append((level, op))
-
-    def close(self) -> None:
-        """Compute the times that order it against other clusters."""
-        everyone = [op for _, op in self.members] + ([self.head] if self.head is not None else [])
+    def __post_init__(self) -> None:
         if self.head is None:
             self.first_ret = -INF  # the initial value comes before everything
         else:
-            self.first_ret = min((op.ret for op in everyone if op.ret is not None), default=INF)
-        self.last_call = max((op.call for op in everyone), default=-INF)
+            self._time(self.head)
+
+    def add(self, level: int, op: Operation) -> None:
+        self.members.append((level, op))
+        self._time(op)
+
+    def _time(self, op: Operation) -> None:
+        """Keep the times that order the cluster against the others."""
+        if op.ret is not None and op.ret < self.first_ret:
+            self.first_ret = op.ret
+        if op.call > self.last_call:
+            self.last_call = op.call
 
     def support(self, level: int) -> list[Operation]:
         """What an op of this level needs to be explained: the head, the appends before it,
@@ -295,7 +300,6 @@ def _decide(
             prefix = inner[: inner.index(late) + 1]
             prefix = [op for op in prefix if op is not early]
             return _violation(model, ops, prefix, [early], witness)
-        cluster.close()
     order, stuck = _cluster_order(clusters)
     linearization = [op for c in order for op in c.ops()]
     if stuck:
