@@ -36,7 +36,8 @@ def shrink_failure(
 
     target = {(s.op, s.expected) for s in failure.stuck}
     minimal = shrink(model, ops, budget, max_checks, target)
-    outcome = decide(model, minimal, time.perf_counter() + budget)
+    # The search explains the small anomaly best (its stuck ops are the ones the model rejects).
+    outcome = check_partition(model, minimal, time.perf_counter() + budget)
     failure.minimal = sorted(op.id for op in minimal)
     if outcome.valid is not False:
         failure.minimal_longest, failure.minimal_stuck = list(failure.longest), list(failure.stuck)
