@@ -1,43 +1,69 @@
-"""How fast the linearizability checker is, on the external corpus and a large chat history.
+"""How fast the linearizability checker is: on the external corpus, side by side with
+Porcupine on generated history classes, and at scale.
 
-    python bench/checker.py                  # the corpus, then a generated 100,000-op chat history
-    python bench/checker.py --corpus-only
-    python bench/checker.py --chat-ops 20000 --groups 20
+    python bench/checker.py                      # corpus, Porcupine comparison, scale rows
+    python bench/checker.py --quick              # smaller classes and scale rows, a few minutes
+    python bench/checker.py --only compare --models kv --clients 50,100 --info 0.05
+    python bench/checker.py --only scale --scale-ops 200000
 
-Times cover checking only (reading and parsing excluded); each corpus file's time is the
-best of ``--repeat`` runs, since single files take about a millisecond. Peak memory is
-measured in a separate run under tracemalloc (which slows Python down, so it never
-overlaps the timed run): the peak of Python allocations during the check, history excluded.
+**Corpus**: every file of ``../shared/corpus`` with its expected verdict; times cover
+checking only (best of ``--repeat``), peak memory in a separate tracemalloc run.
 
-The chat history comes from simulating a correct concurrent object: closed-loop clients
-over independent user groups whose operations overlap at random, each taking effect
-atomically at a random instant between its invocation and its completion on a real
-``raftchat.chat.ChatMachine`` per group. Some operations end ``info`` (timed out) and took
-effect or not, at random. Such a history is linearizable by construction.
+**Comparison**: for each class (model x clients x valid/one anomaly x info rate, and for
+kv a few and many keys) a history from ``histories.synth`` is written as JSON lines and
+checked twice, each in a child process: by this checker and by ``porcupine-check`` (the
+reference in ``../shared/reference``, built with Go into a temporary folder, or taken from
+``$PORCUPINE_CHECK`` or ``/tmp/porcupine-check``; skipped with a message when neither Go
+nor a build is there). Times are the search only (reading the file excluded), both with
+the same ``--timeout``; ``ratio`` is ours / Porcupine's; ``RSS`` is our child's peak
+resident memory, history included. The anomaly of an invalid class cycles through the
+kinds the model has (``--anomaly`` fixes one).
+
+**Scale**: a chat history of ``--scale-ops`` operations with 1% info and a kv history of
+as many over 1,000 keys: generation + writing time, reading time, check (search) time,
+peak RSS.
+
+At the end the targets are checked (same verdict wherever Porcupine decides, never
+unknown where it decides within 1 s, ratio at most 1.0; scale under 60 s and 1 GiB) and
+every miss is listed. Exit status 1 when the corpus disagrees or a verdict contradicts a
+history's construction.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import heapq
-import random
+import json
+import os
+import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from checker import check  # noqa: E402
+from checker import check, check_operations  # noqa: E402
 from checker.models import get_model  # noqa: E402
-from histories import Op, read_history  # noqa: E402
-from raftchat.chat import ChatMachine  # noqa: E402
+from checker.prepare import operations  # noqa: E402
+from histories import read_history, write_jsonl  # noqa: E402
+from histories.synth import ANOMALIES, APPENDS, generate  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+REFERENCE = SHARED / "reference"
+PREBUILT = Path("/tmp/porcupine-check")  # where the machine's setup leaves a build
+MIB = 2**20
+
+
+# -- corpus -------------------------------------------------------------------------------
 
 
 def expected_verdicts(corpus: Path) -> dict[Path, bool]:
@@ -99,125 +125,326 @@ def bench_corpus(corpus: Path, repeat: int) -> bool:
     return agree == len(verdicts)
 
 
-def chat_history(
-    n_ops: int = 100_000, groups: int = 100, clients: int = 5, info_rate: float = 0.01, seed: int = 1
-) -> list[Op]:
-    """A linearizable chat history of ``n_ops`` operations (see the module docstring)."""
-    rng = random.Random(seed)
-    machines = [ChatMachine() for _ in range(groups)]
-    records: list[Op] = []
-    events: list[tuple[int, int, str, int]] = []  # (time ns, seq, what, client)
-    process = list(range(groups * clients))  # a client gets a new process number after info
-    pending: dict[int, tuple[str, dict[str, Any], bool]] = {}  # client -> (f, args, ends info)
-    results: dict[int, Any] = {}
-    next_process, seq, started = groups * clients, 0, 0
-
-    def schedule(at: int, what: str, client: int) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(events, (at, seq, what, client))
-
-    for client in range(groups * clients):
-        schedule(rng.randrange(1_000_000), "invoke", client)
-    while events:
-        now, _, what, client = heapq.heappop(events)
-        group = client // clients
-        if what == "invoke":
-            if started == n_ops:
-                continue
-            started += 1
-            f, args = _chat_op(rng, group, machines[group])
-            pending[client] = (f, args, rng.random() < info_rate)
-            value = dict(args, group=group)
-            records.append(Op(len(records), "invoke", process[client], f, value, now))
-            schedule(now + rng.randrange(1, 2_000_000), "apply", client)
-        elif what == "apply":
-            f, args, info = pending[client]
-            if not info or rng.random() < 0.5:  # an op that timed out took effect half the time
-                results[client] = machines[group].apply({"op": f, **args})
-            schedule(now + rng.randrange(1, 2_000_000), "complete", client)
-        else:
-            f, args, info = pending.pop(client)
-            result = results.pop(client, None)
-            if info:
-                records.append(Op(len(records), "info", process[client], f, dict(args, group=group), now))
-                process[client], next_process = next_process, next_process + 1
-            else:
-                value = {"status": result.status, "value": result.value}
-                records.append(Op(len(records), "ok", process[client], f, value, now))
-            schedule(now + rng.randrange(1, 500_000), "invoke", client)
-    return records
-
-
-def _chat_op(rng: random.Random, group: int, machine: ChatMachine) -> tuple[str, dict[str, Any]]:
-    """A random operation of a client of ``group``, mostly sends and fetches between its users."""
-    users = [f"g{group}-u{k}" for k in range(6)]
-    user, other = rng.sample(users, 2)
-    kind = rng.choices(
-        ["send", "fetch", "create", "check", "list", "delete", "invalid"], [40, 25, 12, 8, 6, 3, 6]
-    )[0]
-    if kind == "send":
-        return "send_message", {"sender": user, "to": other, "text": f"m{rng.randrange(10**6)}"}
-    if kind == "fetch":
-        count = len(machine._inboxes.get(user, ()))  # a client that roughly follows its inbox
-        return "fetch_messages", {"user": user, "from_index": max(1, count - rng.randrange(4))}
-    if kind == "create":
-        return "create_account", {"user": user}
-    if kind == "check":
-        return "check_account", {"user": user}
-    if kind == "list":
-        return "list_accounts", {"pattern": rng.choice([f"g{group}-u*", f"g{group}-u[0-2]"])}
-    if kind == "delete":
-        return "delete_account", {"user": user}
-    return rng.choice(
-        [
-            ("create_account", {"user": ""}),
-            ("create_account", {"user": f"g{group}-" + "x" * 20}),
-            ("send_message", {"sender": user, "to": other, "text": "y" * 501}),
-            ("fetch_messages", {"user": user, "from_index": 0}),
-            ("fetch_messages", {"user": user, "from_index": 10**6}),
-        ]
-    )
-
-
-def bench_chat(n_ops: int, groups: int, memory: bool) -> bool:
-    start = time.perf_counter()
-    history = chat_history(n_ops, groups)
-    generated = time.perf_counter() - start
-    print(
-        f"\nchat: {n_ops} ops over {groups} groups ({len(history)} records, generated in {generated:.1f} s)"
-    )
-    result, seconds, peak = measure(lambda: check(history, get_model("chat"), shrink=False), 1, memory)
-    unknown = sum(op.ret is None for op in result.ops)
-    print(
-        f"chat: {_verdict(result.valid)}, {len(result.ops)} ops ({unknown} unknown outcome), "
-        f"{len(result.partition_ops)} partitions, checked in {seconds:.2f} s"
-        + (f", peak {peak / 2**20:.1f} MiB (tracemalloc)" if peak >= 0 else "")
-    )
-    return result.valid is True
-
-
 def _verdict(valid: bool | str) -> str:
     return {True: "linear", False: "NOT"}.get(valid, "unknown")  # type: ignore[arg-type]
 
 
-def main() -> int:
+# -- one check in a child process -----------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One checker's answer on one file; ``verdict`` is linear / NOT / unknown / error / skipped."""
+
+    verdict: str
+    seconds: float = float("nan")
+    rss_mib: float = float("nan")
+    undecided: int = 0
+    partitions: int = 0
+    note: str = ""
+    read_s: float = float("nan")  # reading and pairing, before the search
+
+
+def child_check(model: str, path: str, timeout: float) -> None:
+    """Run in the child: read, then time the search alone; print one JSON line."""
+    start = time.perf_counter()
+    ops = operations(read_history(path).ops)
+    parsed = time.perf_counter()
+    result = check_operations(ops, model, timeout=timeout, shrink=False)
+    searched = time.perf_counter() - parsed
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    print(
+        json.dumps(
+            {
+                "verdict": _verdict(result.valid),
+                "check_s": searched,
+                "parse_s": parsed - start,
+                "partitions": len(result.partition_ops),
+                "undecided": len(getattr(result, "undecided", None) or ()),
+                "reason": result.reason or "",
+                "rss": peak,
+            }
+        )
+    )
+
+
+def ours(model: str, path: Path, timeout: float) -> Outcome:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child-check", model, str(path), str(timeout)]
+    data, error = _run_json(command, timeout * 2 + 120)
+    if data is None:
+        return Outcome("error", note=error)
+    return Outcome(
+        data["verdict"],
+        data["check_s"],
+        data["rss"] / MIB,
+        data["undecided"],
+        data["partitions"],
+        data["reason"],
+        data["parse_s"],
+    )
+
+
+def porcupine(binary: Path | None, model: str, path: Path, timeout: float) -> Outcome:
+    if binary is None:
+        return Outcome("skipped")
+    command = [str(binary), "-model", model, "-timeout", f"{timeout:g}s", str(path)]
+    data, error = _run_json(command, timeout * 2 + 120)
+    if data is None:
+        return Outcome("error", note=error)
+    verdict = {"linearizable": "linear", "not-linearizable": "NOT"}.get(data.get("verdict"), "unknown")
+    return Outcome(verdict, float(data.get("check_s", "nan")), partitions=int(data.get("partitions", 0)))
+
+
+def _run_json(command: list[str], limit: float) -> tuple[dict[str, Any] | None, str]:
+    """The last stdout line of ``command`` as JSON, or (None, what went wrong)."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"killed after {limit:.0f} s"
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"exit {done.returncode}: {tail[:120]}"
+    return json.loads(lines[-1]), ""
+
+
+# -- Porcupine --------------------------------------------------------------------------------
+
+
+def find_porcupine(workdir: Path) -> tuple[Path | None, str]:
+    """(the porcupine-check binary or None, how it was found or why it is absent)."""
+    given = os.environ.get("PORCUPINE_CHECK")
+    if given:
+        if os.access(given, os.X_OK):
+            return Path(given), f"$PORCUPINE_CHECK = {given}"
+        return None, f"$PORCUPINE_CHECK = {given} is not an executable file"
+    prebuilt = PREBUILT
+    if prebuilt.is_file() and os.access(prebuilt, os.X_OK):
+        return prebuilt, str(prebuilt)
+    source = REFERENCE / "porcupine-check"
+    if not (source / "main.go").is_file() or not (REFERENCE / "porcupine").is_dir():
+        return None, f"no build at $PORCUPINE_CHECK or {prebuilt}, and no source in {REFERENCE}"
+    go = shutil.which("go")
+    if go is None:
+        return (
+            None,
+            f"Go is not installed (apt-get install -y golang-go) and no build is at {prebuilt}",
+        )
+    copy = workdir / "reference"  # the shared folder may be read-only; go writes go.sum
+    shutil.copytree(REFERENCE / "porcupine", copy / "porcupine")
+    shutil.copytree(source, copy / "porcupine-check")
+    binary = workdir / "porcupine-check"
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOCACHE": str(workdir / "gocache")}
+    built = subprocess.run(
+        [go, "build", "-o", str(binary), "."],
+        cwd=copy / "porcupine-check",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode != 0:
+        return None, f"building porcupine-check failed: {built.stderr.strip()[-200:]}"
+    return binary, f"built from {source}"
+
+
+# -- the comparison -----------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    expected: bool  # the verdict by construction
+    ours: Outcome
+    theirs: Outcome
+    misses: list[str] = field(default_factory=list)
+
+
+def classes(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every class to compare, as keyword arguments for ``generate``."""
+    out = []
+    for model in args.models:
+        kinds = [a for a in ANOMALIES if a != "duplicate-append" or model in APPENDS]
+        key_counts = args.keys if model == "kv" else [1]
+        turn = 0
+        for keys in key_counts:
+            for clients in args.clients:
+                for info in args.info:
+                    for valid in (True, False):
+                        anomaly = None
+                        if not valid:
+                            anomaly = args.anomaly or kinds[turn % len(kinds)]
+                            turn += 1
+                        if anomaly == "duplicate-append" and model not in APPENDS:
+                            continue
+                        out.append(
+                            {"model": model, "clients": clients, "ops": args.ops, "keys": keys}
+                            | {"info_rate": info, "anomaly": anomaly, "unique_writes": not args.non_unique}
+                        )
+    return out
+
+
+def compare(args: argparse.Namespace, workdir: Path, binary: Path | None) -> list[Row]:
+    header = (
+        f"{'class':<44} {'ours s':>8} {'porc s':>8} {'ratio':>7} {'ours':<8} {'porc':<8} "
+        f"{'undec':>5} {'RSS MiB':>8}"
+    )
+    print(f"\n{args.ops}-op histories, timeout {args.timeout:g} s for each checker\n{header}")
+    rows = []
+    for n, spec in enumerate(classes(args)):
+        name = (
+            f"{spec['model']} c={spec['clients']} k={spec['keys']} info={spec['info_rate']:.0%} "
+            f"{spec['anomaly'] or 'valid'}"
+        )
+        path = workdir / f"class{n}.jsonl"
+        write_jsonl(path, generate(**spec, seed=args.seed + n))
+        row = Row(name, spec["anomaly"] is None, ours(spec["model"], path, args.timeout), Outcome("skipped"))
+        row.theirs = porcupine(binary, spec["model"], path, args.timeout)
+        path.unlink()
+        row.misses = _misses(row)
+        rows.append(row)
+        print(_format(row), flush=True)
+    return rows
+
+
+def _misses(row: Row) -> list[str]:
+    mine, theirs = row.ours, row.theirs
+    misses = []
+    if mine.verdict in ("linear", "NOT") and (mine.verdict == "linear") != row.expected:
+        misses.append("WRONG verdict (contradicts the construction)")
+    if mine.verdict == "error":
+        misses.append(f"our checker failed: {mine.note}")
+    if theirs.verdict in ("linear", "NOT"):
+        if mine.verdict != theirs.verdict:
+            misses.append(f"verdict differs from Porcupine's ({mine.verdict} vs {theirs.verdict})")
+            if mine.verdict == "unknown" and theirs.seconds <= 1.0:
+                misses.append("unknown where Porcupine decides within 1 s")
+        if mine.seconds > theirs.seconds and mine.seconds > 0.005:
+            misses.append(f"ratio {mine.seconds / max(theirs.seconds, 1e-6):.1f} > 1.0")
+    elif mine.verdict in ("linear", "NOT") and theirs.verdict == "unknown":
+        pass  # decided where Porcupine gives up: the point of the exercise
+    return misses
+
+
+def _format(row: Row) -> str:
+    mine, theirs = row.ours, row.theirs
+    ratio = mine.seconds / theirs.seconds if theirs.seconds > 0 else float("nan")
+    flag = "" if not row.misses else "   <-- " + "; ".join(row.misses)
+    return (
+        f"{row.name:<44} {mine.seconds:>8.3f} {theirs.seconds:>8.3f} {ratio:>7.2f} {mine.verdict:<8} "
+        f"{theirs.verdict:<8} {mine.undecided:>5} {mine.rss_mib:>8.0f}{flag}"
+    )
+
+
+# -- scale -------------------------------------------------------------------------------------
+
+
+def scale(args: argparse.Namespace, workdir: Path, binary: Path | None) -> list[str]:
+    print(f"\nscale: {args.scale_ops} operations, 1% info, timeout {args.scale_timeout:g} s")
+    print(
+        f"{'history':<40} {'gen+write s':>11} {'read s':>7} {'check s':>8} {'verdict':<8} "
+        f"{'RSS MiB':>8}  Porcupine"
+    )
+    misses = []
+    runs = [
+        ("chat", {"clients": args.scale_clients, "keys": args.scale_groups}),
+        ("kv", {"clients": args.scale_clients, "keys": 1000}),
+    ]
+    for model, spec in runs:
+        start = time.perf_counter()
+        path = workdir / f"scale-{model}.jsonl"
+        write_jsonl(path, generate(model, ops=args.scale_ops, info_rate=0.01, seed=args.seed, **spec))
+        made = time.perf_counter() - start
+        mine = ours(model, path, args.scale_timeout)
+        theirs = porcupine(binary if model != "chat" else None, model, path, args.scale_timeout)
+        path.unlink()
+        name = f"{model} c={spec['clients']} keys/groups={spec['keys']}"
+        problems = []
+        if mine.verdict != "linear":
+            problems.append(f"verdict {mine.verdict} {mine.note}".strip())
+        if not mine.seconds < 60:
+            problems.append("check took 60 s or more")
+        if not mine.rss_mib < 1024:
+            problems.append("peak RSS 1 GiB or more")
+        other = "n/a (no chat model)" if model == "chat" else f"{theirs.verdict} {theirs.seconds:.2f} s"
+        print(
+            f"{name:<40} {made:>11.1f} {mine.read_s:>7.1f} {mine.seconds:>8.2f} {mine.verdict:<8} "
+            f"{mine.rss_mib:>8.0f}  {other}" + ("" if not problems else "   <-- " + "; ".join(problems)),
+            flush=True,
+        )
+        misses += [f"scale {name}: {p}" for p in problems]
+    return misses
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def _list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    return lambda text: [kind(part) for part in text.split(",") if part]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--only", choices=("corpus", "compare", "scale"), action="append", help="run only these parts"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="300-op classes, 10 and 50 clients, 100,000-op scale"
+    )
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per corpus file (best is shown)")
-    parser.add_argument("--corpus-only", action="store_true")
-    parser.add_argument("--chat-only", action="store_true")
-    parser.add_argument("--chat-ops", type=int, default=100_000)
-    parser.add_argument("--groups", type=int, default=100)
-    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
-    args = parser.parse_args()
-    ok = True
-    if not args.chat_only:
-        ok = bench_corpus(args.corpus, args.repeat) and ok
-    if not args.corpus_only:
-        ok = bench_chat(args.chat_ops, args.groups, not args.no_memory) and ok
+    parser.add_argument("--models", type=_list(str), default=["register", "cas-register", "kv"])
+    parser.add_argument("--clients", type=_list(int), default=None, help="default 10,50,100")
+    parser.add_argument("--info", type=_list(float), default=[0.0, 0.05, 0.2], help="info (crash) rates")
+    parser.add_argument("--keys", type=_list(int), default=[2, 20], help="kv key counts: a few and many")
+    parser.add_argument("--ops", type=int, default=None, help="operations per class (default 2000)")
+    parser.add_argument("--anomaly", choices=ANOMALIES, help="the anomaly of every invalid class")
+    parser.add_argument("--non-unique", action="store_true", help="written values from a small domain")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per checker and class, seconds")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scale-ops", type=int, default=None, help="default 1,000,000")
+    parser.add_argument("--scale-clients", type=int, default=100)
+    parser.add_argument("--scale-groups", type=int, default=1000, help="chat groups in the scale history")
+    parser.add_argument("--scale-timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    args.clients = args.clients or ([10, 50] if args.quick else [10, 50, 100])
+    args.ops = args.ops or (300 if args.quick else 2000)
+    args.scale_ops = args.scale_ops or (100_000 if args.quick else 1_000_000)
+    if args.quick:
+        args.repeat = 1
+    unknown = set(args.models) - {"register", "cas-register", "kv"}
+    if unknown:
+        parser.error(f"Porcupine compares register, cas-register and kv; not {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child-check"]:
+        child_check(argv[1], argv[2], float(argv[3]))
+        return 0
+    args = parse_args(argv)
+    parts = set(args.only or ("corpus", "compare", "scale"))
+    ok, misses = True, []
+    if "corpus" in parts:
+        ok = bench_corpus(args.corpus, args.repeat)
+    with tempfile.TemporaryDirectory(prefix="bench-checker-") as tmp:
+        workdir = Path(tmp)
+        binary = None
+        if parts & {"compare", "scale"}:
+            binary, how = find_porcupine(workdir)
+            print(f"\nPorcupine: {how}" if binary else f"\ncomparison with Porcupine skipped: {how}")
+        if "compare" in parts:
+            rows = compare(args, workdir, binary)
+            misses += [f"{row.name}: {m}" for row in rows for m in row.misses]
+            ok = ok and not any("WRONG" in m for row in rows for m in row.misses)
+        if "scale" in parts:
+            misses += scale(args, workdir, binary)
+    if parts & {"compare", "scale"}:
+        print(f"\ntargets: {'all met' if not misses else f'{len(misses)} missed'}")
+        for miss in misses:
+            print(f"  {miss}")
     return 0 if ok else 1
 
 

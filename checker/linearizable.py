@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -63,6 +63,26 @@ class PartitionResult:
 def check_partition(model: Model, ops: list[Operation], deadline: float | None = None) -> PartitionResult:
     """Is this partition linearizable? ``deadline`` is a ``time.perf_counter()`` value.
 
+    Runs ``partition_search`` to its end, or to the deadline ("unknown").
+    """
+    steps = partition_search(model, ops)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        if deadline is not None and time.perf_counter() > deadline:
+            steps.close()
+            return PartitionResult(UNKNOWN, None)
+
+
+def partition_search(model: Model, ops: list[Operation]) -> Generator[int, None, PartitionResult]:
+    """The search as a resumable generator: it yields every ``_CHECK_EVERY`` configurations
+    (the value is the size of its memo, in entries) and returns the PartitionResult.
+
+    A scheduler can so interleave many partitions in one process, stop at the first that
+    fails, and drop the one whose memo grows past a memory bound.
+
     With unknown-outcome ops that matter, a guided search goes first: it places such an
     op only where it lets the earliest-returning op, which could not go, go. It is
     incomplete, so only its success counts (a linearization is a proof); otherwise, or
@@ -76,15 +96,15 @@ def check_partition(model: Model, ops: list[Operation], deadline: float | None =
     ro = {op.id: read_only(op) for op in ops}
     ops = sorted((op for op in ops if op.ret is not None or not ro[op.id]), key=lambda o: (o.call, o.id))
     if any(op.ret is None for op in ops):
-        guided = _search(model, ops, ro, deadline, guided=True)
+        guided = yield from _search(model, ops, ro, guided=True)
         if guided.valid is True:
             return guided
-    return _search(model, ops, ro, deadline, guided=False)
+    return (yield from _search(model, ops, ro, guided=False))
 
 
 def _search(
-    model: Model, ops: list[Operation], ro: dict[int, bool], deadline: float | None, guided: bool
-) -> PartitionResult:
+    model: Model, ops: list[Operation], ro: dict[int, bool], guided: bool
+) -> Generator[int, None, PartitionResult]:
     """The search over ``ops`` (in call order). ``guided``: see check_partition."""
     n = len(ops)
     calls = [op.call for op in ops]
@@ -187,10 +207,10 @@ def _search(
                     agree = len(stack)
                     best = (path, sid, known | unknown, r)
                 pushes += 1
-                if pushes % _CHECK_EVERY == 0 and (
-                    pushes > limit or (deadline is not None and time.perf_counter() > deadline)
-                ):
-                    return _give_up(UNKNOWN, ops, best, states, hi_of, pushes)
+                if pushes % _CHECK_EVERY == 0:
+                    if pushes > limit:
+                        return _give_up(UNKNOWN, ops, best, states, hi_of, pushes)
+                    yield pushes
                 seg, i = 0, nxt[heads[0]]
                 continue
             if seg != 0:

@@ -43,7 +43,9 @@ class CheckResult:
     linearizations: list[list[int] | None] = field(default_factory=list)  # per partition, when linearizable
     failure: Failure | None = None
     elapsed: float = 0.0  # seconds spent searching
-    reason: str = ""  # for UNKNOWN: e.g. "time limit of 10 s reached in partition 3"
+    reason: str = ""  # for UNKNOWN: which limit was reached, and the partitions left undecided
+    undecided: list[int] = field(default_factory=list)  # partitions neither proven nor refuted
+    decided_by: list[str] = field(default_factory=list)  # per partition: "inference", "search", ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary (without the full op list, which the history already has)."""
@@ -56,6 +58,11 @@ class CheckResult:
         }
         if self.reason:
             data["reason"] = self.reason
+        if self.undecided:
+            data["undecided_partitions"] = self.undecided
+        data["decided_by"] = {
+            how: self.decided_by.count(how) for how in ("inference", "search") if how in self.decided_by
+        }
         if self.failure is not None:
             f = self.failure
             by_id = {op.id: op for op in self.ops}

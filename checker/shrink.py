@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from checker.linearizable import check_partition
+from checker.infer import infer
+from checker.linearizable import PartitionResult, check_partition
 from checker.model import Model, Operation
 from checker.result import Failure
 
@@ -35,6 +36,7 @@ def shrink_failure(
 
     target = {(s.op, s.expected) for s in failure.stuck}
     minimal = shrink(model, ops, budget, max_checks, target)
+    # The search explains the small anomaly best (its stuck ops are the ones the model rejects).
     outcome = check_partition(model, minimal, time.perf_counter() + budget)
     failure.minimal = sorted(op.id for op in minimal)
     if outcome.valid is not False:
@@ -72,6 +74,11 @@ def shrink(
         if checks >= max_checks or time.perf_counter() > deadline:
             raise _OutOfBudget
         checks += 1
+        inferred = infer(model, subset)
+        if inferred is not None and inferred.result.valid is True:
+            return False  # proven linearizable without a search
+        # A failure is searched even when inferred: the stuck operations to compare with
+        # the target are the search's.
         outcome = check_partition(model, subset, deadline)
         if outcome.valid is not False:
             return False
@@ -83,7 +90,7 @@ def shrink(
 
     read_only = getattr(model, "read_only", None)
     ops = [op for op in ops if op.ret is not None or not (read_only and read_only(op))]
-    first = check_partition(model, ops, deadline)
+    first = decide(model, ops, deadline)
     if first.valid is not False:
         return ops
     try:
@@ -106,6 +113,13 @@ def shrink(
     return ddmin(ops, fails)
 
 
+def decide(model: Model, ops: list[Operation], deadline: float) -> PartitionResult:
+    """Inference where the sub-history reveals enough (it is exact there), else the search:
+    shrinking checks hundreds of sub-histories, and most are decided without searching."""
+    inferred = infer(model, ops)
+    return inferred.result if inferred is not None else check_partition(model, ops, deadline)
+
+
 def explainable(model: Model, ops: list[Operation], deadline: float) -> bool:
     """Can every operation, on its own, be justified by the others?
 
@@ -118,7 +132,7 @@ def explainable(model: Model, ops: list[Operation], deadline: float) -> bool:
         if op.ret is None:
             continue
         optional = [o if o is op else _unknown(o) for o in ops]
-        if check_partition(model, optional, deadline).valid is not True:
+        if decide(model, optional, deadline).valid is not True:
             return False
     return True
 

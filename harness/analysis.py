@@ -22,8 +22,10 @@ def analyse(
     results: dict[str, Any],
     progress: Any,
     node_checks: dict[str, dict[str, Any]] | None = None,
+    max_memory_mib: int | None = None,
 ) -> Any:
     """Check history.jsonl, write timeline.html, plots and statistics into ``results``.
+    ``max_memory_mib``: what the search may take (None: the checker's default).
 
     ``node_checks`` (convergence, health, recovery) are drawn on the timeline beside the faults.
     Returns the linearizability verdict (True, False, "unknown") or None when the history is
@@ -59,7 +61,8 @@ def analyse(
         results["error"] = results.get("error") or misfit.message()
         return None
     progress.line(f"checking {len(ops)} records with the {model_name} model ...")
-    result = check(ops, model, timeout=timeout)
+    max_memory = None if max_memory_mib is None else max_memory_mib << 20
+    result = check(ops, model, timeout=timeout, max_memory=max_memory)
     results["linearizable"] = result.valid
     results["checker"] = result.to_json()
     write_html(

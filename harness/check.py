@@ -22,6 +22,7 @@ FORMATS = ("jsonl", "jepsen-edn", "porcupine-etcd", "porcupine-kv")
 WORKLOAD_MODELS = {"chat": "chat", "register": "cas-register", "kv": "kv"}  # plan.yaml workload -> model
 RUN_HISTORY, RUN_PLAN = "history.jsonl", "plan.yaml"  # a stored run's files
 MAX_LISTED = 8  # stuck or minimal ops printed before "... and N more"
+MIB = 1 << 20
 _UNSET = object()  # --initial not given: the history's own initial value applies
 
 
@@ -52,6 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout", type=positive_seconds, metavar="S", help="give up after S seconds: unknown"
+    )
+    parser.add_argument(
+        "--max-memory",
+        type=positive_mib,
+        metavar="MIB",
+        help="memory the search may take, in MiB; past it the partition is undecided "
+        "(default: a quarter of the machine's memory)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_count,
+        metavar="N",
+        help="processes for the first pass over a big history (default: one per core; 1: none)",
     )
     parser.add_argument(
         "--html", metavar="OUT.html", help="also write a page that shows the history and verdict"
@@ -89,6 +103,24 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def positive_mib(text: str) -> int:
+    return _at_least_one(text, "MiB")
+
+
+def positive_count(text: str) -> int:
+    return _at_least_one(text, "processes")
+
+
+def _at_least_one(text: str, unit: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of {unit} of at least 1, not {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     """The command: returns the exit code."""
     from checker import check, get_model
@@ -122,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     except TypeError as exc:  # an initial value of the wrong kind for this model
         return _fail(f"{args.path}: model {name} cannot start from {args.initial!r}: {exc}")
     try:
-        result = check(history.ops, model, timeout=args.timeout)
+        max_memory = None if args.max_memory is None else args.max_memory * MIB
+        result = check(history.ops, model, timeout=args.timeout, max_memory=max_memory, workers=args.workers)
     except Exception as exc:  # values the model cannot read: bad input, never a verdict
         return _fail(f"{target.history}: cannot check with model {name}: {type(exc).__name__}: {exc}")
     if args.json:
@@ -192,6 +225,8 @@ def report(result: Any, model: Any, path: str) -> str:
         f"  model {result.model} · {len(ops)} ops ({unknown} with unknown outcome) · "
         f"{len(parts)} partition{'s' if len(parts) != 1 else ''} · checked in {result.elapsed:.3f} s",
     ]
+    if result.undecided:
+        lines.append(f"  undecided partitions: {_ids(result.undecided)}")
     failure = result.failure
     if failure is None:
         return "\n".join(lines)
@@ -219,6 +254,11 @@ def report(result: Any, model: Any, path: str) -> str:
             ]
         )
     return "\n".join(lines)
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ", ".join(map(str, ids[: MAX_LISTED * 4]))
+    return shown + (f" and {len(ids) - MAX_LISTED * 4} more" if len(ids) > MAX_LISTED * 4 else "")
 
 
 def _op(model: Any, by_id: dict[int, Any], op_id: int) -> str:

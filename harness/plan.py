@@ -44,6 +44,7 @@ class Plan:
     op_timeout: float = 5.0  # a client operation still unanswered after this is recorded as info
     attempt_timeout: float = 1.0  # a client retries (same request, next node) after this long
     checker_timeout: float = 120.0  # then the verdict is "unknown"
+    checker_max_memory: int | None = None  # MiB the search may take; None: a quarter of the machine's
     bug: str | None = None  # start every node with this deliberate bug (self-test)
     # Node tuning written into the cluster file: snapshot_every, election_timeout_ms, heartbeat_ms, tick_ms.
     raftchat: dict[str, int] = field(default_factory=lambda: {"snapshot_every": DEFAULT_SNAPSHOT_EVERY})
@@ -79,7 +80,7 @@ def validate(data: dict[str, Any]) -> Plan:
         raise PlanError(f"unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(_FIELDS)}")
     plan = Plan()
     for key, value in data.items():
-        if value is None and key not in ("seed", "bug"):
+        if value is None and key not in ("seed", "bug", "checker_max_memory"):
             continue  # an empty YAML value means "the default"
         setattr(plan, key, value)
     from harness.store import StoreError, check_test_name
@@ -102,6 +103,8 @@ def validate(data: dict[str, Any]) -> Plan:
     plan.converge_timeout = _seconds("converge_timeout", plan.converge_timeout)
     plan.status_interval = _seconds("status_interval", plan.status_interval)
     plan.raftchat = _tuning(plan.raftchat)
+    if plan.checker_max_memory is not None:
+        plan.checker_max_memory = _positive_int("checker_max_memory", plan.checker_max_memory)
     if plan.seed is not None:
         plan.seed = _positive_int("seed", plan.seed, minimum=0)
     if not isinstance(plan.workload, str):

@@ -322,6 +322,7 @@ class Run:
                 results,
                 self.progress,
                 self.node_checks,
+                self.plan.checker_max_memory,
             )
         else:  # nothing ran: no history worth checking, no plots, no page
             linearizable, results["checker"], results["stats"] = None, None, {}

@@ -8,21 +8,24 @@ readers skip it.
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from histories.meta import is_metadata
 from histories.op import TYPES, HistoryError, Op
-from histories.textio import read_text
+from histories.textio import iter_lines
 from histories.validate import check_ops
 
 REQUIRED = ("index", "type", "process", "f", "value", "time")
 OPTIONAL = ("node", "error")
 _REQUIRED = frozenset(REQUIRED)
 _KNOWN = frozenset(REQUIRED + OPTIONAL)
+_TYPES = {name: name for name in TYPES}  # the canonical string objects, shared by every op
 
 
 class OpList(list[Op]):
@@ -35,45 +38,175 @@ class OpList(list[Op]):
 
 def read_jsonl(path: str | Path, allow_truncated_tail: bool = False) -> OpList:
     """The ops of a jsonl history. A partial last line (no newline, not valid JSON) is an
-    error, or with ``allow_truncated_tail`` is skipped and noted in ``warnings``."""
-    ops, warnings = parse_jsonl(read_text(path), str(path), allow_truncated_tail)
+    error, or with ``allow_truncated_tail`` is skipped and noted in ``warnings``. The file
+    is read line by line: a million-operation history never sits in memory as text."""
+    ops, warnings = parse_jsonl_lines(iter_lines(path), str(path), allow_truncated_tail)
     return OpList(ops, warnings)
 
 
 def parse_jsonl(text: str, path: str, allow_truncated_tail: bool = False) -> tuple[list[Op], list[str]]:
     """Parse and check jsonl text; returns (ops, warnings)."""
-    lines = text.split("\n")
-    unterminated = lines[-1] != ""
-    if not unterminated:
-        lines.pop()
+    return parse_jsonl_lines(_split(text), path, allow_truncated_tail)
+
+
+def _split(text: str) -> Iterator[str]:
+    parts = text.split("\n")
+    for part in parts[:-1]:
+        yield part + "\n"
+    if parts[-1]:
+        yield parts[-1]
+
+
+def parse_jsonl_lines(
+    lines: Iterable[str], path: str, allow_truncated_tail: bool = False
+) -> tuple[list[Op], list[str]]:
+    """Parse and check jsonl lines (each with its newline; only the last may lack one)."""
+    collecting = gc.isenabled()
+    gc.disable()  # millions of new acyclic objects: the collector would only rescan them
+    try:
+        return _parse_lines(lines, path, allow_truncated_tail)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+_BATCH = 4096  # lines parsed by one json.loads: faster, and the keys of their values are shared
+
+
+def _parse_lines(lines: Iterable[str], path: str, allow_truncated_tail: bool) -> tuple[list[Op], list[str]]:
     ops: list[Op] = []
-    numbers: list[int] = []
+    numbers = array("q")  # line of each op, for error messages: 8 bytes each, not 36
     warnings: list[str] = []
+    names: dict[str, str] = {}  # one string object per distinct f: a million records share a few
+    share = _Sharer().share
+    batch: list[str] = []
     skipped_meta = False
-    loads = json.loads
+    at: list[int] = []
+
+    def flush() -> bool:
+        """Parse the batch; False once a skipped truncated tail ends the file."""
+        nonlocal skipped_meta
+        done = True
+        for number, record in _records(batch, at, path, allow_truncated_tail, warnings):
+            if record is _TRUNCATED:
+                done = False
+                break
+            if not ops and not skipped_meta and is_metadata(record):
+                skipped_meta = True  # the metadata record: first if anywhere, never an operation
+                continue
+            op = _op(record, path, number)
+            op.type = _TYPES[op.type]
+            op.f = names.setdefault(op.f, op.f)
+            share(op)
+            ops.append(op)
+            numbers.append(number)
+        batch.clear()
+        at.clear()
+        return done
+
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        batch.append(line)
+        at.append(number)
+        if len(batch) == _BATCH and not flush():
+            break
+    else:
+        flush()
+    if not ops:
+        raise HistoryError(path, None, "no operations" + (" (only a truncated line)" if warnings else ""))
+    check_ops(ops, numbers, path)
+    return ops, warnings
+
+
+_TRUNCATED = object()
+_OFF: dict[str, str] = {}  # a field whose strings keep changing: no longer shared
+
+
+class _Sharer:
+    """Makes equal parts of values one object, so that a million-op history takes less
+    memory: a completion that repeats its invocation's value (an ``info``, a put's ``ok``)
+    gets that very object, and the strings under one dict key or list position (kv keys,
+    user and group names, statuses) are kept once each. A field stops being tracked once
+    it has shown ``LIMIT`` distinct strings (unique message texts, written tokens).
+    Equality here is exact (``1`` never stands in for ``true``); values are never mutated
+    later, so sharing them is safe."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.invoked: dict[Any, Any] = {}  # process -> value of its open invocation
+        self.fields: dict[Any, dict[str, str]] = {}
+
+    def share(self, op: Op) -> None:
+        value = op.value
+        if op.type != "invoke":
+            before = self.invoked.pop(op.process, _TRUNCATED)
+            if value == before and _same(value, before):  # == first: fast in C, mostly False
+                op.value = before
+                return
+        kind = type(value)
+        if kind is dict:
+            items: Iterable[tuple[Any, Any]] = value.items()
+        elif kind is list:
+            items = enumerate(value)
+        else:
+            items = ()
+        fields = self.fields
+        for field, item in items:
+            if type(item) is str:
+                table = fields.get(field)
+                if table is None:
+                    table = fields[field] = {}
+                elif table is _OFF:
+                    continue
+                value[field] = table.setdefault(item, item)
+                if len(table) > self.LIMIT:
+                    fields[field] = _OFF
+        if op.type == "invoke":
+            self.invoked[op.process] = value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal JSON values of the same types all the way down (``1 == True`` does not count)."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if kind is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _records(
+    batch: list[str], at: list[int], path: str, allow_truncated_tail: bool, warnings: list[str]
+) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded record) of each line: all at once when every line is one JSON
+    object, else line by line, to name the line that is not."""
+    whole = all(line.lstrip().startswith("{") and line.rstrip().endswith("}") for line in batch)
+    if whole:
         try:
-            record = loads(line)
+            records = json.loads("[" + ",".join(batch) + "]")
+        except json.JSONDecodeError:
+            records = None
+        if records is not None and len(records) == len(batch) and all(type(r) is dict for r in records):
+            yield from zip(at, records, strict=True)
+            return
+    for number, line in zip(at, batch, strict=True):
+        try:
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
-            if unterminated and number == len(lines):
+            if not line.endswith("\n"):
                 what = "truncated last line (no newline at the end: the writer stopped mid-record)"
                 if not allow_truncated_tail:
                     skip = "; skip it with --allow-truncated-tail (allow_truncated_tail=True)"
                     raise HistoryError(path, number, what + skip) from None
                 warnings.append(f"{path}:{number}: skipped a {what}")
-                break
+                yield number, _TRUNCATED
+                return
             raise HistoryError(path, number, f"not valid JSON: {exc.msg} at column {exc.colno}") from None
-        if not ops and not skipped_meta and is_metadata(record):
-            skipped_meta = True  # the metadata record: first if anywhere, never an operation
-            continue
-        ops.append(_op(record, path, number))
-        numbers.append(number)
-    if not ops:
-        raise HistoryError(path, None, "no operations" + (" (only a truncated line)" if warnings else ""))
-    check_ops(ops, numbers, path)
-    return ops, warnings
+        yield number, record
 
 
 def _op(record: Any, path: str, line: int) -> Op:
@@ -104,12 +237,15 @@ def _op(record: Any, path: str, line: int) -> Op:
     return Op(index, type_, process, f, record["value"], time, node, error)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: dumps() builds one per call
+
+
 def _line(op: Op) -> bytes:
     return _record(op.to_dict())
 
 
 def _record(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data, separators=(",", ":")) + "\n").encode("utf-8")
+    return (_ENCODE(data) + "\n").encode("utf-8")
 
 
 def write_jsonl(path: str | Path, ops: Iterable[Op], metadata: dict[str, Any] | None = None) -> None:

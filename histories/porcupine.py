@@ -1,8 +1,8 @@
 """Porcupine's test data: Jepsen's etcd logs, and its kv histories.
 
-etcd: one ``INFO  jepsen.util - PROCESS<TAB>:TYPE<TAB>:F<TAB>VALUE`` line per record (any
-text before ``INFO``, such as a timestamp, is allowed); VALUE is EDN: ``nil``, an
-integer, ``[a b]`` or a marker such as ``:timed-out``. kv: one EDN map per line with
+etcd: Jepsen's log, one ``INFO  jepsen.util - PROCESS<TAB>:TYPE<TAB>:F<TAB>VALUE`` line per
+record, as every Jepsen version prints it in its own way (``parse_etcd_log``); VALUE is
+EDN: ``nil``, an integer, ``[a b]`` or a marker such as ``:timed-out``. kv: one EDN map per line with
 ``:key``. Both are cas-register / kv histories; see conventions.py for what they mean.
 """
 
@@ -13,33 +13,55 @@ from pathlib import Path
 
 from histories.assemble import assemble
 from histories.edn import parse_edn
-from histories.edncodec import EdnError, parse_value
+from histories.edncodec import EdnError, Keyword, dumps, parse_value, read_elements
 from histories.history import History
 from histories.op import NEMESIS, TYPES, HistoryError
 from histories.raw import RawOp
 from histories.textio import read_text
 
-ETCD_LINE = re.compile(r"(?:.*\s)?INFO\s+jepsen\.util\s+-\s+([^\t]+)\t([^\t]*)\t([^\t]*)\t(.*)")
+# Where a record starts: the logger's name, then "-", ":" or nothing, then whitespace. What
+# comes before it varies with the Jepsen version and its logging setup (timestamps such as
+# "2017-03-07 11:32:05,123{GMT}" or "[2021-02-23 10:31:11,243]", a level, a thread name
+# such as "[jepsen worker 3]" or "jepsen worker 3 -") and is ignored.
+RECORD_START = re.compile(r"(?<![\w.])jepsen\.util(?:\s*[-:])?\s+")
+# A line that starts a log event of another logger: a level word as its own field.
+LOG_EVENT = re.compile(r"(?:^|[\s\[])(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)(?=[\s\]])")
+_SHAPE = "'[prefix] jepsen.util - PROCESS :type :f VALUE [ERROR]', fields separated by whitespace"
 _INT = re.compile(r"-?\d+")
 _NAME = re.compile(r":[\w.*+!?<>=-]+")
 
 
-def parse_etcd_log(text: str, path: str) -> list[RawOp]:
-    """The records of a Jepsen etcd log; every non-blank line must be one."""
+def parse_etcd_log(text: str, path: str) -> tuple[list[RawOp], list[str]]:
+    """The records of a Jepsen log, and warnings about the lines skipped.
+
+    Every ``jepsen.util`` line must be a record. Events of other loggers (a line with a
+    level such as ``INFO`` or ``WARN``) and the lines that continue them (stack traces)
+    are skipped; any other line is an error, so a file that is not a Jepsen log is not
+    read as an empty one. CRLF endings and trailing blanks are fine.
+    """
     raws: list[RawOp] = []
-    values: dict[str, object] = {}  # the same few values recur: parse each once (read-only)
+    values: dict[str, tuple[object, str | None]] = {}  # the same few values recur: parse once
+    skipped: list[int] = []
+    in_other_event = False
     for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
+        line = line.rstrip()
+        if not line:
             continue
-        m = ETCD_LINE.fullmatch(line.rstrip("\r"))
-        if m is None:
-            shown = line if len(line) <= 60 else line[:60] + "..."
+        start = RECORD_START.search(line)
+        if start is None:
+            if LOG_EVENT.search(line) or in_other_event:
+                in_other_event = True
+                skipped.append(number)
+                continue
+            raise HistoryError(path, number, f"not a Jepsen log record ({_SHAPE}): {_clip(line)!r}")
+        in_other_event = False
+        fields = line[start.end() :].split(None, 3)
+        if len(fields) < 4:
+            names = ("process", "type", "f", "value")[len(fields) :]
             raise HistoryError(
-                path,
-                number,
-                f"not a Jepsen log record ('INFO  jepsen.util - P<TAB>:type<TAB>:f<TAB>value'): {shown!r}",
+                path, number, f"not a Jepsen log record ({_SHAPE}): no {', '.join(names)} in {_clip(line)!r}"
             )
-        process_text, type_text, f_text, value_text = (g.strip() for g in m.groups())
+        process_text, type_text, f_text, rest = fields
         if _INT.fullmatch(process_text):
             process: int | str = int(process_text)
         elif process_text == f":{NEMESIS}":
@@ -54,30 +76,54 @@ def parse_etcd_log(text: str, path: str) -> list[RawOp]:
             )
         if not _NAME.fullmatch(f_text):
             raise HistoryError(path, number, f"bad f {f_text!r} (expected a keyword such as :read)")
-        if value_text not in values:
-            values[value_text] = _value(value_text, path, number)
-        raws.append(RawOp(number, type_text[1:], process, f_text[1:], values[value_text]))
+        if rest not in values:
+            values[rest] = _value(rest, path, number)
+        value, error = values[rest]
+        raws.append(RawOp(number, type_text[1:], process, f_text[1:], value, error=error))
     if not raws:
-        raise HistoryError(path, None, "no records")
-    return raws
+        raise HistoryError(path, None, "no jepsen.util records")
+    warnings = []
+    if skipped:
+        warnings.append(
+            f"{path}: skipped {len(skipped)} line(s) of other loggers (first at line {skipped[0]})"
+        )
+    return raws, warnings
 
 
-def _value(text: str, path: str, line: int) -> object:
+def _clip(line: str, limit: int = 60) -> str:
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _value(text: str, path: str, line: int) -> tuple[object, str | None]:
+    """The value field, and the error field some Jepsen versions print after it
+    (``:conn-closed``, ``[:crash "..."]``) as text."""
     if text == "nil":
-        return None
+        return None, None
     if _INT.fullmatch(text):
-        return int(text)
+        return int(text), None
     try:
-        return parse_value(text)
+        return parse_value(text), None
     except EdnError as exc:
-        raise HistoryError(path, line, f"bad value {text!r}: {exc.what}") from None
+        try:
+            forms = [value for value, _ in read_elements(f"[{text}]")]
+        except EdnError:
+            raise HistoryError(path, line, f"bad value {text!r}: {exc.what}") from None
+    if len(forms) != 2:
+        raise HistoryError(
+            path,
+            line,
+            f"expected a value and at most an error after :f, found {len(forms)} EDN forms in {text!r}",
+        )
+    value, error = forms
+    return value, (str(error) if isinstance(error, Keyword) else dumps(error))
 
 
 def etcd_history(text: str, path: str) -> History:
     """A cas-register history on one key that starts absent (None)."""
-    return assemble(
-        parse_etcd_log(text, path), path, "porcupine-etcd", "porcupine-etcd", "cas-register", None
-    )
+    raws, warnings = parse_etcd_log(text, path)
+    history = assemble(raws, path, "porcupine-etcd", "porcupine-etcd", "cas-register", None)
+    history.warnings.extend(warnings)
+    return history
 
 
 def kv_history(text: str, path: str) -> History:

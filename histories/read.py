@@ -9,11 +9,11 @@ from histories.conventions import REGISTER_FS
 from histories.detect import FORMATS, detect_text
 from histories.edn import parse_edn
 from histories.history import History
-from histories.jsonl import parse_jsonl
+from histories.jsonl import parse_jsonl_lines
 from histories.meta import first_metadata
 from histories.op import NEMESIS, HistoryError
 from histories.porcupine import etcd_history, kv_history
-from histories.textio import read_text
+from histories.textio import iter_lines, read_head, read_text
 
 
 def read_history(
@@ -29,11 +29,10 @@ def read_history(
     name = str(path)
     if format is not None and format not in FORMATS:
         raise HistoryError(name, None, f"unknown format {format!r}; known: {', '.join(FORMATS)}")
-    text = read_text(path)
-    format = format or detect_text(text, name)
-    if format == "jsonl":
-        ops, warnings = parse_jsonl(text, name, allow_truncated_tail)
-        meta = first_metadata(text)
+    format = format or detect_text(read_head(path), name)
+    if format == "jsonl":  # our own histories can be large: read line by line
+        ops, warnings = parse_jsonl_lines(iter_lines(path), name, allow_truncated_tail)
+        meta = first_metadata(read_head(path))
         model = meta.get("model") if meta is not None else None
         return History(
             ops,
@@ -45,6 +44,7 @@ def read_history(
             warnings=warnings,
             metadata=meta,
         )
+    text = read_text(path)
     if format == "porcupine-etcd":
         return etcd_history(text, name)
     if format == "porcupine-kv":

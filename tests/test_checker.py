@@ -248,11 +248,12 @@ def test_zero_duration_ops_and_equal_times_overlap() -> None:
 
 def test_timeout_gives_unknown_with_a_reason() -> None:
     # 22 overlapping writes and a read of a value never written: every subset gets tried.
-    rows = [(p, "invoke", "write", p) for p in range(22)] + [
+    # Each value is written twice, so reads do not name their writes and inference cannot help.
+    rows = [(p, "invoke", "write", p % 11) for p in range(22)] + [
         (99, "invoke", "read", None),
         (99, "ok", "read", -1),
     ]
-    rows += [(p, "ok", "write", p) for p in range(22)]
+    rows += [(p, "ok", "write", p % 11) for p in range(22)]
     result = check(hist(*rows), get_model("register"), timeout=0.3)
     assert result.valid == UNKNOWN and "time limit" in result.reason and result.failure is None
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 from checker import check
 from checker.models import get_model
 from histories.op import Op
+from histories.synth import generate
 
 GROUP = 0
 
@@ -164,18 +163,9 @@ def test_describe_state_and_ops() -> None:
     assert ok and "alice" in model.describe_state(state)
 
 
-def _bench_module() -> Any:
-    path = Path(__file__).resolve().parents[1] / "bench" / "checker.py"
-    spec = importlib.util.spec_from_file_location("bench_checker", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_generated_chat_history_is_linearizable_and_a_forged_message_is_not() -> None:
-    """Histories simulated against raftchat's own ChatMachine: the model agrees with the service."""
-    records = _bench_module().chat_history(3000, groups=6, seed=7)
+    """Histories simulated with the service's answers (histories.synth): the model agrees."""
+    records = generate("chat", clients=30, ops=3000, keys=6, info_rate=0.01, seed=7)
     assert check(records, get_model("chat"), shrink=False).valid is True
     fetches = [
         op for op in records if op.type == "ok" and op.f == "fetch_messages" and op.value["status"] == "ok"

@@ -34,20 +34,20 @@ class CasRegisterModel(RegisterModel):
         expected, new = freeze(op.input[0]), freeze(op.input[1])
         if op.ret is None:
             return lambda state: (True, new if state == expected else state)
-        if _swapped(op):
+        if swapped(op):
             return lambda state: (state == expected, new)
         return lambda state: (state != expected, state)
 
     def read_only(self, op: Operation) -> bool:
         """Reads, compares that failed, and swaps of a value for itself change nothing."""
         if op.f == "cas" and op.ret is not None:
-            return not _swapped(op) or freeze(op.input[0]) == freeze(op.input[1])
+            return not swapped(op) or freeze(op.input[0]) == freeze(op.input[1])
         return op.f == "read"
 
     def describe_op(self, op: Operation) -> str:
         if op.f != "cas":
             return super().describe_op(op)
-        outcome = "?" if op.ret is None else ("ok" if _swapped(op) else "failed")
+        outcome = "?" if op.ret is None else ("ok" if swapped(op) else "failed")
         return f"cas({show(op.input[0])}, {show(op.input[1])}) -> {outcome}"
 
     def expected(self, state: Hashable, op: Operation) -> str:
@@ -58,6 +58,7 @@ class CasRegisterModel(RegisterModel):
         return f"failed (the value was {show(state)})"
 
 
-def _swapped(op: Operation) -> bool:
+def swapped(op: Operation) -> bool:
+    """Did a compare-and-set that completed (``[expected, new, swapped]``) swap?"""
     out = op.output
     return bool(out[2]) if isinstance(out, list | tuple) and len(out) > 2 else True

@@ -10,8 +10,11 @@ def freeze(value: Any) -> Any:
 
     Model states must be hashable (the search memoizes them), and JSON readers give lists.
     """
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
+    kind = type(value)
+    if kind is str or kind is int or value is None:  # the common leaves, decided fast
+        return value
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
+        return tuple([freeze(v) for v in value])
     if isinstance(value, dict):
         return tuple(sorted((k, freeze(v)) for k, v in value.items()))
     return value

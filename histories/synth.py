@@ -1,0 +1,515 @@
+"""Generated histories, recorded from a simulated correct object, for tests and benchmarks.
+
+``generate(model, clients=..., ops=...)`` simulates ``clients`` concurrent Jepsen
+processes, each with one operation in flight, against a correct sequential object. Every
+operation gets a random real-time interval (clients overlap freely) and takes effect at a
+linearization point strictly inside it, so the history is linearizable by construction.
+A share ``info_rate`` of operations ends ``info`` (timed out): such an operation takes
+effect or not (half the time each), possibly after its ``info`` record, and the process
+that issued it is replaced by a new one (number + ``clients``, as Jepsen does).
+
+Operations are chosen in linearization order, knowing the object's state (so a cas
+often expects the current value, a fetch reads near the end of an inbox); only the
+records are in time order. Values are canonical (``histories.op``): register reads and
+writes, cas ``[expected, new, swapped]``, kv ``[key, value]`` with every key starting at
+``""``, chat as ``workloads/chat.py`` records it (arguments plus ``"group"``; ok =
+``{"status", "value"}``, answered as raftchat's ``ChatMachine`` answers). ``keys`` is the number of
+kv keys or chat groups. With ``unique_writes`` every written value (register value, kv
+token, message text) is distinct; otherwise values come from a small domain.
+
+``anomaly`` injects exactly one violation that no linearization can explain:
+
+* ``stale-read``: a read returns a value that a later write overwrote before the read
+  was invoked (W1 ends before W2 starts, W2 ends before the read starts).
+* ``lost-write``: an acknowledged write or append (a sent message) never takes effect;
+  a read that starts after it was acknowledged misses it, and later writes are seen.
+* ``duplicate-append`` (kv, chat): one append or message takes effect twice; a read
+  shows it twice.
+* ``early-read``: a read shows a value whose write was invoked only after the read
+  completed.
+
+The values at stake are always fresh (unique even without ``unique_writes``), the
+operations involved have known outcomes, and a chat anomaly concerns a user that is
+never deleted, so each argument holds whatever the rest of the history does. The result
+is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+from fnmatch import fnmatchcase
+from operator import attrgetter
+from typing import Any
+
+from histories.op import Op
+
+MODELS = ("register", "cas-register", "kv", "chat")
+ANOMALIES = ("stale-read", "lost-write", "duplicate-append", "early-read")
+APPENDS = frozenset({"kv", "chat"})  # the models with an append for duplicate-append
+
+_MEAN_NS = 1_000_000  # mean operation latency
+_GAP_NS = _MEAN_NS // 10  # at most this idle between a client's operations: high overlap
+_ATTEMPTS = 50  # schedules tried when a short history leaves no room for the anomaly
+
+
+def generate(
+    model: str,
+    *,
+    clients: int,
+    ops: int,
+    keys: int = 1,
+    info_rate: float = 0.0,
+    anomaly: str | None = None,
+    unique_writes: bool = True,
+    seed: int = 0,
+) -> list[Op]:
+    """The records (invoke and completion) of ``ops`` operations; see the module docstring."""
+    _validate(model, clients, ops, keys, info_rate, anomaly)
+    collecting = gc.isenabled()
+    gc.disable()  # millions of new objects, no cycles: the collector would only rescan them
+    try:
+        return _generate(model, clients, ops, keys, info_rate, anomaly, unique_writes, seed)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _generate(
+    model: str,
+    clients: int,
+    ops: int,
+    keys: int,
+    info_rate: float,
+    anomaly: str | None,
+    unique_writes: bool,
+    seed: int,
+) -> list[Op]:
+    for attempt in range(_ATTEMPTS):
+        rng = random.Random(seed if attempt == 0 else f"{seed}/{attempt}")
+        slots = _schedule(rng, clients, ops, info_rate)
+        sim = _SIMS[model](rng, keys, unique_writes)
+        chain = None if anomaly is None else _Chain(anomaly, sim, rng, len(slots))
+        for position, slot in enumerate(slots):
+            if chain is None or not chain.step(position, slot):
+                sim.random_op(slot)
+        if chain is None or chain.done:
+            return _records(slots)
+    raise ValueError(
+        f"{ops} operations of {clients} client(s) leave no room for a {anomaly} "
+        f"(it needs a few operations one after another in real time); generate more"
+    )
+
+
+def _validate(model: str, clients: int, ops: int, keys: int, info_rate: float, anomaly: str | None) -> None:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if anomaly is not None and anomaly not in ANOMALIES:
+        raise ValueError(f"unknown anomaly {anomaly!r}; known: {', '.join(ANOMALIES)}")
+    if anomaly == "duplicate-append" and model not in APPENDS:
+        raise ValueError(f"duplicate-append needs an append: model kv or chat, not {model!r}")
+    if clients < 1 or ops < 1 or keys < 1:
+        raise ValueError(f"clients, ops and keys must be at least 1 (got {clients}, {ops}, {keys})")
+    if keys != 1 and model in ("register", "cas-register"):
+        raise ValueError(f"a {model} is one key; keys must be 1, not {keys}")
+    if not 0.0 <= info_rate <= 1.0:
+        raise ValueError(f"info_rate must be between 0 and 1, not {info_rate}")
+
+
+class _Slot:
+    """One operation: its interval and fate (from the schedule), then what it did."""
+
+    __slots__ = ("invoke", "complete", "lin", "process", "info", "applies", "f", "inv", "out")
+
+    def __init__(self, invoke: int, complete: int, lin: int, process: int, info: bool, applies: bool) -> None:
+        self.invoke, self.complete, self.lin = invoke, complete, lin
+        self.process, self.info, self.applies = process, info, applies
+        self.f: str = ""
+        self.inv: Any = None
+        self.out: Any = None
+
+
+def _schedule(rng: random.Random, clients: int, ops: int, info_rate: float) -> list[_Slot]:
+    """Each client's back-to-back intervals (exponential latencies), sorted by effect time."""
+    rand, log = rng.random, math.log
+    per, extra = divmod(ops, clients)
+    slots: list[_Slot] = []
+    add = slots.append
+    for client in range(clients):
+        t = 1 + int(rand() * _MEAN_NS)
+        process = client
+        for _ in range(per + (client < extra)):
+            d = 2 + int(-log(1.0 - rand()) * _MEAN_NS)  # expovariate, inlined: a million calls
+            if info_rate and rand() < info_rate:
+                # Timed out: may take effect after the info record too, or never.
+                add(_Slot(t, t + d, t + 1 + int(rand() * 2 * d), process, True, rand() < 0.5))
+                process += clients
+            else:
+                add(_Slot(t, t + d, t + 1 + int(rand() * (d - 1)), process, False, True))
+            t += d + 1 + int(rand() * _GAP_NS)
+    slots.sort(key=attrgetter("lin"))
+    return slots
+
+
+def _records(slots: list[_Slot]) -> list[Op]:
+    """Invoke and completion records of every slot, in time order, indexed."""
+    width = 2 * len(slots)
+    order = []
+    add = order.append
+    for i, slot in enumerate(slots):
+        add(slot.invoke * width + 2 * i)
+        add(slot.complete * width + 2 * i + 1)
+    order.sort()
+    records: list[Op] = []
+    add_record = records.append
+    for index, key in enumerate(order):
+        event = key % width
+        slot = slots[event >> 1]
+        if not event & 1:
+            add_record(Op(index, "invoke", slot.process, slot.f, slot.inv, slot.invoke))
+        elif slot.info:
+            add_record(Op(index, "info", slot.process, slot.f, slot.inv, slot.complete))
+        else:
+            add_record(Op(index, "ok", slot.process, slot.f, slot.out, slot.complete))
+    return records
+
+
+class _Chain:
+    """Injects one anomaly: forces a few operations (a write, then one that starts after
+    it ended, ...) on one key, and overrides what a read saw where the anomaly says so."""
+
+    def __init__(self, kind: str, sim: _Sim, rng: random.Random, n: int) -> None:
+        self.kind, self.sim = kind, sim
+        self.key = sim.anomaly_key()
+        self.start = rng.randrange(max(1, n // 3))
+        self.phase, self.after, self.done = 0, 0, False
+        self.seen: Any = None
+        self.reader: _Slot | None = None
+
+    def step(self, position: int, slot: _Slot) -> bool:
+        """Force ``slot`` if the anomaly needs it; False leaves it to the random choice."""
+        if self.done or position < self.start or slot.info or slot.invoke <= self.after:
+            return False
+        sim, key, kind, phase = self.sim, self.key, self.kind, self.phase
+        if kind == "early-read":
+            if phase == 0:
+                sim.read(slot, key)
+                self.reader = slot
+            elif sim.write(slot, key):
+                assert self.reader is not None
+                sim.observe(self.reader, key, sim.snapshot(key))
+            else:
+                return True  # the write needed a setup step first (a chat account)
+        elif phase == 0:
+            before = sim.snapshot(key)
+            if not sim.write(slot, key, 2 if kind == "duplicate-append" else 1):
+                return True
+            self.seen = before if kind == "duplicate-append" else sim.snapshot(key)
+            if kind in ("lost-write", "duplicate-append"):
+                sim.frozen = key
+        elif phase == 1 and kind != "duplicate-append":
+            if kind == "lost-write":
+                self.seen = sim.snapshot(key)
+            sim.write(slot, key, 0 if kind == "lost-write" else 1)
+        elif kind == "stale-read":
+            sim.read(slot, key, self.seen)
+            sim.observe(slot, key, self.seen)
+        else:
+            sim.read(slot, key, self.seen)
+            sim.frozen = None
+        self.phase += 1
+        self.after = slot.complete if kind != "duplicate-append" else 0
+        self.done = self.phase == (2 if kind in ("early-read", "duplicate-append") else 3)
+        return True
+
+
+class _Sim:
+    """A correct sequential object plus what ``_Chain`` needs to force operations on it.
+
+    ``random_op`` fills in a slot with a random operation (applying it if the slot takes
+    effect); ``write`` forces a write of a fresh value (``effect`` times: 0 = acknowledged
+    but lost); ``read`` forces a read; ``snapshot``/``observe`` make a read show a given
+    state. ``frozen`` names a key no random operation may write (reads only) while an
+    anomaly needs its value to stay. ``read``'s ``limit`` (a snapshot) asks a chat fetch to
+    start no later than that inbox's last message, so it covers the message at stake.
+    """
+
+    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
+        self.rng, self.keys, self.unique = rng, keys, unique
+        self.frozen: Any = None
+        self._fresh = 0
+
+    def fresh(self) -> int:
+        self._fresh += 1
+        return self._fresh
+
+    def anomaly_key(self) -> Any:
+        return None
+
+    def random_op(self, slot: _Slot) -> None:
+        raise NotImplementedError
+
+    def write(self, slot: _Slot, key: Any, effect: int = 1) -> bool:
+        raise NotImplementedError
+
+    def read(self, slot: _Slot, key: Any, limit: Any = None) -> None:
+        raise NotImplementedError
+
+    def snapshot(self, key: Any) -> Any:
+        raise NotImplementedError
+
+    def observe(self, slot: _Slot, key: Any, state: Any) -> None:
+        raise NotImplementedError
+
+
+class _Register(_Sim):
+    """read / write (and cas): values are ints; fresh ones start past the small domain."""
+
+    cas = False
+    _DOMAIN = 5
+
+    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
+        super().__init__(rng, keys, unique)
+        self.value: Any = None
+        self._fresh = 0 if unique else 1000
+
+    def anomaly_key(self) -> Any:
+        return "register"  # one key; any name that is not None (None = nothing frozen)
+
+    def _new_value(self) -> int:
+        return self.fresh() if self.unique else self.rng.randrange(self._DOMAIN)
+
+    def random_op(self, slot: _Slot) -> None:
+        roll = self.rng.random()
+        if roll < 0.4 or self.frozen is not None:
+            self.read(slot, None)
+        elif roll < 0.7 or not self.cas:
+            self._write(slot, self._new_value(), slot.applies)
+        else:
+            current, rng = self.value, self.rng
+            if rng.random() < 0.5 and current is not None:
+                expected = current
+            elif self.unique:
+                expected = rng.randrange(1, self._fresh + 1) if self._fresh else None
+            else:
+                expected = rng.randrange(self._DOMAIN)
+            new = self._new_value()
+            swapped = current == expected
+            if swapped and slot.applies:
+                self.value = new
+            slot.f, slot.inv, slot.out = "cas", [expected, new], [expected, new, swapped]
+
+    def _write(self, slot: _Slot, value: int, effect: int) -> None:
+        if effect:
+            self.value = value
+        slot.f, slot.inv, slot.out = "write", value, value
+
+    def write(self, slot: _Slot, key: Any, effect: int = 1) -> bool:
+        self._write(slot, self.fresh(), effect)
+        return True
+
+    def read(self, slot: _Slot, key: Any, limit: Any = None) -> None:
+        slot.f, slot.inv, slot.out = "read", None, self.value
+
+    def snapshot(self, key: Any) -> Any:
+        return self.value
+
+    def observe(self, slot: _Slot, key: Any, state: Any) -> None:
+        slot.out = state
+
+
+class _CasRegister(_Register):
+    cas = True
+
+
+class _KV(_Sim):
+    """get / put / append over ``keys`` string keys; tokens ``x<n>.`` (fresh: ``!<n>.``)."""
+
+    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
+        super().__init__(rng, keys, unique)
+        self.names = [f"k{i}" for i in range(keys)]
+        self.values = dict.fromkeys(self.names, "")
+
+    def anomaly_key(self) -> Any:
+        return self.rng.choice(self.names)
+
+    def _token(self) -> str:
+        return f"x{self.fresh()}." if self.unique else self.rng.choice("abc")
+
+    def random_op(self, slot: _Slot) -> None:
+        rng = self.rng
+        key = self.names[int(rng.random() * self.keys)]
+        roll = rng.random()
+        if roll < 0.4 or key == self.frozen:
+            self.read(slot, key)
+        else:
+            self._write(slot, key, "put" if roll < 0.55 else "append", self._token(), slot.applies)
+
+    def _write(self, slot: _Slot, key: str, f: str, token: str, effect: int) -> None:
+        if effect:
+            value = self.values[key] if f == "append" else ""
+            self.values[key] = value + token * effect
+        slot.f = f
+        slot.inv = slot.out = [key, token]
+
+    def write(self, slot: _Slot, key: Any, effect: int = 1) -> bool:
+        token = f"x{self.fresh()}." if self.unique else f"!{self.fresh()}."
+        self._write(slot, key, "append", token, effect)
+        return True
+
+    def read(self, slot: _Slot, key: Any, limit: Any = None) -> None:
+        slot.f, slot.inv, slot.out = "get", [key, None], [key, self.values[key]]
+
+    def snapshot(self, key: Any) -> Any:
+        return self.values[key]
+
+    def observe(self, slot: _Slot, key: Any, state: Any) -> None:
+        slot.out = [key, state]
+
+
+_USERS = 3  # users per chat group, as the chat workload's default
+_CHAT_WEIGHTS = {  # the chat workload's defaults, a fifth is one table entry
+    "create_account": 2.0,
+    "check_account": 1.0,
+    "list_accounts": 1.0,
+    "delete_account": 0.2,
+    "send_message": 4.0,
+    "fetch_messages": 3.0,
+}
+_CHAT_TABLE = [f for f, w in _CHAT_WEIGHTS.items() for _ in range(round(w * 5))]  # pick = one index
+
+Inboxes = dict[str, list[list[str]]]  # user -> [[sender, text], ...]
+
+
+def chat_answer(boxes: Inboxes, f: str, args: dict[str, Any]) -> tuple[str, Any]:
+    """(status, value) of one chat operation, as raftchat's ChatMachine answers it, for the
+    names and texts this generator uses (valid lengths; a pattern matching the group).
+
+    The service's machine would do, but at a few times the cost: a million-operation
+    history is generated in seconds with this one. A test replays one-client histories
+    on ``raftchat.chat.ChatMachine`` to keep the two the same.
+    """
+    if f == "send_message":
+        box = boxes.get(args["to"])
+        if box is None or args["sender"] not in boxes:
+            return "no_such_user", None
+        box.append([args["sender"], args["text"]])
+        return "ok", len(box)
+    if f == "fetch_messages":
+        box = boxes.get(args["user"])
+        start = args["from_index"]
+        if box is None:
+            return "no_such_user", None
+        if start < 1:
+            return "bad_index", None
+        if start > len(box):
+            return "index_past_end", []
+        return "ok", box[start - 1 :]
+    user = args.get("user")
+    if f == "create_account":
+        if user in boxes:
+            return "user_exists", None
+        boxes[user] = []
+        return "ok", None
+    if f == "check_account":
+        return "ok", user in boxes
+    if f == "list_accounts":
+        return "ok", sorted(u for u in boxes if fnmatchcase(u, args["pattern"]))
+    if f == "delete_account":
+        if boxes.pop(user, None) is None:
+            return "no_such_user", None
+        return "ok", None
+    raise ValueError(f"no chat operation {f!r}")
+
+
+class _Chat(_Sim):
+    """Independent groups ``g<i>`` of users ``g<i>u0..``; ``u0`` is never deleted, so an
+    anomaly on its inbox stays visible whatever else happens."""
+
+    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
+        super().__init__(rng, keys, unique)
+        self.groups = [f"g{i}" for i in range(keys)]
+        self.boxes: list[Inboxes] = [{} for _ in range(keys)]
+        self.users = [[f"{g}u{u}" for u in range(_USERS)] for g in self.groups]
+
+    def anomaly_key(self) -> Any:
+        return self.rng.randrange(self.keys)
+
+    def _apply(self, slot: _Slot, group: int, f: str, args: dict[str, Any], effect: int = 1) -> None:
+        """Run ``f`` on the group ``effect`` times and record the first answer. ``effect``
+        0: an info op that never happened (no answer), or an acknowledged one that is
+        lost (answered from a copy of the group)."""
+        args["group"] = self.groups[group]
+        slot.f, slot.inv = f, args
+        boxes = self.boxes[group]
+        if effect == 0:
+            if slot.info:
+                return
+            boxes = {user: list(box) for user, box in boxes.items()}
+        status, value = chat_answer(boxes, f, args)
+        for _ in range(effect - 1):
+            chat_answer(boxes, f, args)
+        slot.out = {"status": status, "value": value}
+
+    def random_op(self, slot: _Slot) -> None:
+        rand = self.rng.random
+        group = int(rand() * self.keys)
+        users = self.users[group]
+        f, user = _CHAT_TABLE[int(rand() * len(_CHAT_TABLE))], users[int(rand() * _USERS)]
+        if f == "send_message":
+            args: dict[str, Any] = {"sender": users[int(rand() * _USERS)], "to": user, "text": self._text()}
+        elif f == "fetch_messages":
+            box = self.boxes[group].get(user)
+            args = {"user": user, "from_index": self._from_index(0 if box is None else len(box))}
+        elif f == "list_accounts":
+            args = {"pattern": f"{self.groups[group]}u*"}
+        elif f == "delete_account" and user == users[0]:
+            f, args = "check_account", {"user": user}
+        else:
+            args = {"user": user}
+        self._apply(slot, group, f, args, int(slot.applies))
+
+    def _text(self) -> str:
+        return f"m{self.fresh()}" if self.unique else self.rng.choice(("hi", "hello", "bye"))
+
+    def _from_index(self, length: int) -> int:
+        """Near the end (short answers even in long histories), sometimes past it, or 1
+        while the inbox is short."""
+        roll = self.rng.random()
+        if roll < 0.1 and length <= 10:
+            return 1
+        if roll < 0.2:
+            return length + 1
+        return max(1, length - int(self.rng.random() * 3))
+
+    def write(self, slot: _Slot, key: Any, effect: int = 1) -> bool:
+        users, boxes = self.users[key], self.boxes[key]
+        target = users[0]
+        if target not in boxes:
+            self._apply(slot, key, "create_account", {"user": target})
+            return False
+        text = f"m{self.fresh()}" if self.unique else f"!{self.fresh()}"
+        sender = self.rng.choice([u for u in users if u in boxes])
+        self._apply(slot, key, "send_message", {"sender": sender, "to": target, "text": text}, effect)
+        return True
+
+    def read(self, slot: _Slot, key: Any, limit: Any = None) -> None:
+        user = self.users[key][0]
+        start = max(1, len(self.boxes[key].get(user, ())) - int(self.rng.random() * 2))
+        if limit is not None:
+            start = min(start, max(1, len(limit)))
+        self._apply(slot, key, "fetch_messages", {"user": user, "from_index": start})
+
+    def snapshot(self, key: Any) -> Any:
+        return list(self.boxes[key].get(self.users[key][0], ()))
+
+    def observe(self, slot: _Slot, key: Any, state: Any) -> None:
+        start = slot.inv["from_index"]
+        if start > len(state):
+            slot.out = {"status": "index_past_end", "value": []}
+        else:
+            slot.out = {"status": "ok", "value": state[start - 1 :]}
+
+
+_SIMS: dict[str, type[_Sim]] = {"register": _Register, "cas-register": _CasRegister, "kv": _KV, "chat": _Chat}
