@@ -14,6 +14,15 @@ from checker.models import get_model
 from histories import HistoryError, read_history
 
 
+def system_label(results: dict[str, Any]) -> str:
+    """ " on etcd 3.4.23 (reads=serializable)" for a title; empty for a run stored before systems."""
+    if not results.get("system"):
+        return ""
+    options = ", ".join(f"{k}={v}" for k, v in (results.get("system_options") or {}).items())
+    version = f" {results['system_version']}" if results.get("system_version") else ""
+    return f" on {results['system']}{version}" + (f" ({options})" if options else "")
+
+
 def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, Any], progress: Any) -> Any:
     """Check history.jsonl, write timeline.html, plots and statistics into ``results``.
 
@@ -44,7 +53,7 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
         run_dir / "timeline.html",
         result,
         model,
-        title=f"{results.get('test', run_dir.name)}",
+        title=f"{results.get('test', run_dir.name)}{system_label(results)}",
         faults=results["stats"].get("nemesis") or [],
     )
     return result.valid

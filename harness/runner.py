@@ -3,8 +3,10 @@
 cluster up -> workers generate load (and the nemesis injects faults) until the time
 limit -> heal -> let the cluster recover -> final reads -> tear down -> check -> store.
 
+The system under test (raftchat, etcd, ...) comes from ``systems``: it lays out and starts
+the nodes and gives each worker its client; the runner knows nothing of any one system.
 Everything started here is stopped in ``finally`` blocks, and node processes die with
-the harness (see raftchat.localcluster), so an interrupted or crashed run leaves no
+the harness (see systems.processes), so an interrupted or crashed run leaves no
 process behind. The history is written as it happens: even a killed run can be checked.
 """
 
@@ -25,14 +27,16 @@ from harness import plan as plans
 from harness.progress import Progress
 from harness.recorder import Recorder
 from harness.workers import Workers
-from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS, Nemesis, choose_network
+from nemesis import NETWORK_FAULTS, Nemesis, NetworkUnavailable, choose_network
 from nemesis.net.base import Network
-from raftchat.client import Client
-from raftchat.localcluster import LocalCluster, loopback_config
+from raftchat.localcluster import loopback_config
+from systems import SystemUnavailable, make_system
+from systems.base import Cluster
 from workloads import make_workload
 from workloads.base import Workload
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
+START_TIMEOUT = 60.0  # seconds for a cluster to serve; a JVM ensemble on a loaded machine is slow
 
 
 @dataclass
@@ -61,6 +65,7 @@ def run_plan(
     from harness import store
 
     resolved = plans.load(plan, overrides)
+    make_system(resolved.system, resolved.system_options).check_installed()  # before anything is stored
     run_dir = store.new_run_dir(Path(store_root), resolved.name)
     plans.dump(resolved, run_dir / "plan.yaml")
     return Run(resolved, run_dir, Progress(enabled=progress)).execute()
@@ -72,6 +77,8 @@ class Run:
         self.run_dir = run_dir
         self.progress = progress
         self.rng = random.Random(plan.seed)
+        self.system = make_system(plan.system, plan.system_options)
+        self.system_version: str | None = None
         self.workload: Workload = make_workload(
             plan.workload, plan.workload_options, plan.concurrency, plan.seed
         )
@@ -85,21 +92,23 @@ class Run:
     def execute(self) -> RunOutcome:
         recorder = Recorder(self.run_dir / "history.jsonl")
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        cluster: LocalCluster | None = None
+        cluster: Cluster | None = None
         network = None
         try:
             for sig in previous:
                 signal.signal(sig, self._on_signal)
             self.progress.line(f"run {self.run_dir}")
+            self.system.check_installed()
+            self.system_version = self.system.version()
             network = self._network()
             self.network_info = {"name": network.name, "tag": network.tag} if network else None
             cluster = self._cluster(network)
             cluster.start_all()
-            leader = cluster.wait_for_leader(timeout=30)
+            ready = cluster.wait_ready(timeout=START_TIMEOUT)
             faults = ", ".join(self.plan.nemesis) or "none"
             where = f" over the {network.name} network" if network else ""
             self.progress.line(
-                f"{self.plan.nodes} nodes up{where}, leader {leader}; "
+                f"{self.plan.nodes} {self.system.name} {self.system_version} nodes up{where}, {ready}; "
                 f"{self.plan.workload} workload; faults: {faults}"
             )
             asyncio.run(self._drive(cluster, network, recorder))
@@ -127,24 +136,27 @@ class Run:
         """Node traffic goes through a cuttable network only when a fault needs one."""
         if not set(self.plan.nemesis) & NETWORK_FAULTS:
             return None
-        return choose_network(self.plan.net, faults=self.plan.nemesis)
+        if "proxy" in self.system.networks:
+            return choose_network(self.plan.net, faults=self.plan.nemesis)
+        try:  # the system's traffic cannot go through the proxies: namespaces or nothing
+            return choose_network("netns", faults=self.plan.nemesis)
+        except NetworkUnavailable as exc:
+            raise SystemUnavailable(
+                f"{exc.args[0].split(' (')[0]}, and the proxy network cannot carry "
+                f"{self.system.name}: {self.system.proxy_refusal}"
+            ) from None
 
-    def _cluster(self, network: Network | None) -> LocalCluster:
-        config = network.setup(loopback_config(self.plan.nodes)) if network is not None else None
-        return LocalCluster(
-            self.run_dir / "cluster",
-            self.plan.nodes,
-            machine=self.workload.machine,
-            bugs=(self.plan.bug,) if self.plan.bug else (),
-            config=config,
-            command_prefix=network.command_prefix if network is not None else None,
-            failpoints=bool(set(self.plan.nemesis) & FAILPOINT_FAULTS),
-        )
+    def _cluster(self, network: Network | None) -> Cluster:
+        config = loopback_config(self.plan.nodes)
+        if network is not None:
+            config = network.setup(config)
+        prefix = network.command_prefix if network is not None else None
+        return self.system.cluster(self.run_dir / "cluster", config, prefix, self.workload, self.plan)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Interrupted()
 
-    async def _drive(self, cluster: LocalCluster, network: Network | None, recorder: Recorder) -> None:
+    async def _drive(self, cluster: Cluster, network: Network | None, recorder: Recorder) -> None:
         """The load phase under asyncio; a signal cancels it and becomes Interrupted."""
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
@@ -160,20 +172,10 @@ class Run:
                 signal.signal(sig, self._on_signal)
 
     async def _load_and_final_reads(
-        self, cluster: LocalCluster, network: Network | None, recorder: Recorder
+        self, cluster: Cluster, network: Network | None, recorder: Recorder
     ) -> None:
         plan = self.plan
-        ids = cluster.ids
-        clients = [
-            Client(
-                cluster.config,
-                prefer=ids[w % len(ids)],
-                timeout=plan.op_timeout,
-                attempt_timeout=plan.attempt_timeout,
-                client_id=f"w{w}-{plan.seed}",
-            )
-            for w in range(plan.concurrency)
-        ]
+        clients = [self.system.client(cluster, self.workload, w, plan) for w in range(plan.concurrency)]
         workers = Workers(self.workload, clients, recorder, plan.rate, plan.seed)
         ticker = asyncio.create_task(self.progress.run(recorder, plan.time_limit))
         nemesis = None
@@ -207,7 +209,7 @@ class Run:
             for client in clients:
                 await client.close()
 
-    def _keep_logs(self, cluster: LocalCluster) -> None:
+    def _keep_logs(self, cluster: Cluster) -> None:
         logs = self.run_dir / "logs"
         logs.mkdir(exist_ok=True)
         for node_id in cluster.ids:
@@ -222,6 +224,9 @@ class Run:
 
         results = {
             "test": self.plan.name,
+            "system": self.plan.system,
+            "system_version": self.system_version,
+            "system_options": dict(self.plan.system_options),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "duration_s": round(time.time() - self.started, 3),
             "workload": self.plan.workload,

@@ -17,6 +17,8 @@ from workloads.base import Invocation, Workload
 
 
 class Workers:
+    """``clients`` are the system's (``systems.base.Client``): one per worker, each doing its own I/O."""
+
     def __init__(
         self, workload: Workload, clients: list[Any], recorder: Recorder, rate: float, seed: int
     ) -> None:
@@ -52,9 +54,9 @@ class Workers:
 
     async def perform(self, w: int, inv: Invocation) -> None:
         client = self.clients[w]
-        process, node = self.processes[w], getattr(client, "prefer", None)
+        process, node = self.processes[w], getattr(client, "node", None)
         self.recorder.record("invoke", process, inv.f, inv.value, node=node)
-        done = await self.workload.invoke(client, inv)
+        done = await client.invoke(inv)
         self.recorder.record(done.type, process, inv.f, done.value, node=node, error=done.error)
         if done.type == "info":
             self.processes[w] += self.concurrency
