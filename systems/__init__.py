@@ -17,6 +17,7 @@ from systems.base import SystemStartError, SystemUnavailable
 SYSTEMS: dict[str, str] = {
     "raftchat": "systems.raftchat:RaftchatSystem",
     "etcd": "systems.etcd:EtcdSystem",
+    "zookeeper": "systems.zookeeper:ZooKeeperSystem",
 }
 
 __all__ = ["SYSTEMS", "SystemStartError", "SystemUnavailable", "make_system", "system_class"]

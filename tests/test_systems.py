@@ -1,0 +1,84 @@
+"""The system interface: choosing a system, its options, and the errors of a bad setup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import plan as plans
+from harness.run_cmd import system_options
+from systems import SYSTEMS, SystemUnavailable, make_system
+
+
+def _harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_every_system_builds_with_its_defaults_and_names_its_workloads():
+    for name in SYSTEMS:
+        system = make_system(name, None)
+        assert system.name == name and system.workloads
+        assert system.describe_options().startswith(f"{name} system options:")
+
+
+def test_plan_keys_system_and_system_options_are_validated():
+    plan = plans.load({"system": "etcd", "workload": "register", "system_options": {"reads": "serializable"}})
+    assert (plan.system, plan.name, plan.system_options) == ("etcd", "etcd", {"reads": "serializable"})
+    cases = [
+        ({"system": "mongo"}, "'system' must be one of"),
+        ({"system": "etcd", "workload": "register", "system_options": {"raeds": "x"}}, "'raeds'"),
+        ({"system": "etcd", "workload": "register", "system_options": {"reads": "fast"}}, "must be one of"),
+        ({"system": "etcd", "workload": "chat"}, "no client for the 'chat' workload"),
+        ({"system": "etcd", "workload": "register", "bug": "stale-read"}, "deliberate bugs are raftchat's"),
+        ({"system": "etcd", "workload": "register", "nemesis": ["crash-voters"]}, "failpoints"),
+        ({"system": "etcd", "workload": "register", "net": "proxy"}, "the proxy network cannot carry etcd"),
+        ({"system": "raftchat", "system_options": {"reads": "serializable"}}, "system 'raftchat'"),
+    ]
+    for data, complaint in cases:
+        with pytest.raises(plans.PlanError) as caught:
+            plans.load(data)
+        assert complaint in str(caught.value), (data, str(caught.value))
+
+
+def test_command_line_system_options_merge_into_the_plan_and_are_read_as_yaml():
+    assert system_options(["reads=serializable", "heartbeat_ms=50"]) == {
+        "reads": "serializable",
+        "heartbeat_ms": 50,
+    }
+    with pytest.raises(plans.PlanError, match="KEY=VALUE"):
+        system_options(["reads"])
+    base = {"system": "etcd", "workload": "register", "system_options": {"heartbeat_ms": 50}}
+    plan = plans.load(base, {"system_options": {"reads": "serializable"}})
+    assert plan.system_options == {"heartbeat_ms": 50, "reads": "serializable"}
+
+
+def test_an_unknown_system_option_on_the_command_line_is_an_error_naming_it(tmp_path):
+    result = _harness("run", "--system", "etcd", "--workload", "register", "--system-option", "colour=blue",
+                      "--store", str(tmp_path / "store"))  # fmt: skip
+    assert result.returncode == 3
+    assert "unknown option 'colour'" in result.stderr and "system 'etcd'" in result.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_system_that_is_not_installed_names_its_package(tmp_path):
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = {**os.environ, "PATH": str(bare)}  # nothing on PATH: etcd cannot be found
+    with pytest.raises(SystemUnavailable, match="apt-get install etcd-server"):
+        saved = os.environ["PATH"]
+        os.environ["PATH"] = str(bare)
+        try:
+            make_system("etcd").check_installed()
+        finally:
+            os.environ["PATH"] = saved
+    store = str(tmp_path / "s")
+    result = _harness("run", "--system", "etcd", "--workload", "register", "--store", store, env=env)
+    assert result.returncode == 3, result.stderr
+    assert "`etcd` is not installed" in result.stderr and "etcd-server" in result.stderr
+    assert not Path(tmp_path / "s").exists(), "a setup that cannot run must not store a run"
