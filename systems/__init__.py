@@ -18,6 +18,7 @@ SYSTEMS: dict[str, str] = {
     "raftchat": "systems.raftchat:RaftchatSystem",
     "etcd": "systems.etcd:EtcdSystem",
     "zookeeper": "systems.zookeeper:ZooKeeperSystem",
+    "redis": "systems.redis:RedisSystem",
 }
 
 __all__ = ["SYSTEMS", "SystemStartError", "SystemUnavailable", "make_system", "system_class"]
