@@ -108,6 +108,12 @@ def _add_selftest(commands: argparse._SubParsersAction) -> None:
     selftest.add_argument("--store", default="store")
     selftest.add_argument("--seed", type=int, default=1, help="seed of the first run; run i uses seed+i")
     selftest.add_argument("--out", default="selftest.json", help="where to write the JSON report")
+    selftest.add_argument(
+        "--system",
+        default="raftchat",
+        help="raftchat (its deliberate bugs; default), or etcd, zookeeper, redis: the configurations "
+        "that must stay valid or show the system's documented weakness",
+    )
     selftest.set_defaults(run=_selftest)
 
 
@@ -116,6 +122,8 @@ def _selftest(args: argparse.Namespace) -> int:
 
     from harness.selftest import BUG_PLANS, run_selftest, table, write_json
 
+    if args.system != "raftchat":
+        return _system_selftest(args)
     bugs = [b.strip() for b in args.bugs.split(",") if b.strip()]
     unknown = [b for b in bugs if b not in BUG_PLANS]
     if unknown or not bugs or args.runs < 1 or args.time_limit <= 0:
@@ -129,6 +137,32 @@ def _selftest(args: argparse.Namespace) -> int:
     write_json(Path(args.out), reports, args.runs, args.time_limit)
     print(f"details: {args.out}; every run is kept under {args.store}/selftest-*")
     return 1 if any(r.false_alarms for r in reports) else 0
+
+
+def _system_selftest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.system_selftest import CONFIGS, run_system_selftest, table, write_json
+    from systems import SystemUnavailable, make_system
+
+    if args.system not in CONFIGS or args.runs < 1 or args.time_limit <= 0:
+        problem = (
+            f"no self-test for system {args.system!r}"
+            if args.system not in CONFIGS
+            else "--runs and --time-limit must be positive"
+        )
+        print(f"harness selftest: {problem} (systems: raftchat, {', '.join(CONFIGS)})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        make_system(args.system).check_installed()
+    except SystemUnavailable as exc:
+        print(f"harness selftest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    reports = run_system_selftest(args.system, args.runs, args.time_limit, Path(args.store), seed=args.seed)
+    print(table(reports))
+    write_json(Path(args.out), reports, args.runs, args.time_limit)
+    print(f"details: {args.out}; every run is kept under {args.store}/selftest-{args.system}-*")
+    return 1 if any(r.met == "no" for r in reports) else 0
 
 
 def _add_cleanup(commands: argparse._SubParsersAction) -> None:
