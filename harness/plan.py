@@ -31,7 +31,7 @@ class Plan:
     time_limit: float = 60.0  # seconds of load, before healing and the final reads
     rate: float = 100.0  # operations per second over all workers; 0 = as fast as they go
     seed: int | None = None  # None: drawn at random, and written into the stored plan
-    workload: str = "chat"
+    workload: str = "chat"  # when not given: the system's first workload (register for etcd, ...)
     workload_options: dict[str, Any] = field(default_factory=dict)
     nemesis: list[str] = field(default_factory=lambda: ["partition"])  # fault kinds; empty = no faults
     nemesis_interval: float = 5.0  # seconds between starting and stopping faults
@@ -76,6 +76,8 @@ def validate(data: dict[str, Any]) -> Plan:
         setattr(plan, key, value)
     if data.get("name") is None and isinstance(plan.system, str):
         plan.name = plan.system
+    if data.get("workload") is None and plan.system in _systems():
+        plan.workload = _systems()[plan.system].workloads[0]  # the system's first: raftchat's is chat
     from harness.store import StoreError, check_test_name
 
     if not isinstance(plan.name, str):
@@ -162,6 +164,12 @@ def _check_system_faults(plan: Plan, system: Any) -> None:
         )
     if plan.net == "proxy" and set(plan.nemesis) & NETWORK_FAULTS and "proxy" not in system.networks:
         raise PlanError(f"'net': the proxy network cannot carry {plan.system}: {system.proxy_refusal}")
+
+
+def _systems() -> dict[str, type]:
+    from systems import SYSTEMS, system_class
+
+    return {name: system_class(name) for name in SYSTEMS}
 
 
 def _known_faults() -> set[str]:

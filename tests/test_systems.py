@@ -30,6 +30,8 @@ def test_every_system_builds_with_its_defaults_and_names_its_workloads():
 def test_plan_keys_system_and_system_options_are_validated():
     plan = plans.load({"system": "etcd", "workload": "register", "system_options": {"reads": "serializable"}})
     assert (plan.system, plan.name, plan.system_options) == ("etcd", "etcd", {"reads": "serializable"})
+    assert plans.load({"system": "zookeeper"}).workload == "register"  # the system's first workload
+    assert plans.load({}).workload == "chat" and plans.load({}).system == "raftchat"
     cases = [
         ({"system": "mongo"}, "'system' must be one of"),
         ({"system": "etcd", "workload": "register", "system_options": {"raeds": "x"}}, "'raeds'"),
