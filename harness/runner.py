@@ -29,6 +29,7 @@ from harness.recorder import Recorder
 from harness.workers import Workers
 from nemesis import NETWORK_FAULTS, Nemesis, NetworkUnavailable, choose_network
 from nemesis.net.base import Network
+from nemesis.network import netns_available
 from raftchat.localcluster import loopback_config
 from systems import SystemUnavailable, make_system
 from systems.base import Cluster
@@ -65,10 +66,24 @@ def run_plan(
     from harness import store
 
     resolved = plans.load(plan, overrides)
-    make_system(resolved.system, resolved.system_options).check_installed()  # before anything is stored
+    system = make_system(resolved.system, resolved.system_options)
+    system.check_installed()  # before anything is stored: a setup that cannot run is not a run
+    check_network(resolved, system)
     run_dir = store.new_run_dir(Path(store_root), resolved.name)
     plans.dump(resolved, run_dir / "plan.yaml")
     return Run(resolved, run_dir, Progress(enabled=progress)).execute()
+
+
+def check_network(plan: plans.Plan, system: Any) -> None:
+    """A system the proxies cannot carry needs namespaces for its network faults: refuse plainly."""
+    if not set(plan.nemesis) & NETWORK_FAULTS or "proxy" in system.networks:
+        return
+    ok, reason = netns_available(plan.nemesis)
+    if not ok:
+        raise SystemUnavailable(
+            f"faults {', '.join(sorted(set(plan.nemesis) & NETWORK_FAULTS))} need the netns network here "
+            f"({reason}), and the proxy network cannot carry {system.name}: {system.proxy_refusal}"
+        )
 
 
 class Run:

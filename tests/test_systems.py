@@ -84,3 +84,16 @@ def test_a_system_that_is_not_installed_names_its_package(tmp_path):
     assert result.returncode == 3, result.stderr
     assert "`etcd` is not installed" in result.stderr and "etcd-server" in result.stderr
     assert not Path(tmp_path / "s").exists(), "a setup that cannot run must not store a run"
+
+
+def test_partitions_the_proxies_cannot_carry_are_refused_without_namespaces(tmp_path, monkeypatch):
+    """Without root (simulated here: namespaces unavailable) the run is refused before it is stored."""
+    from harness import runner
+
+    monkeypatch.setattr(runner, "netns_available", lambda faults=(): (False, "network namespaces need root"))
+    plan = {"system": "etcd", "nemesis": ["partition"], "net": "auto"}
+    with pytest.raises(SystemUnavailable, match="proxy network cannot carry etcd") as caught:
+        runner.run_plan(plan, store_root=tmp_path / "store", progress=False)
+    assert "need root" in str(caught.value)
+    assert not (tmp_path / "store").exists()
+    runner.check_network(plans.load({"system": "etcd", "nemesis": ["kill", "pause"]}), make_system("etcd"))
