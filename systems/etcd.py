@@ -177,6 +177,7 @@ class EtcdClient:
     def __init__(self, node: str, address: tuple[str, int], options: EtcdOptions, timeout: float) -> None:
         self.node = node
         self.serializable = options.reads == "serializable"
+        self.timeout = timeout  # for a whole operation: an append may take several round trips
         self.http = httpx.AsyncClient(base_url=_url(address), timeout=timeout)
 
     async def close(self) -> None:
@@ -219,10 +220,13 @@ class EtcdClient:
 
     async def invoke(self, inv: Invocation) -> Completion:
         try:
-            return await self._invoke(inv)
+            return await asyncio.wait_for(self._invoke(inv), self.timeout)
         except GatewayError as exc:
             definite = not exc.sent or inv.f in ("read", "get")
             return Completion("fail" if definite else "info", inv.value, str(exc))
+        except TimeoutError:
+            definite = inv.f in ("read", "get")
+            return Completion("fail" if definite else "info", inv.value, f"no answer in {self.timeout:g} s")
 
     async def _invoke(self, inv: Invocation) -> Completion:
         raise NotImplementedError
