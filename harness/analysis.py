@@ -14,13 +14,16 @@ from checker.models import get_model
 from histories import HistoryError, read_history
 
 
-def system_label(results: dict[str, Any]) -> str:
-    """ " on etcd 3.4.23 (reads=serializable)" for a title; empty for a run stored before systems."""
-    if not results.get("system"):
-        return ""
+def run_title(results: dict[str, Any], default: str) -> str:
+    """The timeline's title: "nightly-3 on etcd 3.4.23 (reads=serializable)", or "etcd 3.4.23"
+    when the test is named after its system; just the name for a run stored before systems."""
+    test, system = results.get("test", default), results.get("system")
+    if not system:
+        return test
     options = ", ".join(f"{k}={v}" for k, v in (results.get("system_options") or {}).items())
     version = f" {results['system_version']}" if results.get("system_version") else ""
-    return f" on {results['system']}{version}" + (f" ({options})" if options else "")
+    where = f"{system}{version}" + (f" ({options})" if options else "")
+    return where if test == system else f"{test} on {where}"
 
 
 def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, Any], progress: Any) -> Any:
@@ -53,7 +56,7 @@ def analyse(run_dir: Path, model_name: str, timeout: float, results: dict[str, A
         run_dir / "timeline.html",
         result,
         model,
-        title=f"{results.get('test', run_dir.name)}{system_label(results)}",
+        title=run_title(results, run_dir.name),
         faults=results["stats"].get("nemesis") or [],
     )
     return result.valid

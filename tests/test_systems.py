@@ -97,3 +97,12 @@ def test_partitions_the_proxies_cannot_carry_are_refused_without_namespaces(tmp_
     assert "need root" in str(caught.value)
     assert not (tmp_path / "store").exists()
     runner.check_network(plans.load({"system": "etcd", "nemesis": ["kill", "pause"]}), make_system("etcd"))
+
+
+def test_the_timeline_title_names_the_system_its_version_and_options():
+    from harness.analysis import run_title
+
+    etcd = {"test": "etcd", "system": "etcd", "system_version": "3.4.23", "system_options": {"reads": "x"}}
+    assert run_title(etcd, "dir") == "etcd 3.4.23 (reads=x)"
+    assert run_title({**etcd, "test": "nightly"}, "dir") == "nightly on etcd 3.4.23 (reads=x)"
+    assert run_title({"test": "old"}, "dir") == "old"  # stored before systems were recorded
