@@ -114,6 +114,9 @@ def _add_selftest(commands: argparse._SubParsersAction) -> None:
         help="raftchat (its deliberate bugs; default), or etcd, zookeeper, redis: the configurations "
         "that must stay valid or show the system's documented weakness",
     )
+    selftest.add_argument(
+        "--configs", default="", help="with --system: only these configurations, by number (e.g. 2,3)"
+    )
     selftest.set_defaults(run=_selftest)
 
 
@@ -158,7 +161,13 @@ def _system_selftest(args: argparse.Namespace) -> int:
     except SystemUnavailable as exc:
         print(f"harness selftest: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    reports = run_system_selftest(args.system, args.runs, args.time_limit, Path(args.store), seed=args.seed)
+    try:
+        only = [int(n) for n in args.configs.split(",") if n.strip()]
+    except ValueError:
+        print(f"harness selftest: --configs takes numbers, got {args.configs!r}", file=sys.stderr)
+        return EXIT_USAGE
+    store = Path(args.store)
+    reports = run_system_selftest(args.system, args.runs, args.time_limit, store, seed=args.seed, only=only)
     print(table(reports))
     write_json(Path(args.out), reports, args.runs, args.time_limit)
     print(f"details: {args.out}; every run is kept under {args.store}/selftest-{args.system}-*")

@@ -34,7 +34,7 @@ def test_plain_reads_of_an_isolated_member_are_found_stale(tmp_path):
         "system_options": {"reads": "plain", "tick_ms": 1000},  # a follower notices after 5 s
         "nodes": 3,
         "workload": "register",
-        "workload_options": {"weights": {"read": 3.0, "write": 1.0, "cas": 1.0}},
+        "workload_options": {"weights": {"read": 8.0, "write": 1.0, "cas": 1.0}},
         "net": "netns",
         "time_limit": 20,
         "rate": 200,
