@@ -106,3 +106,20 @@ def test_the_timeline_title_names_the_system_its_version_and_options():
     assert run_title(etcd, "dir") == "etcd 3.4.23 (reads=x)"
     assert run_title({**etcd, "test": "nightly"}, "dir") == "nightly on etcd 3.4.23 (reads=x)"
     assert run_title({"test": "old"}, "dir") == "old"  # stored before systems were recorded
+
+
+def test_system_selftest_usage_errors_and_the_met_column():
+    from harness.system_selftest import CONFIGS, ConfigReport, Trial, table
+
+    assert _harness("selftest", "--system", "mongo").returncode == 3
+    bad = _harness("selftest", "--system", "etcd", "--configs", "two")
+    assert bad.returncode == 3 and "--configs takes numbers" in bad.stderr
+    valid_row, stale_row = CONFIGS["etcd"]
+    report = ConfigReport("etcd", stale_row, [Trial(i, False, 1.0, "d", 10) for i in range(4)])
+    report.trials.append(Trial(4, "unknown", None, "d", 10))
+    assert (report.invalid, report.met) == (4, "yes")  # at least 4 of 5
+    report.trials[0].valid = True
+    assert report.met == "no"
+    clean = ConfigReport("etcd", valid_row, [Trial(i, True, None, "d", 10) for i in range(5)])
+    assert clean.met == "yes"
+    assert "etcd, linearizable reads" in table([clean, report])
