@@ -32,7 +32,13 @@ class InstantWorkload:
     def final_reads(self, worker: int) -> list[Invocation]:
         return []
 
-    async def invoke(self, client, inv: Invocation) -> Completion:
+
+class InstantClient:
+    """A system's client that answers every operation at once."""
+
+    node = None
+
+    async def invoke(self, inv: Invocation) -> Completion:
         await asyncio.sleep(0)  # a real client always yields to the event loop at least once
         return Completion("ok", inv.value)
 
@@ -40,7 +46,7 @@ class InstantWorkload:
 def measure(concurrency: int, seconds: float) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as tmp:
         recorder = Recorder(Path(tmp) / "history.jsonl")
-        workers = Workers(InstantWorkload(), [object()] * concurrency, recorder, rate=0, seed=1)
+        workers = Workers(InstantWorkload(), [InstantClient()] * concurrency, recorder, rate=0, seed=1)
         started = time.perf_counter()
         asyncio.run(workers.load(seconds))
         elapsed = time.perf_counter() - started

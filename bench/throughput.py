@@ -28,6 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from contenders import (  # noqa: E402
+    EtcdSystem,
+    NullServer,
+    PySyncObjSystem,
+    RaftchatSystem,
+    System,
+    SystemUnavailable,
+)
 from loadgen import (  # noqa: E402
     CellResult,
     cpu_times,
@@ -37,14 +45,6 @@ from loadgen import (  # noqa: E402
     raise_on_signals,
     run_cell,
     spawn,
-)
-from systems import (  # noqa: E402
-    EtcdSystem,
-    NullServer,
-    PySyncObjSystem,
-    RaftchatSystem,
-    System,
-    SystemUnavailable,
 )
 
 SYSTEMS = ("raftchat", "pysyncobj", "etcd")

@@ -15,6 +15,18 @@ from checker.models import MODELS, get_model
 from histories import HistoryError, read_history
 
 
+def run_title(results: dict[str, Any], default: str) -> str:
+    """The timeline's title: "nightly-3 on etcd 3.4.23 (reads=serializable)", or "etcd 3.4.23"
+    when the test is named after its system; just the name for a run stored before systems."""
+    test, system = results.get("test", default), results.get("system")
+    if not system:
+        return test
+    options = ", ".join(f"{k}={v}" for k, v in (results.get("system_options") or {}).items())
+    version = f" {results['system_version']}" if results.get("system_version") else ""
+    where = f"{system}{version}" + (f" ({options})" if options else "")
+    return where if test == system else f"{test} on {where}"
+
+
 def analyse(
     run_dir: Path,
     model_name: str,
@@ -69,7 +81,7 @@ def analyse(
         run_dir / "timeline.html",
         result,
         model,
-        title=f"{results.get('test', run_dir.name)}",
+        title=run_title(results, run_dir.name),
         faults=(results["stats"].get("nemesis") or []) + events,
         links=_links(run_dir),
     )

@@ -125,6 +125,15 @@ def _add_selftest(commands: argparse._SubParsersAction) -> None:
     selftest.add_argument("--store", default="store")
     selftest.add_argument("--seed", type=int, default=1, help="seed of the first run; run i uses seed+i")
     selftest.add_argument("--out", default="selftest.json", help="where to write the JSON report")
+    selftest.add_argument(
+        "--system",
+        default="raftchat",
+        help="raftchat (its deliberate bugs; default), or etcd, zookeeper, redis: the configurations "
+        "that must stay valid or show the system's documented weakness",
+    )
+    selftest.add_argument(
+        "--configs", default="", help="with --system: only these configurations, by number (e.g. 2,3)"
+    )
     selftest.set_defaults(run=_selftest)
 
 
@@ -134,6 +143,8 @@ def _selftest(args: argparse.Namespace) -> int:
     from harness import plan as plans
     from harness.selftest import BUG_PLANS, run_selftest, table, undetected, write_json
 
+    if args.system != "raftchat":
+        return _system_selftest(args)
     bugs = [b.strip() for b in args.bugs.split(",") if b.strip()]
     unknown = [b for b in bugs if b not in BUG_PLANS]
     problem = None
@@ -167,6 +178,38 @@ def _selftest(args: argparse.Namespace) -> int:
     if alarms:
         print(f"false alarms next to: {', '.join(alarms)}")
     return 1 if missed or alarms else 0
+
+
+def _system_selftest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.system_selftest import CONFIGS, run_system_selftest, table, write_json
+    from systems import SystemUnavailable, make_system
+
+    if args.system not in CONFIGS or args.runs < 1 or args.time_limit <= 0:
+        problem = (
+            f"no self-test for system {args.system!r}"
+            if args.system not in CONFIGS
+            else "--runs and --time-limit must be positive"
+        )
+        print(f"harness selftest: {problem} (systems: raftchat, {', '.join(CONFIGS)})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        make_system(args.system).check_installed()
+    except SystemUnavailable as exc:
+        print(f"harness selftest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        only = [int(n) for n in args.configs.split(",") if n.strip()]
+    except ValueError:
+        print(f"harness selftest: --configs takes numbers, got {args.configs!r}", file=sys.stderr)
+        return EXIT_USAGE
+    store = Path(args.store)
+    reports = run_system_selftest(args.system, args.runs, args.time_limit, store, seed=args.seed, only=only)
+    print(table(reports))
+    write_json(Path(args.out), reports, args.runs, args.time_limit)
+    print(f"details: {args.out}; every run is kept under {args.store}/selftest-{args.system}-*")
+    return 1 if any(r.met == "no" for r in reports) else 0
 
 
 def _add_cleanup(commands: argparse._SubParsersAction) -> None:

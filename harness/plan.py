@@ -29,13 +29,15 @@ class PlanError(ValueError):
 
 @dataclass
 class Plan:
-    name: str = "raftchat"
+    name: str = "raftchat"  # when not given: the system's name
+    system: str = "raftchat"  # the system under test (systems.SYSTEMS)
+    system_options: dict[str, Any] = field(default_factory=dict)  # e.g. {reads: serializable} for etcd
     nodes: int = 5
     concurrency: int = 10
     time_limit: float = 60.0  # seconds of load, before healing and the final reads
     rate: float = 100.0  # operations per second over all workers; 0 = as fast as they go
     seed: int | None = None  # None: drawn at random, and written into the stored plan
-    workload: str = "chat"
+    workload: str = "chat"  # when not given: the system's first workload (register for etcd, ...)
     workload_options: dict[str, Any] = field(default_factory=dict)
     nemesis: list[str] = field(default_factory=lambda: ["partition"])  # fault kinds; empty = no faults
     nemesis_interval: float = 5.0  # seconds between starting and stopping faults
@@ -83,6 +85,10 @@ def validate(data: dict[str, Any]) -> Plan:
         if value is None and key not in ("seed", "bug", "checker_max_memory"):
             continue  # an empty YAML value means "the default"
         setattr(plan, key, value)
+    if data.get("name") is None and isinstance(plan.system, str):
+        plan.name = plan.system
+    if data.get("workload") is None and plan.system in _systems():
+        plan.workload = _systems()[plan.system].workloads[0]  # the system's first: raftchat's is chat
     from harness.store import StoreError, check_test_name
 
     if not isinstance(plan.name, str):
@@ -107,6 +113,10 @@ def validate(data: dict[str, Any]) -> Plan:
         plan.checker_max_memory = _positive_int("checker_max_memory", plan.checker_max_memory)
     if plan.seed is not None:
         plan.seed = _positive_int("seed", plan.seed, minimum=0)
+    if not isinstance(plan.system, str):
+        raise PlanError(f"'system' must be a name, got {plan.system!r}")
+    if not isinstance(plan.system_options, dict):
+        raise PlanError(f"'system_options' must be a mapping, got {plan.system_options!r}")
     if not isinstance(plan.workload, str):
         raise PlanError(f"'workload' must be a name, got {plan.workload!r}")
     if not isinstance(plan.workload_options, dict):
@@ -141,12 +151,25 @@ def _tuning(value: Any) -> dict[str, int]:
 
 
 def _check_names(plan: Plan) -> None:
-    """Names that other packages define: workloads, faults, bugs."""
+    """Names that other packages define: systems, workloads, faults, bugs."""
     from raftchat.node import ALL_BUGS
+    from systems import SYSTEMS, make_system
     from workloads import WORKLOADS, make_workload
 
     if plan.workload not in WORKLOADS:
         raise PlanError(f"'workload' must be one of {', '.join(sorted(WORKLOADS))}, got {plan.workload!r}")
+    if plan.system not in SYSTEMS:
+        raise PlanError(f"'system' must be one of {', '.join(SYSTEMS)}, got {plan.system!r}")
+    try:
+        system = make_system(plan.system, plan.system_options)
+    except ValueError as exc:
+        raise PlanError(f"'system_options': {exc}") from exc
+    try:
+        system.check_workload(plan.workload)
+    except ValueError as exc:
+        raise PlanError(f"'workload': {exc}") from exc
+    if plan.bug is not None and plan.system != "raftchat":
+        raise PlanError(f"'bug': deliberate bugs are raftchat's; system {plan.system!r} has none")
     try:
         make_workload(plan.workload, plan.workload_options, plan.concurrency, plan.seed or 0)
     except ValueError as exc:
@@ -156,8 +179,30 @@ def _check_names(plan: Plan) -> None:
         if fault not in known_faults:
             choices = ", ".join(sorted(known_faults)) or "none available yet"
             raise PlanError(f"'nemesis': unknown fault {fault!r} (known: {choices})")
+    _check_system_faults(plan, system)
     if plan.bug is not None and plan.bug not in ALL_BUGS:
         raise PlanError(f"'bug' must be one of {', '.join(sorted(ALL_BUGS))}, got {plan.bug!r}")
+
+
+def _check_system_faults(plan: Plan, system: Any) -> None:
+    """Faults the system cannot take: failpoints are raftchat's; the proxy must carry its traffic."""
+    try:
+        from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS
+    except ImportError:
+        return
+    failpoints = sorted(set(plan.nemesis) & FAILPOINT_FAULTS)
+    if failpoints and plan.system != "raftchat":
+        raise PlanError(
+            f"'nemesis': {', '.join(failpoints)} arm raftchat's failpoints; {plan.system} has none"
+        )
+    if plan.net == "proxy" and set(plan.nemesis) & NETWORK_FAULTS and "proxy" not in system.networks:
+        raise PlanError(f"'net': the proxy network cannot carry {plan.system}: {system.proxy_refusal}")
+
+
+def _systems() -> dict[str, type]:
+    from systems import SYSTEMS, system_class
+
+    return {name: system_class(name) for name in SYSTEMS}
 
 
 def _known_faults() -> set[str]:
@@ -184,7 +229,10 @@ def load(source: str | Path | Plan | dict[str, Any] | None, overrides: dict[str,
         data = dict(loaded or {})
     else:
         data = {}
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if isinstance(overrides.get("system_options"), dict) and isinstance(data.get("system_options"), dict):
+        overrides["system_options"] = {**data["system_options"], **overrides["system_options"]}
+    data.update(overrides)
     try:
         plan = validate(data)
     except PlanError as exc:

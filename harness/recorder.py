@@ -17,7 +17,7 @@ from histories import JsonlWriter
 from histories.meta import metadata_record
 from histories.op import Op
 
-SYSTEM = "raftchat"  # the system under test, named in every history's metadata
+DEFAULT_SYSTEM = "raftchat"  # the system under test when the caller names none
 
 
 def harness_version() -> str:
@@ -31,10 +31,10 @@ def harness_version() -> str:
 
 
 class Recorder:
-    def __init__(self, path: Path, **metadata: Any) -> None:
+    def __init__(self, path: Path, system: str = DEFAULT_SYSTEM, **metadata: Any) -> None:
         """``metadata`` (workload, model, ...) opens the file, with the system and harness version."""
         self._writer = JsonlWriter(path)
-        self._writer.write_metadata(metadata_record(**metadata, system=SYSTEM, harness=harness_version()))
+        self._writer.write_metadata(metadata_record(**metadata, system=system, harness=harness_version()))
         self._start = time.monotonic_ns()
         self._index = 0
         self.counts: Counter[str] = Counter()  # completions by type, for progress lines

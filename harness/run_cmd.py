@@ -10,11 +10,20 @@ from typing import Any
 from harness import plan as plans
 from harness import verdicts
 from harness.runner import EXIT_ERROR, RunOutcome, run_plan
+from systems import SYSTEMS, SystemUnavailable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("plan", nargs="?", help="a plan in YAML (default: the built-in plan)")
-    parser.add_argument("--name", help="test name (the folder in the store)")
+    parser.add_argument("--name", help="test name (the folder in the store; default: the system's name)")
+    parser.add_argument("--system", help=f"the system under test: {', '.join(SYSTEMS)} (default: raftchat)")
+    parser.add_argument(
+        "--system-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a system option, e.g. reads=serializable (repeatable; the value is read as YAML)",
+    )
     parser.add_argument("--nodes", type=int)
     parser.add_argument("--concurrency", type=int, help="client workers")
     parser.add_argument("--time-limit", type=float, help="seconds of load")
@@ -30,12 +39,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+def system_options(pairs: list[str]) -> dict[str, Any] | None:
+    """``KEY=VALUE`` strings as a mapping; values are YAML scalars, so ``3`` is a number."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise plans.PlanError(f"--system-option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            options[key.strip()] = value
+    return options or None
+
+
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     nemesis = args.nemesis
     if nemesis is not None:
         nemesis = [] if nemesis.strip().lower() in ("", "none") else nemesis
     return {
         "name": args.name,
+        "system": getattr(args, "system", None),
+        "system_options": system_options(getattr(args, "system_option", None) or []),
         "nodes": args.nodes,
         "concurrency": args.concurrency,
         "time_limit": args.time_limit,
@@ -52,7 +79,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         outcome = run_plan(args.plan, overrides_from(args), Path(args.store), progress=not args.quiet)
-    except plans.PlanError as exc:
+    except (plans.PlanError, SystemUnavailable) as exc:
         print(f"harness run: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(summary(outcome))
@@ -75,6 +102,8 @@ def summary(outcome: RunOutcome) -> str:
     lines = [
         "",
         f"verdict: {verdict}",
+        f"system: {r.get('system', 'raftchat')} {r.get('system_version') or ''}".rstrip()
+        + "".join(f"  {k}={v}" for k, v in (r.get("system_options") or {}).items()),
         f"test: {r.get('test')}  workload: {r.get('workload')}  nodes: {r.get('nodes')}  "
         f"nemesis: {', '.join(r.get('nemesis') or []) or 'none'}  bug: {r.get('bug') or 'none'}  "
         f"seed: {r.get('seed')}",

@@ -3,8 +3,10 @@
 cluster up -> workers generate load (and the nemesis injects faults) until the time
 limit -> heal -> let the cluster recover -> final reads -> tear down -> check -> store.
 
+The system under test (raftchat, etcd, ...) comes from ``systems``: it lays out and starts
+the nodes and gives each worker its client; the runner knows nothing of any one system.
 Everything started here is stopped in ``finally`` blocks, and node processes die with
-the harness (see raftchat.localcluster), so an interrupted or crashed run leaves no
+the harness (see systems.processes), so an interrupted or crashed run leaves no
 process behind. The history is written as it happens: even a killed run can be checked.
 
 ``STORE/latest`` moves to a run only once its set-up (network, cluster, a leader) worked:
@@ -30,13 +32,15 @@ from harness import verdicts
 from harness.health import health_check
 from harness.monitor import NodeMonitor
 from harness.progress import Progress
-from harness.recorder import SYSTEM, Recorder
+from harness.recorder import Recorder
 from harness.workers import Workers
-from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS, Nemesis, choose_network
+from nemesis import NETWORK_FAULTS, Nemesis, NetworkUnavailable, choose_network
 from nemesis.net.base import Network
-from raftchat.client import Client
-from raftchat.localcluster import LocalCluster, loopback_config
+from nemesis.network import netns_available
+from raftchat.localcluster import loopback_config
 from raftchat.node import FAILPOINT_EXIT
+from systems import SystemUnavailable, make_system
+from systems.base import Cluster
 from workloads import make_workload
 from workloads.base import Workload
 
@@ -47,6 +51,7 @@ EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = (
     verdicts.EXIT_ERROR,
 )
 NODES_JSONL = "nodes.jsonl"  # the node monitor's samples
+START_TIMEOUT = 60.0  # seconds for a cluster to serve; a JVM ensemble on a loaded machine is slow
 
 
 @dataclass
@@ -71,9 +76,24 @@ def run_plan(
     from harness import store
 
     resolved = plans.load(plan, overrides)
+    system = make_system(resolved.system, resolved.system_options)
+    system.check_installed()  # before anything is stored: a setup that cannot run is not a run
+    check_network(resolved, system)
     run_dir = store.new_run_dir(Path(store_root), resolved.name, latest=False)
     plans.dump(resolved, run_dir / "plan.yaml")
     return Run(resolved, run_dir, Progress(enabled=progress), store_root=Path(store_root)).execute()
+
+
+def check_network(plan: plans.Plan, system: Any) -> None:
+    """A system the proxies cannot carry needs namespaces for its network faults: refuse plainly."""
+    if not set(plan.nemesis) & NETWORK_FAULTS or "proxy" in system.networks:
+        return
+    ok, reason = netns_available(plan.nemesis)
+    if not ok:
+        raise SystemUnavailable(
+            f"faults {', '.join(sorted(set(plan.nemesis) & NETWORK_FAULTS))} need the netns network here "
+            f"({reason}), and the proxy network cannot carry {system.name}: {system.proxy_refusal}"
+        )
 
 
 class Run:
@@ -85,6 +105,8 @@ class Run:
         self.store_root = store_root  # where ``latest`` is pointed once the run has started
         self.progress = progress
         self.rng = random.Random(plan.seed)
+        self.system = make_system(plan.system, plan.system_options)
+        self.system_version: str | None = None
         self.workload: Workload = make_workload(
             plan.workload, plan.workload_options, plan.concurrency, plan.seed
         )
@@ -103,23 +125,26 @@ class Run:
     def execute(self) -> RunOutcome:
         recorder = Recorder(
             self.run_dir / "history.jsonl",
+            system=self.plan.system,
             workload=self.plan.workload,
             model=self.workload.model,
             bug=self.plan.bug,
             test=self.plan.name,
         )
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        cluster: LocalCluster | None = None
+        cluster: Cluster | None = None
         network = None
         try:
             for sig in previous:
                 signal.signal(sig, self._on_signal)
             self.progress.line(f"run {self.run_dir}")
+            self.system.check_installed()
+            self.system_version = self.system.version()
             network = self._network()
             self.network_info = {"name": network.name, "tag": network.tag} if network else None
             cluster = self._cluster(network)
             cluster.start_all()
-            leader = cluster.wait_for_leader(timeout=30)
+            ready = cluster.wait_ready(timeout=START_TIMEOUT)
             self.setup_done = True
             if self.store_root is not None:
                 from harness import store
@@ -128,17 +153,18 @@ class Run:
             faults = ", ".join(self.plan.nemesis) or "none"
             where = f" over the {network.name} network" if network else ""
             self.progress.line(
-                f"{self.plan.nodes} nodes up{where}, leader {leader}; "
+                f"{self.plan.nodes} {self.system.name} {self.system_version} nodes up{where}, {ready}; "
                 f"{self.plan.workload} workload; faults: {faults}"
             )
-            self.monitor = NodeMonitor(
-                cluster,
-                recorder.now,
-                self.run_dir / NODES_JSONL,
-                self.plan.status_interval,
-                FAILPOINT_EXIT if cluster.failpoints else None,
-            )
-            self.monitor.start()
+            if self.system.node_checks:
+                self.monitor = NodeMonitor(
+                    cluster,
+                    recorder.now,
+                    self.run_dir / NODES_JSONL,
+                    self.plan.status_interval,
+                    FAILPOINT_EXIT if cluster.failpoints else None,
+                )
+                self.monitor.start()
             asyncio.run(self._drive(cluster, network, recorder))
         except Interrupted:
             self.interrupted = True
@@ -178,26 +204,27 @@ class Run:
         """Node traffic goes through a cuttable network only when a fault needs one."""
         if not set(self.plan.nemesis) & NETWORK_FAULTS:
             return None
-        return choose_network(self.plan.net, faults=self.plan.nemesis)
+        if "proxy" in self.system.networks:
+            return choose_network(self.plan.net, faults=self.plan.nemesis)
+        try:  # the system's traffic cannot go through the proxies: namespaces or nothing
+            return choose_network("netns", faults=self.plan.nemesis)
+        except NetworkUnavailable as exc:
+            raise SystemUnavailable(
+                f"{exc.args[0].split(' (')[0]}, and the proxy network cannot carry "
+                f"{self.system.name}: {self.system.proxy_refusal}"
+            ) from None
 
-    def _cluster(self, network: Network | None) -> LocalCluster:
+    def _cluster(self, network: Network | None) -> Cluster:
         config = loopback_config(self.plan.nodes, self.plan.raftchat)
         if network is not None:
             config = network.setup(config)
-        return LocalCluster(
-            self.run_dir / "cluster",
-            self.plan.nodes,
-            machine=self.workload.machine,
-            bugs=(self.plan.bug,) if self.plan.bug else (),
-            config=config,
-            command_prefix=network.command_prefix if network is not None else None,
-            failpoints=bool(set(self.plan.nemesis) & FAILPOINT_FAULTS),
-        )
+        prefix = network.command_prefix if network is not None else None
+        return self.system.cluster(self.run_dir / "cluster", config, prefix, self.workload, self.plan)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Interrupted()
 
-    async def _drive(self, cluster: LocalCluster, network: Network | None, recorder: Recorder) -> None:
+    async def _drive(self, cluster: Cluster, network: Network | None, recorder: Recorder) -> None:
         """The load phase under asyncio; a signal cancels it and becomes Interrupted."""
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
@@ -213,20 +240,10 @@ class Run:
                 signal.signal(sig, self._on_signal)
 
     async def _load_and_final_reads(
-        self, cluster: LocalCluster, network: Network | None, recorder: Recorder
+        self, cluster: Cluster, network: Network | None, recorder: Recorder
     ) -> None:
         plan = self.plan
-        ids = cluster.ids
-        clients = [
-            Client(
-                cluster.config,
-                prefer=ids[w % len(ids)],
-                timeout=plan.op_timeout,
-                attempt_timeout=plan.attempt_timeout,
-                client_id=f"w{w}-{plan.seed}",
-            )
-            for w in range(plan.concurrency)
-        ]
+        clients = [self.system.client(cluster, self.workload, w, plan) for w in range(plan.concurrency)]
         workers = Workers(self.workload, clients, recorder, plan.rate, plan.seed)
         ticker = asyncio.create_task(self.progress.run(recorder, plan.time_limit))
         nemesis = None
@@ -269,7 +286,7 @@ class Run:
             for client in clients:
                 await client.close()
 
-    def _keep_logs(self, cluster: LocalCluster) -> None:
+    def _keep_logs(self, cluster: Cluster) -> None:
         logs = self.run_dir / "logs"
         logs.mkdir(exist_ok=True)
         for node_id in cluster.ids:
@@ -299,6 +316,9 @@ class Run:
 
         results = {
             "test": self.plan.name,
+            "system": self.plan.system,
+            "system_version": self.system_version,
+            "system_options": dict(self.plan.system_options),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
             "duration_s": round(time.time() - self.started, 3),
             "workload": self.plan.workload,
@@ -310,7 +330,6 @@ class Run:
             "network": self.network_info,
             "interrupted": self.interrupted,
             "error": self.error,
-            "system": SYSTEM,
             "setup_failed": not self.setup_done,
             "phases": {k: round(v, 6) for k, v in self.phases.items()},
         }

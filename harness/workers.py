@@ -17,6 +17,8 @@ from workloads.base import Invocation, Workload
 
 
 class Workers:
+    """``clients`` are the system's (``systems.base.Client``): one per worker, each doing its own I/O."""
+
     def __init__(
         self, workload: Workload, clients: list[Any], recorder: Recorder, rate: float, seed: int
     ) -> None:
@@ -52,12 +54,12 @@ class Workers:
 
     async def perform(self, w: int, inv: Invocation) -> None:
         client = self.clients[w]
-        process, node = self.processes[w], getattr(client, "prefer", None)
+        process, node = self.processes[w], getattr(client, "node", None)
         self.recorder.record("invoke", process, inv.f, inv.value, node=node)
-        done = await self.workload.invoke(client, inv)
+        done = await client.invoke(inv)
         # An answer came from the node the client now takes for the leader (it may have been
         # redirected there): that node served the op. Without one, the node it was sent to.
-        served = getattr(client, "leader", None) if done.type == "ok" else None
+        served = getattr(client, "served", None) if done.type == "ok" else None
         self.recorder.record(done.type, process, inv.f, done.value, node=served or node, error=done.error)
         if done.type == "info":
             self.processes[w] += self.concurrency

@@ -26,7 +26,7 @@ PROCESS_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nemesis-p
 
 
 class Cluster(Protocol):
-    """What the nemesis needs from a cluster (``raftchat.localcluster.LocalCluster`` has it)."""
+    """What the nemesis needs from a cluster (every system's cluster has it, see ``systems.base``)."""
 
     procs: dict[str, subprocess.Popen]
 

@@ -24,6 +24,7 @@ from raftchat import config as cfg
 from raftchat.client import Client, OperationError
 from raftchat.localcluster import LocalCluster
 from raftchat.statemachine import Result
+from systems.raftchat import WorkloadClient
 from workloads import WORKLOADS, Completion, Invocation, Workload, make_workload
 from workloads.chat import ChatWorkload
 
@@ -247,7 +248,10 @@ async def drive(
     ``seconds``, then their final reads; returns the history as read back from the file and
     the index of its first final-read record."""
     ids = config.ids
-    clients = [Client(config, prefer=ids[w % len(ids)], timeout=3.0) for w in range(concurrency)]
+    clients = [
+        WorkloadClient(Client(config, prefer=ids[w % len(ids)], timeout=3.0), workload)
+        for w in range(concurrency)
+    ]
     recorder = Recorder(path)
     try:
         workers = Workers(workload, clients, recorder, rate=0, seed=seed)

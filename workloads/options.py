@@ -16,48 +16,58 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def option(default: Any, doc: str, minimum: float | None = None, maximum: float | None = None) -> Any:
-    """A dataclass field with its documentation and bounds; dict defaults are copied per instance."""
-    metadata = {"doc": doc, "min": minimum, "max": maximum}
+def option(
+    default: Any,
+    doc: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field with its documentation and bounds (or its only allowed values);
+    dict defaults are copied per instance."""
+    metadata = {"doc": doc, "min": minimum, "max": maximum, "choices": choices}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def parse(cls: type[T], options: Any, workload: str) -> T:
-    """An instance of the options dataclass ``cls`` from a plan's mapping, or ValueError."""
+def parse(cls: type[T], options: Any, workload: str, kind: str = "workload") -> T:
+    """An instance of the options dataclass ``cls`` from a plan's mapping, or ValueError.
+
+    ``kind`` names what has the options in messages ("workload", or "system" for a system's)."""
     if options is None:
         options = {}
     if not isinstance(options, dict):
         raise ValueError(
-            f"workload {workload!r}: options must be a mapping of name to value, got {_shown(options)}"
+            f"{kind} {workload!r}: options must be a mapping of name to value, got {_shown(options)}"
         )
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(str(k) for k in options if k not in fields)
     if unknown:
         raise ValueError(
-            f"workload {workload!r}: unknown option{'s' if len(unknown) > 1 else ''} "
+            f"{kind} {workload!r}: unknown option{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(u) for u in unknown)}; known options: {', '.join(fields)}"
         )
     defaults = cls()
     values = {}
     for name, value in options.items():
-        values[name] = _check(workload, name, value, getattr(defaults, name), fields[name].metadata)
+        owner = f"{kind} {workload!r}"
+        values[name] = _check(owner, name, value, getattr(defaults, name), fields[name].metadata)
     return cls(**values)
 
 
-def describe(cls: type, workload: str) -> str:
+def describe(cls: type, workload: str, kind: str = "workload") -> str:
     """One line per option: name, type, default and why one would change it."""
     defaults = cls()
-    lines = [f"{workload} workload options:"]
+    lines = [f"{workload} {kind} options:"]
     for f in dataclasses.fields(cls):
         default = getattr(defaults, f.name)
         lines.append(f"  {f.name} = {default!r}: {f.metadata['doc']}")
     return "\n".join(lines)
 
 
-def _check(workload: str, name: str, value: Any, default: Any, meta: Any) -> Any:
-    where = f"workload {workload!r}: option {name!r}"
+def _check(owner: str, name: str, value: Any, default: Any, meta: Any) -> Any:
+    where = f"{owner}: option {name!r}"
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
@@ -72,6 +82,9 @@ def _check(workload: str, name: str, value: Any, default: Any, meta: Any) -> Any
         return _check_weights(where, value, default)
     if isinstance(default, float):
         value = float(value)
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
     low, high = meta.get("min"), meta.get("max")
     if isinstance(value, int | float) and not isinstance(value, bool):
         if low is not None and value < low:
