@@ -26,6 +26,9 @@ from raftchat.localcluster import LocalCluster, node_status
 pytestmark = pytest.mark.cluster
 
 ROUNDS = 3  # the bug needs the center to campaign before it times out once more: give it chances
+# What the fault records when, on a loaded machine, the electors did not manage to elect one
+# of themselves before the voters crashed: the round did nothing, and proves nothing either way.
+NO_ELECTION = "the electors did not elect a leader with crashing voters: nothing more done"
 
 
 @pytest.fixture
@@ -102,12 +105,14 @@ def run_rounds(cluster: LocalCluster, network: ProxyNetwork, stop_at_same_term: 
             starts.append(start)
             await asyncio.to_thread(wait_until, "every node back", lambda: every_node_back(cluster), 20)
             second = start.get("second_leader")
-            if stop_at_same_term and second and second["term"] == start["first_leader"]["term"]:
+            if stop_at_same_term and second and second["term"] == start.get("first_leader", {}).get("term"):
                 return
 
     asyncio.run(scenario())
     assert [f for f, _ in recorded] == ["start", "stop", "heal"] * len(starts)
-    return starts
+    played = [start for start in starts if start.get("note") != NO_ELECTION]
+    assert played, f"no round got as far as a first leader in {len(starts)} rounds: {starts}"
+    return played
 
 
 def test_voters_that_remember_their_vote_make_the_second_leader_wait_a_term(start_cluster) -> None:
