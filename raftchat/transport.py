@@ -26,12 +26,21 @@ RECONNECT_DELAY = 0.05
 class PeerLink:
     """Keeps a connection to one peer open and writes queued messages to it."""
 
-    def __init__(self, cluster_id: str, src: str, dst: str, address: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        cluster_id: str,
+        src: str,
+        dst: str,
+        address: tuple[str, int],
+        on_gone: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_gone = on_gone  # called with dst when an open connection is closed by the peer
         self.hello = frame(pack({"cluster": cluster_id, "from": src}))
         self.dst = dst
         self.address = address
         self.queue: collections.deque[bytes] = collections.deque()
         self.connected = False
+        self._writer: asyncio.StreamWriter | None = None  # set while connected
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -58,20 +67,51 @@ class PeerLink:
                 MAX_FRAME,
             )
             return
-        self.queue.append(frame(payload))
+        data = frame(payload)
+        writer = self._writer
+        if writer is not None and not self.queue:
+            transport = writer.transport
+            if transport.is_closing():
+                self._wake.set()  # the peer went away: the link task reconnects; Raft resends
+                return
+            if not transport.get_write_buffer_size():
+                # Nothing waits ahead of it: hand it to the socket now rather than a loop
+                # iteration later (a leader sends before its own fsync: the two overlap).
+                writer.write(data)
+                return
+        self.queue.append(data)
         self._wake.set()
+
+    def _peer_closed(self, read: asyncio.Future) -> None:
+        self.connected = False
+        self._writer = None
+        self._wake.set()
+        if read.cancelled():
+            return
+        read.exception()  # a reset is a close too (and retrieving it keeps asyncio quiet)
+        if self.on_gone is not None:
+            self.on_gone(self.dst)
 
     async def _run(self) -> None:
         while True:
             writer = None
+            closed: asyncio.Future | None = None
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), timeout=1.0)
                 writer.write(self.hello)
                 self.connected = True
+                self._writer = writer
+                # The peer never writes on this connection, so a read returns only when it
+                # closes (its process died): reconnect at once, not after the next message
+                # was lost in a dead socket, so a restarted peer hears from us straight away.
+                closed = asyncio.ensure_future(reader.read(1))
+                closed.add_done_callback(self._peer_closed)
                 while True:
                     if not self.queue:
                         self._wake.clear()
                         await self._wake.wait()
+                    if closed.done() or writer.transport.is_closing():
+                        break  # reconnect
                     batch = b"".join(self.queue)
                     self.queue.clear()
                     writer.write(batch)
@@ -79,7 +119,11 @@ class PeerLink:
             except (TimeoutError, OSError, ConnectionError):
                 pass
             finally:
+                if closed is not None:
+                    closed.remove_done_callback(self._peer_closed)
+                    closed.cancel()
                 self.connected = False
+                self._writer = None
                 self.queue.clear()
                 if writer is not None:
                     writer.close()
