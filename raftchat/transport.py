@@ -34,7 +34,10 @@ class PeerLink:
         address: tuple[str, int],
         on_gone: Callable[[str], None] | None = None,
     ) -> None:
-        self.on_gone = on_gone  # called with dst when an open connection is closed by the peer
+        # Called with dst when the peer's process is gone: it closed our connection and its
+        # port then refused a new one (a live peer, or a reset by the network, accepts it).
+        self.on_gone = on_gone
+        self._closed_by_peer = False
         self.hello = frame(pack({"cluster": cluster_id, "from": src}))
         self.dst = dst
         self.address = address
@@ -86,24 +89,31 @@ class PeerLink:
         self.connected = False
         self._writer = None
         self._wake.set()
-        if read.cancelled():
-            return
-        read.exception()  # a reset is a close too (and retrieving it keeps asyncio quiet)
-        if self.on_gone is not None:
-            self.on_gone(self.dst)
+        if not read.cancelled():
+            read.exception()  # a reset is a close too (and retrieving it keeps asyncio quiet)
+            self._closed_by_peer = True
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        closed_by_peer, self._closed_by_peer = self._closed_by_peer, False
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(*self.address), timeout=1.0)
+        except ConnectionRefusedError:
+            if closed_by_peer and self.on_gone is not None:
+                self.on_gone(self.dst)
+            raise
 
     async def _run(self) -> None:
         while True:
             writer = None
             closed: asyncio.Future | None = None
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), timeout=1.0)
+                reader, writer = await self._connect()
                 writer.write(self.hello)
                 self.connected = True
                 self._writer = writer
                 # The peer never writes on this connection, so a read returns only when it
-                # closes (its process died): reconnect at once, not after the next message
-                # was lost in a dead socket, so a restarted peer hears from us straight away.
+                # closes (say its process died): reconnect at once, rather than after the next
+                # message was lost in a dead socket, and learn whether anyone is listening.
                 closed = asyncio.ensure_future(reader.read(1))
                 closed.add_done_callback(self._peer_closed)
                 while True:
@@ -127,7 +137,8 @@ class PeerLink:
                 self.queue.clear()
                 if writer is not None:
                     writer.close()
-            await asyncio.sleep(RECONNECT_DELAY)
+            if not self._closed_by_peer:  # after a close by the peer, find out at once why
+                await asyncio.sleep(RECONNECT_DELAY)
 
 
 class PeerServer:

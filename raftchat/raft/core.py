@@ -318,8 +318,8 @@ class RaftCore:
                 self._become_candidate()
 
     def peer_gone(self, peer: str) -> None:
-        """The runtime saw ``peer``'s process go away (its connection was closed, as the
-        kernel does when a process dies). If it is our leader we stop counting on its lease
+        """The runtime saw ``peer``'s process go away (it closed our connection and its port
+        refused the next one, as after a crash). If it is our leader we stop counting on its lease
         and campaign within a third of the minimum timeout instead of a full random one; the
         draw keeps the followers that all saw it from campaigning in the same tick. Only a
         hint: elections stay as safe as ever, and pre-vote keeps a wrong hint harmless (the
