@@ -106,8 +106,10 @@ class PeerLink:
         while True:
             writer = None
             closed: asyncio.Future | None = None
+            connected_at = 0.0
             try:
                 reader, writer = await self._connect()
+                connected_at = asyncio.get_running_loop().time()
                 writer.write(self.hello)
                 self.connected = True
                 self._writer = writer
@@ -126,8 +128,8 @@ class PeerLink:
                     self.queue.clear()
                     writer.write(batch)
                     await writer.drain()
-            except (TimeoutError, OSError, ConnectionError):
-                pass
+            except (TimeoutError, OSError, ConnectionError, RuntimeError):
+                pass  # RuntimeError: uvloop refuses a write to a transport the peer just closed
             finally:
                 if closed is not None:
                     closed.remove_done_callback(self._peer_closed)
@@ -137,7 +139,10 @@ class PeerLink:
                 self.queue.clear()
                 if writer is not None:
                     writer.close()
-            if not self._closed_by_peer:  # after a close by the peer, find out at once why
+            # After the peer closed a connection that had lived, find out at once why; one
+            # that accepts and closes again at once (a proxy with nothing behind) waits.
+            lived = writer is not None and asyncio.get_running_loop().time() - connected_at > RECONNECT_DELAY
+            if not (self._closed_by_peer and lived):
                 await asyncio.sleep(RECONNECT_DELAY)
 
 
