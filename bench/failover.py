@@ -322,11 +322,11 @@ def summarize(rounds: list[Round]) -> None:
             f"median {statistics.median(elected) * 1000:.0f} ms, max {max(elected) * 1000:.0f} ms; "
             "the rest is committing the new term's first entry and the clients finding the new leader"
         )
-    median_ok = statistics.median(times) <= 0.250
-    p99_ok = percentile(times, 99) <= 0.600 and not missing
+    median_ok = statistics.median(times) <= 0.200
+    p99_ok = percentile(times, 99) <= 0.400 and not missing
     print(
-        f"  targets: median <= 250 ms {'met' if median_ok else 'MISSED'}; "
-        f"p99 <= 600 ms {'met' if p99_ok else 'MISSED'}"
+        f"  targets: median <= 200 ms {'met' if median_ok else 'MISSED'}; "
+        f"p99 <= 400 ms {'met' if p99_ok else 'MISSED'}"
     )
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,9 @@ class Node:
             node_id, config.ids, raft_config, random.Random(seed), hard_state, snapshot, list(entries)
         )
         self.links = {
-            peer: PeerLink(config.cluster_id, node_id, peer, config.peer_address(node_id, peer))
+            peer: PeerLink(
+                config.cluster_id, node_id, peer, config.peer_address(node_id, peer), self._on_peer_gone
+            )
             for peer in config.ids
             if peer != node_id
         }
@@ -151,8 +154,9 @@ class Node:
             self.core.last_index - self.snapshot_index,
             self.snapshot_index,
         )
-        tick = loop.call_later(self.config.tick_ms / 1000, self._tick)
-        self._tick_handle = tick
+        self._tick_base = loop.time()
+        self._ticks_done = 0
+        self._tick_handle = loop.call_at(self._tick_base + self.config.tick_ms / 1000, self._tick)
         self._schedule_flush()
         try:
             await self._stopping.wait()
@@ -170,9 +174,20 @@ class Node:
         self._stopping.set()
 
     def _tick(self) -> None:
+        """Ticks keep to a fixed grid, so a late callback (an fsync, a busy machine) does not
+        push every later tick back and stretch timeouts by the sum of the delays. Missed ticks
+        come one per loop iteration, with the I/O that waited in between (a leader must read
+        its followers' answers before it judges check-quorum); past one election timeout
+        behind (the process was stopped), the rest are skipped."""
+        loop = asyncio.get_running_loop()
+        period = self.config.tick_ms / 1000
+        behind = int((loop.time() - self._tick_base) / period) - self._ticks_done
+        if behind > self.core.config.election_ticks:
+            self._ticks_done += behind - self.core.config.election_ticks
         self.core.tick()
+        self._ticks_done += 1
         self._schedule_flush()
-        self._tick_handle = asyncio.get_running_loop().call_later(self.config.tick_ms / 1000, self._tick)
+        self._tick_handle = loop.call_at(self._tick_base + (self._ticks_done + 1) * period, self._tick)
 
     # ----------------------------------------------------------------- Raft plumbing
 
@@ -181,6 +196,11 @@ class Node:
             return  # a failpoint fired: this node takes nothing more in before it exits
         self.core.step(msg)
         self._schedule_flush()
+
+    def _on_peer_gone(self, peer: str) -> None:
+        if not self._crashing:
+            self.core.peer_gone(peer)
+            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -199,13 +219,18 @@ class Node:
         # The commit index is volatile in Raft (a restarted node relearns it from the leader),
         # so a change of commit alone costs no fsync: it rides along with the next real write.
         vote_changed = (latest.term, latest.voted_for) != (saved.term, saved.voted_for)
+        # A leader may send its entries before they are on its own disk (thesis 10.2.1): the
+        # core counts the leader toward a commit only after advance(), i.e. after the fsync
+        # below, so the followers' fsyncs overlap ours. Everything else (votes, a follower's
+        # acknowledgements) still leaves only once durable.
+        early = not vote_changed and rd.snapshot is None and self.core.role is Role.LEADER
+        if early:
+            self._send(rd.messages)
         if rd.entries or rd.snapshot is not None or vote_changed:
             self.storage.save(latest if latest != saved else None, rd.entries, rd.snapshot)
             self._saved_hard_state = latest
-        for msg in rd.messages:
-            link = self.links.get(msg.dst)
-            if link is not None:
-                link.send(msg)
+        if not early:
+            self._send(rd.messages)
         if self._armed == "crash-after-vote" and vote_changed and latest.voted_for not in (None, self.id):
             self._crash(f"voted for {latest.voted_for} in term {latest.term}")
             return
@@ -237,6 +262,12 @@ class Node:
         if rd.role_changed:
             self._on_role_change()
         self._maybe_compact()
+
+    def _send(self, messages: list[Message]) -> None:
+        for msg in messages:
+            link = self.links.get(msg.dst)
+            if link is not None:
+                link.send(msg)
 
     def _apply(self, index: int, term: int, data: bytes) -> None:
         applied = self.replica.apply_entry(index, term, data)
@@ -494,4 +525,17 @@ def serve(node: Node) -> None:
             loop.add_signal_handler(sig, node.stop)
         await node.run()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main())
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (measured faster on the node's hot path, see
+    bench/README.md), else asyncio's own; RAFTCHAT_EVENT_LOOP=asyncio forces the latter."""
+    if os.environ.get("RAFTCHAT_EVENT_LOOP", "uvloop") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -148,6 +148,7 @@ class Sim:
         self.group = dict.fromkeys(self.ids, 0)  # nodes talk only within their group
         self.trace: deque[str] = deque(maxlen=40)
         self.events = 0
+        self.notice_crashes = True  # tell some peers of a crash through RaftCore.peer_gone
         self.sent: dict[str, int] = {}  # message kind -> count, for tests and stats
         self.next_ctx = 0
         self.next_cmd = 0
@@ -204,6 +205,11 @@ class Sim:
         node.core = None
         self.reads = {c: r for c, r in self.reads.items() if r[0] != node_id}
         self.note("crash", node_id, when)
+        # Some peers notice at once (their connection to it closed), as the runtime tells the core.
+        for other in self.alive() if self.notice_crashes else ():
+            if self.rng.random() < 0.5:
+                other.core.peer_gone(node_id)
+                self.process(other.id)
 
     def alive(self) -> list[SimNode]:
         return [n for n in self.nodes.values() if n.core is not None]

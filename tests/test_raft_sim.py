@@ -99,7 +99,9 @@ def test_a_failing_schedule_names_its_seed(monkeypatch: pytest.MonkeyPatch) -> N
 def quiet_sim(nodes: int, seed: int = 0, **config: object) -> Sim:
     """A sim with a reliable network, for hand-written scenarios."""
     cfg = Config(**{"election_ticks": 10, "heartbeat_ticks": 2, **config})  # type: ignore[arg-type]
-    return Sim(seed, nodes=nodes, config=cfg, drop=0.0, dup=0.0, max_delay=0, crash_in_ready=0.0)
+    sim = Sim(seed, nodes=nodes, config=cfg, drop=0.0, dup=0.0, max_delay=0, crash_in_ready=0.0)
+    sim.notice_crashes = False  # scenarios say themselves who learns of a crash
+    return sim
 
 
 def win(sim: Sim, node: str) -> None:
@@ -175,16 +177,87 @@ def test_without_prevote_a_rejoining_node_bumps_the_term() -> None:
 
 def test_voters_in_lease_ignore_higher_term_votes() -> None:
     """Leader stickiness: a follower that hears from its leader ignores a RequestVote with a
-    higher term (check_quorum on), and rejects a pre-vote, without changing its state."""
+    higher term (check_quorum on), rejects a pre-vote whose log is behind, and holds back its
+    answer to an up-to-date one, without changing its state."""
     sim = quiet_sim(3)
     elect(sim, "n1")
     f = sim.core("n2")
     term, last = f.term, f.last_index
     f.step(RequestVote("n3", "n2", term + 5, last + 10, term + 5))
     f.step(RequestVote("n3", "n2", term + 1, last + 10, term, pre_vote=True))
+    assert drain(f).messages == [], "an up-to-date pre-vote is answered when the lease ends, not now"
+    f.step(RequestVote("n3", "n2", term + 1, last - 1, term, pre_vote=True))
     rd = drain(f)
     assert f.term == term and f.voted_for == "n1" and f.leader_id == "n1"
     assert rd.messages == [VoteResponse("n2", "n3", term, False, pre_vote=True)]
+
+
+def _pre_vote_grants(sim: Sim, to: str) -> list[VoteResponse]:
+    """Watch the network for pre-vote grants to ``to`` (appended as they are delivered)."""
+    seen: list[VoteResponse] = []
+    send = sim.send
+
+    def spy(msg: object) -> None:
+        if isinstance(msg, VoteResponse) and msg.pre_vote and msg.granted and msg.dst == to:
+            seen.append(msg)
+        send(msg)  # type: ignore[arg-type]
+
+    sim.send = spy  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.parametrize("nodes", [3, 5])
+def test_leader_dies_and_the_first_follower_to_time_out_wins_in_one_timeout(nodes: int) -> None:
+    """The others still in their lease (they heard from the dead leader a little later) hold
+    the pre-vote and grant it the moment their lease runs out: n2 wins without a second
+    timeout of its own, and nobody else campaigns."""
+    sim = quiet_sim(nodes)
+    elect(sim, "n1")
+    term = sim.core("n1").term
+    sim.crash("n1")
+    n2 = sim.core("n2")
+    ticks = 0
+    while n2.role is not Role.PRE_CANDIDATE:
+        sim.tick("n2")
+        ticks += 1
+    assert ticks <= 2 * sim.config.election_ticks
+    sim.deliver_all()
+    others = [i for i in sim.ids if i not in ("n1", "n2")]
+    assert all(sim.core(i).role is Role.FOLLOWER and sim.core(i).leader_id == "n1" for i in others)
+    assert n2.role is Role.PRE_CANDIDATE, "no refusal: a quorum of refusals would end its pre-vote"
+    # Time passes only for the others (n2's timer would need >= election_ticks more ticks).
+    for _ in range(sim.config.election_ticks):
+        for i in others:
+            sim.tick(i)
+        sim.deliver_all()
+        if n2.role is Role.LEADER:
+            break
+    assert n2.role is Role.LEADER and n2.term == term + 1
+    assert all(sim.core(i).leader_id == "n2" and sim.core(i).term == term + 1 for i in others)
+    assert all(sim.core(i).voted_for == "n2" for i in others)
+
+
+def test_a_rejoining_node_with_an_up_to_date_log_never_gets_its_deferred_pre_vote() -> None:
+    """The safety side of deferring pre-votes: a node cut off from a healthy leader (its log
+    as long as everyone's, so every follower would vote for it on log grounds) asks again and
+    again after it rejoins, but the leader's heartbeats keep renewing the followers' leases
+    and dropping the held-back requests; the leader is never deposed."""
+    sim = quiet_sim(3)
+    elect(sim, "n1")
+    term = sim.core("n1").term
+    grants = _pre_vote_grants(sim, "n3")
+    sim.partition(["n3"])
+    run(sim, 5 * sim.config.election_ticks)
+    assert sim.core("n3").role is Role.PRE_CANDIDATE
+    assert sim.core("n3").last_index == sim.core("n2").last_index, "the scenario needs an up-to-date log"
+    sim.heal()
+    for _ in range(20 * sim.config.election_ticks):
+        sim.time_step()
+        # Rejoin at every phase of n3's timer: put it back in front of the others again.
+        if sim.core("n3").role is Role.FOLLOWER:
+            sim.core("n3")._election_elapsed = sim.core("n3")._timeout - 1
+    assert grants == []
+    assert sim.core("n1").role is Role.LEADER and [sim.core(i).term for i in sim.ids] == [term] * 3
 
 
 def test_check_quorum_isolated_leader_steps_down() -> None:
@@ -728,3 +801,56 @@ def test_a_batch_of_large_entries_is_cut_to_max_batch_bytes() -> None:
     big = quiet_sim(1, max_batch_bytes=10)
     elect(big, "n1")
     assert big.propose("n1", b"x" * 100) is not None  # an entry larger than the budget still goes
+
+
+def test_a_granted_pre_vote_restarts_the_granters_timer() -> None:
+    """A follower past its lease that grants a pre-vote forgets the silent leader and waits a
+    full timeout before campaigning itself, so the two do not split the real vote."""
+    sim = quiet_sim(3)
+    elect(sim, "n1")
+    sim.crash("n1")
+    f = sim.core("n2")
+    term = f.term
+    for _ in range(sim.config.election_ticks):
+        f.tick()
+    drain(f)
+    assert f.role is Role.FOLLOWER, "the scenario needs n2 past its lease, before its own timeout"
+    f.step(RequestVote("n3", "n2", term + 1, f.last_index, f.last_term, pre_vote=True))
+    assert drain(f).messages == [VoteResponse("n2", "n3", term + 1, True, pre_vote=True)]
+    assert f.leader_id is None
+    for _ in range(sim.config.election_ticks - 1):
+        f.tick()
+    assert f.role is Role.FOLLOWER and f.term == term
+    f.step(RequestVote("n3", "n2", term + 1, f.last_index, f.last_term))
+    assert drain(f).messages == [VoteResponse("n2", "n3", term + 1, True)]
+
+
+def test_a_leader_whose_process_is_gone_is_replaced_within_a_third_of_the_timeout() -> None:
+    """peer_gone (the runtime saw the leader's connection closed): the followers stop
+    counting on its lease and one of them wins well before the minimum election timeout."""
+    sim = quiet_sim(3, election_ticks=15, heartbeat_ticks=5)
+    elect(sim, "n1")
+    term = sim.core("n1").term
+    sim.crash("n1")
+    for i in ("n2", "n3"):
+        sim.core(i).peer_gone("n1")
+        sim.core(i).peer_gone("n3" if i == "n2" else "n2")  # not the leader: ignored
+    ticks = 0
+    while leader_of(sim) is None and ticks < sim.config.election_ticks:
+        sim.tick_all()
+        sim.deliver_all()
+        ticks += 1
+    assert leader_of(sim) in ("n2", "n3") and ticks <= sim.config.election_ticks // 3
+    assert all(sim.core(i).term == term + 1 for i in ("n2", "n3")), "one election, no split vote"
+
+
+def test_a_wrong_peer_gone_hint_does_not_depose_a_live_leader() -> None:
+    """A follower told its (live) leader is gone campaigns early, but the other follower still
+    hears the leader and its pre-vote goes nowhere: no new term."""
+    sim = quiet_sim(3, election_ticks=15, heartbeat_ticks=5)
+    elect(sim, "n1")
+    term = sim.core("n1").term
+    sim.core("n2").peer_gone("n1")
+    run(sim, 10 * sim.config.election_ticks)
+    assert sim.core("n1").role is Role.LEADER
+    assert [sim.core(i).term for i in sim.ids] == [term] * 3

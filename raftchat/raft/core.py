@@ -238,6 +238,9 @@ class RaftCore:
         self._heartbeat_elapsed = 0
         self._timeout = self._random_timeout()
         self._votes: dict[str, bool] = {}
+        # Follower: up-to-date pre-votes refused only because our lease was still running;
+        # granted when it runs out without word from the leader (see _defer_pre_vote).
+        self._deferred_votes: dict[str, RequestVote] = {}
         self._progress: dict[str, _Progress] = {}
         self._bcast_pending = False  # leader: new entries or commit to push out at the next ready()
         self._read_bcast = 0  # leader: a ReadIndex heartbeat round to send at the next ready()
@@ -306,11 +309,28 @@ class RaftCore:
             self._tick_leader()
             return
         self._election_elapsed += 1
+        if self._deferred_votes and self._election_elapsed >= self.config.election_ticks:
+            self._grant_deferred_votes()
         if self._election_elapsed >= self._timeout:
             if self.config.pre_vote:
                 self._become_pre_candidate()
             else:
                 self._become_candidate()
+
+    def peer_gone(self, peer: str) -> None:
+        """The runtime saw ``peer``'s process go away (it closed our connection and its port
+        refused the next one, as after a crash). If it is our leader we stop counting on its lease
+        and campaign within a third of the minimum timeout instead of a full random one; the
+        draw keeps the followers that all saw it from campaigning in the same tick. Only a
+        hint: elections stay as safe as ever, and pre-vote keeps a wrong hint harmless (the
+        others still hear the leader and refuse until its next heartbeat corrects us)."""
+        if self.role is not Role.FOLLOWER or peer != self.leader_id:
+            return
+        self.leader_id = None
+        soon = self._election_elapsed + self._rng.randrange(1, max(2, self.config.election_ticks // 3))
+        self._timeout = min(self._timeout, soon)
+        if self._deferred_votes:
+            self._grant_deferred_votes()
 
     def propose(self, data: bytes) -> int | None:
         """Append a command to the leader's log; it goes out at the next :meth:`ready`."""
@@ -355,7 +375,7 @@ class RaftCore:
                 # vote request is a disruptive (or partitioned-away) node; do not let it win.
                 if self._in_lease() and (msg.pre_vote or self.config.check_quorum):
                     if msg.pre_vote:
-                        self._send(VoteResponse(self.id, msg.src, self.term, False, pre_vote=True))
+                        self._defer_pre_vote(msg)
                     return
                 if not msg.pre_vote:
                     self._become_follower(msg.term, None)
@@ -483,14 +503,49 @@ class RaftCore:
         self.role = Role.FOLLOWER
         self.leader_id = leader
         self._votes = {}
+        self._deferred_votes.clear()
         self._reset_timers()
 
     def _hear_leader(self, leader: str) -> None:
         """A message from the leader of our term: follow it and restart the election timer."""
         if self.role is not Role.FOLLOWER:
             self._become_follower(self.term, leader)
+        elif self.leader_id != leader:
+            self._timeout = self._random_timeout()  # undo a timer shortened by peer_gone()
         self.leader_id = leader
         self._election_elapsed = 0
+        self._deferred_votes.clear()  # the leader is alive: whoever asked must not win
+
+    def _defer_pre_vote(self, msg: RequestVote) -> None:
+        """A pre-vote reached us while we still hear from a leader (thesis 9.6: refuse it).
+        If the asker's log would win our vote, its election timer simply fired a little before
+        our lease ran out; rather than make it wait for a second timeout, we answer once our
+        lease expires without word from the leader, exactly when we would grant it anyway.
+        Until then the asker gets no answer (as in etcd), so refusals cannot make it give up.
+        A node rejoining a healthy cluster never gets the grant: the leader's next heartbeat
+        renews our lease and drops the deferred request."""
+        if self.role is not Role.FOLLOWER or not self._up_to_date(msg.last_log_term, msg.last_log_index):
+            self._send(VoteResponse(self.id, msg.src, self.term, False, pre_vote=True))
+            return
+        self._deferred_votes[msg.src] = msg
+
+    def _grant_deferred_votes(self) -> None:
+        """Our lease ran out: we no longer know a leader, and we grant the pre-votes we held
+        back if they still hold (newer term than ours, log at least as up to date as ours)."""
+        deferred, self._deferred_votes = self._deferred_votes, {}
+        self.leader_id = None
+        for msg in deferred.values():
+            if msg.term > self.term and self._up_to_date(msg.last_log_term, msg.last_log_index):
+                self._grant_pre_vote(msg)
+
+    def _grant_pre_vote(self, msg: RequestVote) -> None:
+        """Grant a pre-vote. A follower also forgets the leader it no longer hears from and,
+        as for a granted vote, restarts its election timer: the asker gets the time to win
+        before we campaign too and split the vote (the usual cause of a second election)."""
+        if self.role is Role.FOLLOWER:
+            self.leader_id = None
+            self._election_elapsed = 0
+        self._send(VoteResponse(self.id, msg.src, msg.term, True, pre_vote=True))
 
     def _become_pre_candidate(self) -> None:
         """Ask whether we could win before disturbing anyone's term (thesis 9.6)."""
@@ -548,9 +603,10 @@ class RaftCore:
             would_vote = msg.term > self.term or (
                 msg.term == self.term and self.voted_for in (None, msg.src) and self.leader_id is None
             )
-            granted = would_vote and up_to_date
-            term = msg.term if granted else self.term
-            self._send(VoteResponse(self.id, msg.src, term, granted, pre_vote=True))
+            if would_vote and up_to_date:
+                self._grant_pre_vote(msg)
+            else:
+                self._send(VoteResponse(self.id, msg.src, self.term, False, pre_vote=True))
             return
         can_vote = self.voted_for == msg.src or (self.voted_for is None and self.leader_id is None)
         granted = can_vote and up_to_date
