@@ -8,6 +8,7 @@ a crashed parent never leaves nodes behind.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import signal
 import socket
@@ -19,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from raftchat import auth, protocol
 from raftchat import config as cfg
-from raftchat import protocol
 
 PR_SET_PDEATHSIG = 1
 
@@ -95,18 +96,28 @@ class LocalCluster:
         self.config_path = self.data_dir / "cluster.yaml"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if config is not None:
-            self.config = config
-            cfg.dump(config, self.config_path)
+            self.config = self._with_secret(config)
+            cfg.dump(self.config, self.config_path)
         elif self.config_path.exists():
             self.config = cfg.load(self.config_path)
+            if not self.config.secret_file:  # a cluster from before peers proved membership
+                self.config = self._with_secret(self.config)
+                cfg.dump(self.config, self.config_path)
             if len(self.config.nodes) != nodes:
                 raise cfg.ConfigError(
                     f"{self.config_path} describes {len(self.config.nodes)} nodes, not {nodes}: "
                     "use the same --nodes to restart it, or another data directory"
                 )
         else:
-            self.config = loopback_config(nodes)
+            self.config = self._with_secret(loopback_config(nodes))
             cfg.dump(self.config, self.config_path)
+
+    def _with_secret(self, config: cfg.ClusterConfig) -> cfg.ClusterConfig:
+        """``config`` naming a key file (mode 600, created here if new) that the peers share."""
+        if not config.secret_file:
+            config = dataclasses.replace(config, secret_file=str(self.data_dir / "cluster.key"))
+        auth.create_secret(config.secret_file)
+        return config
 
     def retune(self, **tuning: int) -> None:
         """Change timing settings in the cluster file (validated like a hand-written one)."""

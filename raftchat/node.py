@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raftchat import protocol
+from raftchat import auth, protocol
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
 from raftchat.forked import ForkedBytes
@@ -88,6 +88,12 @@ class Node:
         self.failpoints_allowed = failpoints
         self._armed: str | None = None  # the failpoint in effect
         self._crashing = False
+        if not config.secret_file:
+            raise auth.SecretError(
+                "the cluster file names no secret_file: peers could not prove they are members "
+                "(raftchat cluster creates one; or write 32 random bytes, hex, to a file of mode 600)"
+            )
+        self.secret = auth.load_secret(config.secret_file)
         self.storage = Storage.open(data_dir, config.cluster_id, node_id, bugs=bugs)
         hard_state, snapshot, entries = self.storage.load()
         self._saved_hard_state = self._last_hard_state = hard_state
@@ -108,7 +114,9 @@ class Node:
             node_id, config.ids, raft_config, random.Random(seed), hard_state, snapshot, list(entries)
         )
         self.links = {
-            peer: PeerLink(config.cluster_id, node_id, peer, config.peer_address(node_id, peer))
+            peer: PeerLink(
+                config.cluster_id, node_id, peer, config.peer_address(node_id, peer), secret=self.secret
+            )
             for peer in config.ids
             if peer != node_id
         }
@@ -131,7 +139,9 @@ class Node:
     async def run(self) -> None:
         """Serve until :meth:`stop` (or SIGTERM/SIGINT when run from the CLI)."""
         loop = asyncio.get_running_loop()
-        peer_server = PeerServer(self.config.cluster_id, set(self.config.ids), self._on_message)
+        peer_server = PeerServer(
+            self.config.cluster_id, set(self.config.ids), self._on_message, me=self.id, secret=self.secret
+        )
         peer_host, peer_port = self.me.peer_hostport
         client_host, client_port = self.me.client_hostport
         self._servers = [
