@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from raftchat import auth, protocol
+from raftchat.accounts import KeyDeriver
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
 from raftchat.forked import ForkedBytes
@@ -98,6 +99,7 @@ class Node:
         hard_state, snapshot, entries = self.storage.load()
         self._saved_hard_state = self._last_hard_state = hard_state
         self.replica = Replica(make_machine(machine, config), bugs=bugs)
+        self.keys = KeyDeriver(config.cluster_id, getattr(self.replica.machine, "keyed", {}))
         self.replica.applied_index = 0
         if snapshot is not None:
             self.replica.restore(snapshot.data)
@@ -266,7 +268,7 @@ class Node:
         waiting = []
         for index, op, future in self._ready_reads:
             if index <= self.replica.applied_index:
-                self._resolve(future, self._answer(self.replica.read(op)))
+                self._resolve(future, self._answer(self._read_now(op)))
             else:
                 waiting.append((index, op, future))
         self._ready_reads = waiting
@@ -408,7 +410,7 @@ class Node:
             writer.write(protocol.frame(protocol.pack(answer)))
 
     async def _execute(self, request: dict) -> dict:
-        op = validate(self.replica.machine, request.get("op"))
+        op = validate(self.replica.machine, await self.keys.replace_password(request.get("op")))
         future = asyncio.get_running_loop().create_future()
         if self.replica.machine.ops[op["op"]].read_only:
             self._start_read(op, future)
@@ -425,15 +427,39 @@ class Node:
                     raise InvalidRequest(
                         f"a write needs {name!r}, an integer of at least {1 if name == 'seq' else 0}"
                     )
+            refused = await self._authorize(client, seq, op)
+            if refused is not None:
+                return refused
             self._start_write(client, seq, ack, op, future)
         return await future
+
+    async def _authorize(self, client: str, seq: int, op: dict) -> dict | None:
+        """A refusal (bad password, not the leader) of a write that acts for an account, decided
+        at a confirmed read point, so a wrong password never reaches the log; None to go on.
+        A retry of a request already in the log (or in flight here) is never refused: its
+        original may have happened, and the session answers it."""
+        authorize = getattr(self.replica.machine, "authorize", None)
+        if authorize is None or op["op"] not in self.keys.keyed:
+            return None
+        future = asyncio.get_running_loop().create_future()
+        self._start_read(lambda: authorize(op), future)
+        answer = await future
+        if answer["status"] == "ok" or (client, seq) in self._pending_by_key:
+            return None
+        if self.replica.answered(client, seq):
+            return None
+        return answer
+
+    def _read_now(self, op: dict | Any) -> Result:
+        """A read-only op's answer from the applied state; ``op`` may be a callable that reads."""
+        return op() if callable(op) else self.replica.read(op)
 
     def _start_read(self, op: dict, future: asyncio.Future) -> None:
         is_leader = self.core.role is Role.LEADER
         if ("stale-read" in self.bugs and not is_leader) or (
             "leader-read-without-quorum" in self.bugs and is_leader
         ):
-            self._resolve(future, self._answer(self.replica.read(op)))
+            self._resolve(future, self._answer(self._read_now(op)))
             return
         self._read_ctx += 1
         if not self.core.read_index(self._read_ctx):
