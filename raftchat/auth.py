@@ -132,7 +132,7 @@ async def dial(
     try:
         await asyncio.wait_for(finish(), HELLO_TIMEOUT)
     except FrameError as exc:
-        raise HelloError(str(exc)) from exc
+        raise HelloError(f"broke the hello's framing: {exc}") from exc
     except TimeoutError as exc:
         raise HelloError(f"did not answer the hello within {HELLO_TIMEOUT:.0f} s") from exc
 
@@ -149,10 +149,10 @@ async def accept(
 
     async def run() -> str:
         hello = await _read_hello(reader)
-        if hello.get("cluster") != cluster:
+        if not isinstance(hello.get("cluster"), str) or hello["cluster"] != cluster:
             raise HelloError(f"belongs to another cluster ({hello.get('cluster')!r})")
         dialer = hello.get("from")
-        if dialer not in peers or dialer == me:
+        if not isinstance(dialer, str) or dialer not in peers or dialer == me:
             raise HelloError(f"claims to be {dialer!r}, not a peer of {me}")
         if hello.get("to") != me:
             raise HelloError(f"meant to reach {hello.get('to')!r}, not {me}")
@@ -166,6 +166,6 @@ async def accept(
     try:
         return await asyncio.wait_for(run(), HELLO_TIMEOUT)
     except FrameError as exc:
-        raise HelloError(str(exc)) from exc
+        raise HelloError(f"broke the hello's framing: {exc}") from exc
     except TimeoutError as exc:
         raise HelloError(f"did not finish the hello within {HELLO_TIMEOUT:.0f} s") from exc

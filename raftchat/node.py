@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raftchat import auth, protocol
+from raftchat import auth, limits, protocol
 from raftchat.accounts import KeyDeriver
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
@@ -146,10 +146,12 @@ class Node:
         )
         peer_host, peer_port = self.me.peer_hostport
         client_host, client_port = self.me.client_hostport
+        peer_limit = limits.ConnectionLimit("peer", total=256, per_address=128)
+        client_limit = limits.ConnectionLimit("client")
         self._servers = [
-            await asyncio.start_server(peer_server.handle, peer_host, peer_port),
+            await asyncio.start_server(peer_limit.guard(peer_server.handle), peer_host, peer_port),
             await asyncio.start_server(
-                self._serve_client, client_host, client_port, limit=protocol.MAX_FRAME
+                client_limit.guard(self._serve_client), client_host, client_port, limit=protocol.MAX_FRAME
             ),
         ]
         for link in self.links.values():
@@ -379,6 +381,8 @@ class Node:
                 task = asyncio.create_task(self._handle_request(payload, writer))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                if len(tasks) >= limits.MAX_IN_FLIGHT:  # stop reading until one finishes
+                    await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
         except (OSError, ConnectionError, asyncio.CancelledError):
             pass  # a client went away, or the node is shutting down
         finally:
@@ -406,8 +410,18 @@ class Node:
         self._write(writer, answer)
 
     def _write(self, writer: asyncio.StreamWriter, answer: dict) -> None:
-        if not writer.is_closing():
-            writer.write(protocol.frame(protocol.pack(answer)))
+        if writer.is_closing():
+            return
+        if limits.over_unsent(writer):
+            log.warning(
+                "%s: closing the connection of %s: it left %d bytes of answers unread",
+                self.id,
+                writer.get_extra_info("peername"),
+                writer.transport.get_write_buffer_size(),
+            )
+            writer.close()
+            return
+        writer.write(protocol.frame(protocol.pack(answer)))
 
     async def _execute(self, request: dict) -> dict:
         op = validate(self.replica.machine, await self.keys.replace_password(request.get("op")))
