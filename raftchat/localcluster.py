@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from raftchat import auth, protocol
+from raftchat import auth, protocol, tls
 from raftchat import config as cfg
 
 PR_SET_PDEATHSIG = 1
@@ -59,19 +59,19 @@ def loopback_config(nodes: int, tuning: dict[str, int] | None = None) -> cfg.Clu
     return cfg.tuned(config, tuning) if tuning else config
 
 
-def meta_request(address: str, request: dict, timeout: float = 0.5) -> Any:
+def meta_request(address: str, request: dict, timeout: float = 0.5, ssl_context: Any = None) -> Any:
     """Send one meta request (status, failpoint) to a node; its value, or None without an ok answer."""
     try:
-        reply = protocol.request_sync(cfg.split_hostport(address), {"id": 1, **request}, timeout)
+        reply = protocol.request_sync(cfg.split_hostport(address), {"id": 1, **request}, timeout, ssl_context)
     except (OSError, ValueError):
         return None
     return reply.get("value") if isinstance(reply, dict) and reply.get("status") == "ok" else None
 
 
-def node_status(address: str, timeout: float = 0.5, **options: Any) -> dict | None:
+def node_status(address: str, timeout: float = 0.5, ssl_context: Any = None, **options: Any) -> dict | None:
     """Ask one node for its Raft status over the client protocol; None if it does not answer.
     ``options``: ``digest=True`` adds a state digest, ``since=N`` limits the chain checkpoints."""
-    return meta_request(address, {"meta": "status", **options}, timeout)
+    return meta_request(address, {"meta": "status", **options}, timeout, ssl_context)
 
 
 class LocalCluster:
@@ -218,16 +218,22 @@ class LocalCluster:
         proc = self.procs.get(node_id)
         return proc is not None and proc.poll() is None
 
+    @property
+    def client_tls(self) -> Any:
+        """The context a client of this cluster connects with (None without TLS)."""
+        return tls.client(self.config.tls_files)
+
     def statuses(self) -> dict[str, dict | None]:
-        return {n.id: node_status(n.client) for n in self.config.nodes}
+        context = self.client_tls
+        return {n.id: node_status(n.client, ssl_context=context) for n in self.config.nodes}
 
     def status(self, node_id: str) -> dict | None:
-        return node_status(self.config.node(node_id).client)
+        return node_status(self.config.node(node_id).client, ssl_context=self.client_tls)
 
     def arm(self, node_id: str, failpoint: str | None, timeout: float = 0.5) -> bool:
         """Arm a failpoint on one node (None disarms it); False if the node did not confirm."""
         request = {"meta": "failpoint", "name": failpoint}
-        return meta_request(self.config.node(node_id).client, request, timeout) is not None
+        return meta_request(self.config.node(node_id).client, request, timeout, self.client_tls) is not None
 
     def leader(self) -> str | None:
         """The leader of the highest term that a node claims to be leader of, if any."""

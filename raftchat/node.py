@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raftchat import auth, limits, protocol
+from raftchat import auth, limits, protocol, tls
 from raftchat.accounts import KeyDeriver
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
@@ -95,6 +95,8 @@ class Node:
                 "(raftchat cluster creates one; or write 32 random bytes, hex, to a file of mode 600)"
             )
         self.secret = auth.load_secret(config.secret_file)
+        files = config.tls_files  # contexts made now, so bad certificates stop the start
+        self._tls = (tls.peer_server(files), tls.peer_client(files), tls.client_server(files))
         self.storage = Storage.open(data_dir, config.cluster_id, node_id, bugs=bugs)
         hard_state, snapshot, entries = self.storage.load()
         self._saved_hard_state = self._last_hard_state = hard_state
@@ -117,7 +119,12 @@ class Node:
         )
         self.links = {
             peer: PeerLink(
-                config.cluster_id, node_id, peer, config.peer_address(node_id, peer), secret=self.secret
+                config.cluster_id,
+                node_id,
+                peer,
+                config.peer_address(node_id, peer),
+                secret=self.secret,
+                ssl_context=self._tls[1],
             )
             for peer in config.ids
             if peer != node_id
@@ -149,9 +156,15 @@ class Node:
         peer_limit = limits.ConnectionLimit("peer", total=256, per_address=128)
         client_limit = limits.ConnectionLimit("client")
         self._servers = [
-            await asyncio.start_server(peer_limit.guard(peer_server.handle), peer_host, peer_port),
             await asyncio.start_server(
-                client_limit.guard(self._serve_client), client_host, client_port, limit=protocol.MAX_FRAME
+                peer_limit.guard(peer_server.handle), peer_host, peer_port, ssl=self._tls[0]
+            ),
+            await asyncio.start_server(
+                client_limit.guard(self._serve_client),
+                client_host,
+                client_port,
+                limit=protocol.MAX_FRAME,
+                ssl=self._tls[2],
             ),
         ]
         for link in self.links.values():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 import time
 from collections.abc import Callable
 
@@ -37,8 +38,16 @@ class PeerLink:
     """Keeps a connection to one peer open and writes queued messages to it."""
 
     def __init__(
-        self, cluster_id: str, src: str, dst: str, address: tuple[str, int], *, secret: bytes
+        self,
+        cluster_id: str,
+        src: str,
+        dst: str,
+        address: tuple[str, int],
+        *,
+        secret: bytes,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context  # TLS on this link (raftchat.tls), or None
         self.cluster_id = cluster_id
         self.src = src
         self.secret = secret
@@ -85,7 +94,9 @@ class PeerLink:
         while True:
             writer = None
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.address), timeout=1.0)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(*self.address, ssl=self.ssl_context), timeout=1.0
+                )
                 await auth.dial(reader, writer, self.secret, self.cluster_id, self.src, self.dst)
                 self._refused = ""
                 self.connected = True
