@@ -67,11 +67,13 @@ class ChatMachine:
         args = {k: v for k, v in op.items() if k != "op"}
         return getattr(self, f"_{name}")(**args)
 
+    acting = frozenset(keyed) - {"create_account"}  # the ops that must prove a password
+
     def authorize(self, op: dict[str, Any]) -> Result:
         """``bad_password`` if ``op`` acts for an existing account with another key, else ok.
         A leader asks this at a confirmed read point before it lets a write into the log."""
         name = op.get("op")
-        who = self.keyed.get(name) if name != "create_account" else None
+        who = self.keyed.get(name) if name in self.acting else None
         if who is None:
             return Result("ok")
         stored = self._keys.get(op.get(who))

@@ -466,7 +466,7 @@ class Node:
         A retry of a request already in the log (or in flight here) is never refused: its
         original may have happened, and the session answers it."""
         authorize = getattr(self.replica.machine, "authorize", None)
-        if authorize is None or op["op"] not in self.keys.keyed:
+        if authorize is None or op["op"] not in getattr(self.replica.machine, "acting", ()):
             return None
         future = asyncio.get_running_loop().create_future()
         self._start_read(lambda: authorize(op), future)

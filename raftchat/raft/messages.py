@@ -188,7 +188,7 @@ def _check_field(cls: type, name: str, value: object) -> None:
     else:
         ok = isinstance(value, _SIMPLE[kind]) and (kind == "bool" or not isinstance(value, bool))
     if not ok:
-        raise DecodeError(f"{cls.__name__}: field {name!r} must be {kind}, got {value!r:.60}")
+        raise DecodeError(f"{cls.__name__}: {name} must be {kind}, got {value!r:.60}")
 
 
 _TYPES = {cls: {f.name: f.type for f in fields(cls)} for cls in _KINDS}
