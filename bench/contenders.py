@@ -33,6 +33,7 @@ from loadgen import (
     b64,
     inbox_prefix,
     message_text,
+    password_of,
     reader_name,
     sender_name,
     spawn,
@@ -113,13 +114,19 @@ class RaftchatClientSession:
 
     async def send(self, n: int) -> None:
         result = await self.client.call(
-            "send_message", sender=self.sender, to=self.to, text=message_text(self.index, n)
+            "send_message",
+            sender=self.sender,
+            to=self.to,
+            text=message_text(self.index, n),
+            password=password_of(self.sender),
         )
         if result.status != "ok":
             raise RuntimeError(f"send_message: {result.status}: {result.error}")
 
     async def fetch(self) -> None:
-        result = await self.client.call("fetch_messages", user=self.reader_user, from_index=1)
+        result = await self.client.call(
+            "fetch_messages", user=self.reader_user, from_index=1, password=password_of(self.reader_user)
+        )
         if result.status != "ok":
             raise RuntimeError(f"fetch_messages: {result.status}: {result.error}")
         if len(result.value or ()) != INBOX_PRELOAD:
@@ -166,7 +173,11 @@ class RaftchatSystem(System):
             deadline = time.monotonic() + 20
             while True:
                 try:
-                    await _expect_ok(client.call("create_account", user=sender_name(0)), {"user_exists"})
+                    first = sender_name(0)
+                    await _expect_ok(
+                        client.call("create_account", user=first, password=password_of(first)),
+                        {"user_exists"},
+                    )
                     break
                 except Exception:
                     if time.monotonic() > deadline:
@@ -174,14 +185,25 @@ class RaftchatSystem(System):
                     await asyncio.sleep(0.2)
             users = [sender_name(i) for i in range(1, accounts)] + [reader_name(i) for i in range(accounts)]
             await _gather_limited(
-                [_expect_ok(client.call("create_account", user=u), {"user_exists"}) for u in users]
+                [
+                    _expect_ok(
+                        client.call("create_account", user=u, password=password_of(u)), {"user_exists"}
+                    )
+                    for u in users
+                ]
             )
 
             async def fill(i: int) -> None:
                 user = reader_name(i)
                 for n in range(INBOX_PRELOAD):
                     await _expect_ok(
-                        client.call("send_message", sender=user, to=user, text=message_text(i, n))
+                        client.call(
+                            "send_message",
+                            sender=user,
+                            to=user,
+                            text=message_text(i, n),
+                            password=password_of(user),
+                        )
                     )
 
             await _gather_limited([fill(i) for i in range(accounts)])

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import (  # noqa: E402
     machine_busy,
     message_text,
+    password_of,
     percentile,
     quiet_check_line,
     raise_on_signals,
@@ -96,7 +97,13 @@ async def writer(index: int, clients: int, cluster: LocalCluster, load: Load) ->
             n += 1
             started = time.perf_counter()
             try:
-                result = await client.call("send_message", sender=sender, to=to, text=message_text(index, n))
+                result = await client.call(
+                    "send_message",
+                    sender=sender,
+                    to=to,
+                    text=message_text(index, n),
+                    password=password_of(sender),
+                )
             except OperationError as exc:
                 load.failed += 1
                 if len(load.errors) < 20:
@@ -136,7 +143,11 @@ async def preload(cluster: LocalCluster, size: int, writers: int = 4) -> None:
             for n in range(w, count, writers):
                 text = f"preload {n} ".ljust(PRELOAD_TEXT, "p")
                 result = await client.call(
-                    "send_message", sender=sender_name(0), to=sender_name(0), text=text
+                    "send_message",
+                    sender=sender_name(0),
+                    to=sender_name(0),
+                    text=text,
+                    password=password_of(sender_name(0)),
                 )
                 if result.status != "ok":
                     raise RuntimeError(f"preload write failed: {result.status}: {result.error}")
@@ -209,7 +220,9 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, rounds: list[Roun
     setup = Client(cluster.config, prefer=leader, timeout=20.0)
     try:
         for i in range(args.clients):
-            result = await setup.call("create_account", user=sender_name(i))
+            result = await setup.call(
+                "create_account", user=sender_name(i), password=password_of(sender_name(i))
+            )
             if result.status not in ("ok", "user_exists"):
                 raise RuntimeError(f"create_account failed: {result.status}: {result.error}")
     finally:

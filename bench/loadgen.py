@@ -54,6 +54,11 @@ def message_text(client: int, n: int) -> str:
     return f"c{client} m{n} ".ljust(TEXT_LEN, "x")[:TEXT_LEN]
 
 
+def password_of(user: str) -> str:
+    """Every benchmark account's password (raftchat checks it; the other systems ignore it)."""
+    return f"pw-{user}"
+
+
 def sender_name(i: int) -> str:
     return f"s{i}"
 
@@ -230,6 +235,7 @@ class FramedChatSession:
     async def send(self, n: int) -> None:
         self.seq += 1
         op = {"op": "send_message", "sender": self.sender, "to": self.to, "text": message_text(self.index, n)}
+        op["password"] = password_of(self.sender)
         answer = await self.conn.call(
             {"op": op, "client": self.client_id, "seq": self.seq, "ack": self.seq - 1}
         )
@@ -238,7 +244,14 @@ class FramedChatSession:
 
     async def fetch(self) -> None:
         answer = await self.conn.call(
-            {"op": {"op": "fetch_messages", "user": self.reader_user, "from_index": 1}}
+            {
+                "op": {
+                    "op": "fetch_messages",
+                    "user": self.reader_user,
+                    "from_index": 1,
+                    "password": password_of(self.reader_user),
+                }
+            }
         )
         if answer.get("status") != "ok":
             raise RuntimeError(f"fetch_messages: {answer.get('status')}: {answer.get('error')}")

@@ -8,13 +8,15 @@ unordered containers when producing results or snapshots.
 from __future__ import annotations
 
 import fnmatch
+import hmac
 from typing import Any
 
 import msgpack
 
 from raftchat.statemachine import InvalidRequest, OpSpec, Result
 
-_FORMAT = 1  # bump when the snapshot layout changes
+_FORMAT = 2  # bump when the snapshot layout changes (2: accounts have keys)
+BAD_PASSWORD = "bad_password"
 
 
 class ChatMachine:
@@ -23,34 +25,66 @@ class ChatMachine:
     Usernames longer than ``max_username`` are rejected with ``username_too_long`` by
     every operation that takes a username (such a user can never exist), so a client
     gets the same answer whichever operation it tries first.
+
+    Every account has a key (see :mod:`raftchat.accounts`: the node derives it from the
+    password before the op reaches the log). An op on an account's behalf (``delete``,
+    ``fetch``, ``send`` as the sender) whose key is not the account's answers
+    ``bad_password`` before any other check and changes nothing; on an account that does
+    not exist the usual checks answer. ``check`` and ``list`` take no key.
     """
 
     name = "chat"
     ops: dict[str, OpSpec] = {
-        "create_account": OpSpec({"user": str}),
+        "create_account": OpSpec({"user": str, "key": bytes}),
         "check_account": OpSpec({"user": str}, read_only=True),
         "list_accounts": OpSpec({"pattern": str}, read_only=True),
-        "delete_account": OpSpec({"user": str}),
-        "send_message": OpSpec({"sender": str, "to": str, "text": str}),
-        "fetch_messages": OpSpec({"user": str, "from_index": int}, read_only=True),
+        "delete_account": OpSpec({"user": str, "key": bytes}),
+        "send_message": OpSpec({"sender": str, "to": str, "text": str, "key": bytes}),
+        "fetch_messages": OpSpec({"user": str, "from_index": int, "key": bytes}, read_only=True),
+    }
+    # op -> the argument naming the account whose password (as a key) the op takes
+    keyed = {
+        "create_account": "user",
+        "delete_account": "user",
+        "send_message": "sender",
+        "fetch_messages": "user",
     }
 
     def __init__(self, max_username: int = 20, max_message: int = 500) -> None:
         self.max_username = max_username
         self.max_message = max_message
         self._inboxes: dict[str, list[tuple[str, str]]] = {}
+        self._keys: dict[str, bytes] = {}
 
     def apply(self, op: dict[str, Any]) -> Result:
         """Dispatch a validated op (see :func:`raftchat.statemachine.validate`)."""
         name = op.get("op")
         if name not in self.ops:
             raise InvalidRequest(f"unknown operation {name!r} for the chat state machine")
+        refused = self.authorize(op)
+        if refused.status != "ok":
+            return refused
         args = {k: v for k, v in op.items() if k != "op"}
         return getattr(self, f"_{name}")(**args)
 
+    acting = frozenset(keyed) - {"create_account"}  # the ops that must prove a password
+
+    def authorize(self, op: dict[str, Any]) -> Result:
+        """``bad_password`` if ``op`` acts for an existing account with another key, else ok.
+        A leader asks this at a confirmed read point before it lets a write into the log."""
+        name = op.get("op")
+        who = self.keyed.get(name) if name in self.acting else None
+        if who is None:
+            return Result("ok")
+        stored = self._keys.get(op.get(who))
+        key = op.get("key", b"")  # absent only from callers that skip validation (tests, benches)
+        if stored is None or (isinstance(key, bytes) and hmac.compare_digest(stored, key)):
+            return Result("ok")
+        return Result(BAD_PASSWORD, error=f"wrong password for {op.get(who)!r}")
+
     # -- operations ---------------------------------------------------------------
 
-    def _create_account(self, user: str) -> Result:
+    def _create_account(self, user: str, key: bytes = b"") -> Result:
         if user == "":
             return Result("invalid_username", error="username must not be empty")
         if too_long := self._check_length(user):
@@ -58,6 +92,7 @@ class ChatMachine:
         if user in self._inboxes:
             return Result("user_exists", error=f"user {user!r} already exists")
         self._inboxes[user] = []
+        self._keys[user] = key
         return Result("ok")
 
     def _check_account(self, user: str) -> Result:
@@ -69,15 +104,16 @@ class ChatMachine:
         # fnmatchcase: case-sensitive on every platform, unlike fnmatch.fnmatch.
         return Result("ok", sorted(u for u in self._inboxes if fnmatch.fnmatchcase(u, pattern)))
 
-    def _delete_account(self, user: str) -> Result:
+    def _delete_account(self, user: str, key: bytes = b"") -> Result:
         if too_long := self._check_length(user):
             return too_long
         if user not in self._inboxes:
             return Result("no_such_user", error=f"user {user!r} does not exist")
         del self._inboxes[user]  # the inbox, delivered or not, goes with the account
+        del self._keys[user]
         return Result("ok")
 
-    def _send_message(self, sender: str, to: str, text: str) -> Result:
+    def _send_message(self, sender: str, to: str, text: str, key: bytes = b"") -> Result:
         for user in (sender, to):
             if too_long := self._check_length(user):
                 return too_long
@@ -95,7 +131,7 @@ class ChatMachine:
         inbox.append((sender, text))
         return Result("ok", len(inbox))
 
-    def _fetch_messages(self, user: str, from_index: int) -> Result:
+    def _fetch_messages(self, user: str, from_index: int, key: bytes = b"") -> Result:
         if too_long := self._check_length(user):
             return too_long
         inbox = self._inboxes.get(user)
@@ -124,14 +160,19 @@ class ChatMachine:
     def snapshot(self) -> bytes:
         """Users in sorted order, so equal states always give equal bytes."""
         inboxes = {u: [[s, t] for s, t in self._inboxes[u]] for u in sorted(self._inboxes)}
-        return msgpack.packb({"format": _FORMAT, "inboxes": inboxes}, use_bin_type=True)
+        keys = {u: self._keys[u] for u in sorted(self._keys)}
+        return msgpack.packb({"format": _FORMAT, "inboxes": inboxes, "keys": keys}, use_bin_type=True)
 
     def restore(self, data: bytes) -> None:
         try:
             state = msgpack.unpackb(data, raw=False)
-            if state["format"] != _FORMAT:
+            if state["format"] not in (1, _FORMAT):
                 raise ValueError(f"unsupported chat snapshot format {state['format']!r}")
             inboxes = {str(u): [(str(s), str(t)) for s, t in msgs] for u, msgs in state["inboxes"].items()}
+            # Format 1 had no passwords: its accounts keep an empty key, which no password gives.
+            keys = {str(u): bytes(k) for u, k in state.get("keys", {}).items()}
+            keys = {u: keys.get(u, b"") for u in inboxes}
         except Exception as exc:
             raise ValueError(f"corrupt chat snapshot: {exc!r}") from exc
         self._inboxes = inboxes
+        self._keys = keys

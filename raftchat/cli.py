@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     client.add_argument(
         "-c", "--command", dest="one_command", help='run one command and exit, e.g. "send alice bob hi"'
     )
+    client.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="with -c: the account's password is this file's first line (or set RAFTCHAT_PASSWORD)",
+    )
     return parser
 
 
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_cluster(args)
     from raftchat import shell
 
-    return shell.run(args.cluster, args.one_command)
+    return shell.run(args.cluster, args.one_command, password_file=args.password_file)
 
 
 def _run_node(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from raftchat import tls
 from raftchat.config import ClusterConfig, ConfigError, split_hostport
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError, frame, pack, read_frame, unpack
 from raftchat.statemachine import Result
@@ -196,6 +197,8 @@ class Client:
         if prefer is not None and prefer not in addrs:
             raise ConfigError(f"preferred node {prefer!r} is not in the cluster (nodes: {', '.join(addrs)})")
         self._addrs = addrs
+        # TLS when the cluster file asks for it: the node must show the CA's certificate for its address.
+        self._ssl = tls.client(nodes.tls_files) if isinstance(nodes, ClusterConfig) else None
         self.client_id = client_id or uuid.uuid4().hex
         self.prefer = prefer
         self.timeout = timeout
@@ -325,7 +328,7 @@ class Client:
             if conn is not None and not conn.closed:
                 return conn
             host, port = split_hostport(self._addrs[node])
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, port, ssl=self._ssl)
             conn = _Connection(reader, writer)
             self._conns[node] = conn
             return conn

@@ -29,6 +29,15 @@ class NodeAddr:
         return split_hostport(self.client)
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files for TLS on both ports (see raftchat.tls)."""
+
+    ca: str
+    cert: str
+    key: str
+
+
 @dataclass
 class ClusterConfig:
     cluster_id: str
@@ -42,6 +51,15 @@ class ClusterConfig:
     # Optional per-link overrides: routes[src][dst] = "host:port" that src dials to reach dst.
     # The TCP-proxy nemesis uses this to put itself between every pair of nodes.
     routes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The key file whose contents every member proves it knows in the peer hello (raftchat.auth).
+    # A relative path in a cluster file is relative to the file's folder.
+    secret_file: str = ""
+    # Optional TLS on both ports: {"ca": ..., "cert": ..., "key": ...}, paths as secret_file's.
+    tls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tls_files(self) -> TLSFiles | None:
+        return TLSFiles(**self.tls) if self.tls else None
 
     def node(self, node_id: str) -> NodeAddr:
         for n in self.nodes:
@@ -61,6 +79,10 @@ class ClusterConfig:
         data = asdict(self)
         if not self.routes:
             del data["routes"]
+        if not self.secret_file:
+            del data["secret_file"]
+        if not self.tls:
+            del data["tls"]
         return data
 
 
@@ -103,7 +125,7 @@ def tuned(config: ClusterConfig, tuning: dict[str, int], where: str = "tuning") 
 def parse(data: Any, where: str = "cluster file") -> ClusterConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
-    known = {"cluster_id", "nodes", "routes", *_INT_FIELDS}
+    known = {"cluster_id", "nodes", "routes", "secret_file", "tls", *_INT_FIELDS}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
@@ -131,7 +153,16 @@ def parse(data: Any, where: str = "cluster file") -> ClusterConfig:
     routes = data.get("routes") or {}
     if not isinstance(routes, dict) or not all(isinstance(v, dict) for v in routes.values()):
         raise ConfigError(f"{where}: 'routes' must map node id to a map of node id to host:port")
-    config = ClusterConfig(cluster_id=data["cluster_id"], nodes=nodes, routes=routes, **kwargs)
+    secret_file = data.get("secret_file", "")
+    if not isinstance(secret_file, str):
+        raise ConfigError(f"{where}: 'secret_file' must be a path, got {secret_file!r}")
+    tls = data.get("tls") or {}
+    well_formed = isinstance(tls, dict) and set(tls) == {"ca", "cert", "key"}
+    if tls and not (well_formed and all(isinstance(v, str) and v for v in tls.values())):
+        raise ConfigError(f"{where}: 'tls' must map exactly ca, cert and key to file paths, got {tls!r}")
+    config = ClusterConfig(
+        cluster_id=data["cluster_id"], nodes=nodes, routes=routes, secret_file=secret_file, tls=tls, **kwargs
+    )
     if config.heartbeat_ms >= config.election_timeout_ms:
         raise ConfigError(f"{where}: heartbeat_ms must be smaller than election_timeout_ms")
     return config
@@ -155,7 +186,12 @@ def read_yaml(path: str | Path, what: str, error: type[Exception]) -> Any:
 
 
 def load(path: str | Path) -> ClusterConfig:
-    return parse(read_yaml(path, "cluster file", ConfigError), str(path))
+    config = parse(read_yaml(path, "cluster file", ConfigError), str(path))
+    folder = Path(path).resolve().parent
+    if config.secret_file and not Path(config.secret_file).is_absolute():
+        config.secret_file = str(folder / config.secret_file)
+    config.tls = {k: str(folder / v) for k, v in config.tls.items()}  # an absolute v stays as it is
+    return config
 
 
 def dump(config: ClusterConfig, path: str | Path) -> None:

@@ -8,6 +8,7 @@ a crashed parent never leaves nodes behind.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import signal
 import socket
@@ -19,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from raftchat import auth, protocol, tls
 from raftchat import config as cfg
-from raftchat import protocol
 
 PR_SET_PDEATHSIG = 1
 
@@ -58,19 +59,19 @@ def loopback_config(nodes: int, tuning: dict[str, int] | None = None) -> cfg.Clu
     return cfg.tuned(config, tuning) if tuning else config
 
 
-def meta_request(address: str, request: dict, timeout: float = 0.5) -> Any:
+def meta_request(address: str, request: dict, timeout: float = 0.5, ssl_context: Any = None) -> Any:
     """Send one meta request (status, failpoint) to a node; its value, or None without an ok answer."""
     try:
-        reply = protocol.request_sync(cfg.split_hostport(address), {"id": 1, **request}, timeout)
+        reply = protocol.request_sync(cfg.split_hostport(address), {"id": 1, **request}, timeout, ssl_context)
     except (OSError, ValueError):
         return None
     return reply.get("value") if isinstance(reply, dict) and reply.get("status") == "ok" else None
 
 
-def node_status(address: str, timeout: float = 0.5, **options: Any) -> dict | None:
+def node_status(address: str, timeout: float = 0.5, ssl_context: Any = None, **options: Any) -> dict | None:
     """Ask one node for its Raft status over the client protocol; None if it does not answer.
     ``options``: ``digest=True`` adds a state digest, ``since=N`` limits the chain checkpoints."""
-    return meta_request(address, {"meta": "status", **options}, timeout)
+    return meta_request(address, {"meta": "status", **options}, timeout, ssl_context)
 
 
 class LocalCluster:
@@ -95,18 +96,28 @@ class LocalCluster:
         self.config_path = self.data_dir / "cluster.yaml"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if config is not None:
-            self.config = config
-            cfg.dump(config, self.config_path)
+            self.config = self._with_secret(config)
+            cfg.dump(self.config, self.config_path)
         elif self.config_path.exists():
             self.config = cfg.load(self.config_path)
+            if not self.config.secret_file:  # a cluster from before peers proved membership
+                self.config = self._with_secret(self.config)
+                cfg.dump(self.config, self.config_path)
             if len(self.config.nodes) != nodes:
                 raise cfg.ConfigError(
                     f"{self.config_path} describes {len(self.config.nodes)} nodes, not {nodes}: "
                     "use the same --nodes to restart it, or another data directory"
                 )
         else:
-            self.config = loopback_config(nodes)
+            self.config = self._with_secret(loopback_config(nodes))
             cfg.dump(self.config, self.config_path)
+
+    def _with_secret(self, config: cfg.ClusterConfig) -> cfg.ClusterConfig:
+        """``config`` naming a key file (mode 600, created here if new) that the peers share."""
+        if not config.secret_file:
+            config = dataclasses.replace(config, secret_file=str(self.data_dir / "cluster.key"))
+        auth.create_secret(config.secret_file)
+        return config
 
     def retune(self, **tuning: int) -> None:
         """Change timing settings in the cluster file (validated like a hand-written one)."""
@@ -207,16 +218,22 @@ class LocalCluster:
         proc = self.procs.get(node_id)
         return proc is not None and proc.poll() is None
 
+    @property
+    def client_tls(self) -> Any:
+        """The context a client of this cluster connects with (None without TLS)."""
+        return tls.client(self.config.tls_files)
+
     def statuses(self) -> dict[str, dict | None]:
-        return {n.id: node_status(n.client) for n in self.config.nodes}
+        context = self.client_tls
+        return {n.id: node_status(n.client, ssl_context=context) for n in self.config.nodes}
 
     def status(self, node_id: str) -> dict | None:
-        return node_status(self.config.node(node_id).client)
+        return node_status(self.config.node(node_id).client, ssl_context=self.client_tls)
 
     def arm(self, node_id: str, failpoint: str | None, timeout: float = 0.5) -> bool:
         """Arm a failpoint on one node (None disarms it); False if the node did not confirm."""
         request = {"meta": "failpoint", "name": failpoint}
-        return meta_request(self.config.node(node_id).client, request, timeout) is not None
+        return meta_request(self.config.node(node_id).client, request, timeout, self.client_tls) is not None
 
     def leader(self) -> str | None:
         """The leader of the highest term that a node claims to be leader of, if any."""

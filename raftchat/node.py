@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raftchat import protocol
+from raftchat import auth, limits, protocol, tls
+from raftchat.accounts import KeyDeriver
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
 from raftchat.forked import ForkedBytes
@@ -89,10 +90,19 @@ class Node:
         self.failpoints_allowed = failpoints
         self._armed: str | None = None  # the failpoint in effect
         self._crashing = False
+        if not config.secret_file:
+            raise auth.SecretError(
+                "the cluster file names no secret_file: peers could not prove they are members "
+                "(raftchat cluster creates one; or write 32 random bytes, hex, to a file of mode 600)"
+            )
+        self.secret = auth.load_secret(config.secret_file)
+        files = config.tls_files  # contexts made now, so bad certificates stop the start
+        self._tls = (tls.peer_server(files), tls.peer_client(files), tls.client_server(files))
         self.storage = Storage.open(data_dir, config.cluster_id, node_id, bugs=bugs)
         hard_state, snapshot, entries = self.storage.load()
         self._saved_hard_state = self._last_hard_state = hard_state
         self.replica = Replica(make_machine(machine, config), bugs=bugs)
+        self.keys = KeyDeriver(config.cluster_id, getattr(self.replica.machine, "keyed", {}))
         self.replica.applied_index = 0
         if snapshot is not None:
             self.replica.restore(snapshot.data)
@@ -110,7 +120,13 @@ class Node:
         )
         self.links = {
             peer: PeerLink(
-                config.cluster_id, node_id, peer, config.peer_address(node_id, peer), self._on_peer_gone
+                config.cluster_id,
+                node_id,
+                peer,
+                config.peer_address(node_id, peer),
+                self._on_peer_gone,
+                secret=self.secret,
+                ssl_context=self._tls[1],
             )
             for peer in config.ids
             if peer != node_id
@@ -134,13 +150,23 @@ class Node:
     async def run(self) -> None:
         """Serve until :meth:`stop` (or SIGTERM/SIGINT when run from the CLI)."""
         loop = asyncio.get_running_loop()
-        peer_server = PeerServer(self.config.cluster_id, set(self.config.ids), self._on_message)
+        peer_server = PeerServer(
+            self.config.cluster_id, set(self.config.ids), self._on_message, me=self.id, secret=self.secret
+        )
         peer_host, peer_port = self.me.peer_hostport
         client_host, client_port = self.me.client_hostport
+        peer_limit = limits.ConnectionLimit("peer", total=256, per_address=128)
+        client_limit = limits.ConnectionLimit("client")
         self._servers = [
-            await asyncio.start_server(peer_server.handle, peer_host, peer_port),
             await asyncio.start_server(
-                self._serve_client, client_host, client_port, limit=protocol.MAX_FRAME
+                peer_limit.guard(peer_server.handle), peer_host, peer_port, ssl=self._tls[0]
+            ),
+            await asyncio.start_server(
+                client_limit.guard(self._serve_client),
+                client_host,
+                client_port,
+                limit=protocol.MAX_FRAME,
+                ssl=self._tls[2],
             ),
         ]
         for link in self.links.values():
@@ -287,7 +313,7 @@ class Node:
         waiting = []
         for index, op, future in self._ready_reads:
             if index <= self.replica.applied_index:
-                self._resolve(future, self._answer(self.replica.read(op)))
+                self._resolve(future, self._answer(self._read_now(op)))
             else:
                 waiting.append((index, op, future))
         self._ready_reads = waiting
@@ -398,6 +424,8 @@ class Node:
                 task = asyncio.create_task(self._handle_request(payload, writer))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                if len(tasks) >= limits.MAX_IN_FLIGHT:  # stop reading until one finishes
+                    await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
         except (OSError, ConnectionError, asyncio.CancelledError):
             pass  # a client went away, or the node is shutting down
         finally:
@@ -425,11 +453,21 @@ class Node:
         self._write(writer, answer)
 
     def _write(self, writer: asyncio.StreamWriter, answer: dict) -> None:
-        if not writer.is_closing():
-            writer.write(protocol.frame(protocol.pack(answer)))
+        if writer.is_closing():
+            return
+        if limits.over_unsent(writer):
+            log.warning(
+                "%s: closing the connection of %s: it left %d bytes of answers unread",
+                self.id,
+                writer.get_extra_info("peername"),
+                writer.transport.get_write_buffer_size(),
+            )
+            writer.close()
+            return
+        writer.write(protocol.frame(protocol.pack(answer)))
 
     async def _execute(self, request: dict) -> dict:
-        op = validate(self.replica.machine, request.get("op"))
+        op = validate(self.replica.machine, await self.keys.replace_password(request.get("op")))
         future = asyncio.get_running_loop().create_future()
         if self.replica.machine.ops[op["op"]].read_only:
             self._start_read(op, future)
@@ -446,15 +484,39 @@ class Node:
                     raise InvalidRequest(
                         f"a write needs {name!r}, an integer of at least {1 if name == 'seq' else 0}"
                     )
+            refused = await self._authorize(client, seq, op)
+            if refused is not None:
+                return refused
             self._start_write(client, seq, ack, op, future)
         return await future
+
+    async def _authorize(self, client: str, seq: int, op: dict) -> dict | None:
+        """A refusal (bad password, not the leader) of a write that acts for an account, decided
+        at a confirmed read point, so a wrong password never reaches the log; None to go on.
+        A retry of a request already in the log (or in flight here) is never refused: its
+        original may have happened, and the session answers it."""
+        authorize = getattr(self.replica.machine, "authorize", None)
+        if authorize is None or op["op"] not in getattr(self.replica.machine, "acting", ()):
+            return None
+        future = asyncio.get_running_loop().create_future()
+        self._start_read(lambda: authorize(op), future)
+        answer = await future
+        if answer["status"] == "ok" or (client, seq) in self._pending_by_key:
+            return None
+        if self.replica.answered(client, seq):
+            return None
+        return answer
+
+    def _read_now(self, op: dict | Any) -> Result:
+        """A read-only op's answer from the applied state; ``op`` may be a callable that reads."""
+        return op() if callable(op) else self.replica.read(op)
 
     def _start_read(self, op: dict, future: asyncio.Future) -> None:
         is_leader = self.core.role is Role.LEADER
         if ("stale-read" in self.bugs and not is_leader) or (
             "leader-read-without-quorum" in self.bugs and is_leader
         ):
-            self._resolve(future, self._answer(self.replica.read(op)))
+            self._resolve(future, self._answer(self._read_now(op)))
             return
         self._read_ctx += 1
         if not self.core.read_index(self._read_ctx):

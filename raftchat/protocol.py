@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 from typing import Any
 
@@ -62,9 +63,20 @@ def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def request_sync(address: tuple[str, int], request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+def request_sync(
+    address: tuple[str, int],
+    request: dict[str, Any],
+    timeout: float = 5.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> dict[str, Any]:
     """One request over a fresh blocking socket: for probes, scripts and tests."""
-    with socket.create_connection(address, timeout=timeout) as sock:
+    raw = socket.create_connection(address, timeout=timeout)
+    try:
+        sock = ssl_context.wrap_socket(raw, server_hostname=address[0]) if ssl_context else raw
+    except BaseException:
+        raw.close()
+        raise
+    with sock:
         sock.settimeout(timeout)
         sock.sendall(frame(pack(request)))
         return unpack(recv_frame_sync(sock))

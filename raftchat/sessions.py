@@ -191,6 +191,11 @@ class Replica:
             session.forgotten = oldest
         return Applied(cmd.client, cmd.seq, result)
 
+    def answered(self, client: str, seq: int) -> bool:
+        """Whether request ``seq`` of ``client`` was applied (its response kept or forgotten)."""
+        session = self._sessions.get(client)
+        return session is not None and (seq <= session.forgotten or seq in session.responses)
+
     def read(self, op: dict[str, Any]) -> Result:
         """Answer a read-only op from the current state (ReadIndex); raises InvalidRequest."""
         clean = validate(self.machine, op)

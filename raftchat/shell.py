@@ -8,6 +8,12 @@ Exit codes for ``-c``: 0 success, 1 the cluster answered with an error or could 
 reached, 2 usage error (an empty command too) or unusable cluster file. Interactive mode
 returns 0 on quit/EOF.
 
+Accounts have passwords. The interactive shell asks for one without echoing it: at
+``create`` (twice), at ``login`` (checked there, then kept for the session), and for an op on
+another account's behalf. ``-c`` never asks and never takes a password on its command line:
+it reads the environment variable ``RAFTCHAT_PASSWORD``, or the first line of the file that
+``--password-file`` or ``RAFTCHAT_PASSWORD_FILE`` names.
+
 Deleting one's own account in the interactive shell asks first (``-c`` never asks: a
 script said what it meant), and logs out after it. Fetching an empty inbox is not an
 error: a script gets no lines and exit 0.
@@ -16,18 +22,23 @@ error: a script gets no lines and exit 0.
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from raftchat.chat import ChatMachine
 from raftchat.client import OperationError, SyncClient
 from raftchat.config import ClusterConfig, ConfigError, load
 from raftchat.statemachine import Result
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 PROBE_TIMEOUT = 2.0  # interactive start-up: find the leader for the prompt, but don't hang if there is none
+PASSWORD_ENV, PASSWORD_FILE_ENV = "RAFTCHAT_PASSWORD", "RAFTCHAT_PASSWORD_FILE"
+KEYED = ChatMachine.keyed  # op -> the argument naming the account whose password it takes
 
 
 class UsageError(ValueError):
@@ -197,6 +208,7 @@ _FRIENDLY = {
     "cas_mismatch": "the value was not what was expected",
     "stale_request": "the cluster has already forgotten this request",
     "bad_command": "the cluster rejected the command",
+    "bad_password": "wrong password",
 }
 
 
@@ -250,9 +262,12 @@ class Shell:
         *,
         interactive: bool,
         ask: Callable[[str], str | None] | None = None,
+        ask_password: Callable[[str], str | None] | None = None,
     ) -> None:
         self.client = client
         self.ask = ask  # reads an answer to a question (None at end of input); None: never confirm
+        self.ask_password = ask_password  # reads a password without echo (None: none given)
+        self.password: str | None = None  # the logged-in user's
         self.out = out
         self.err = err
         self.interactive = interactive
@@ -290,7 +305,7 @@ class Shell:
             self.done = True
             return EXIT_OK
         if action.kind == "logout":
-            self.user = None
+            self.user = self.password = None
             self.say("logged out")
             return EXIT_OK
         if action.kind == "login":
@@ -299,11 +314,40 @@ class Shell:
         if own_account and not self._confirm(f"delete your own account {self.user} and its inbox? [y/N] "):
             self.say("not deleted")
             return EXIT_OK
+        if action.op in KEYED:
+            password = self._password_for(action)
+            if password is None:
+                return EXIT_USAGE
+            action = Action(action.kind, action.op, {**action.args, "password": password})
         code = self._run_op(action)
         if own_account and code == EXIT_OK:
-            self.user = None
+            self.user = self.password = None
             self.say("logged out")
         return code
+
+    def _password_for(self, action: Action) -> str | None:
+        """The password of the account ``action`` acts for (or creates); None after a complaint."""
+        user = action.args[KEYED[action.op]]
+        if action.op != "create_account" and user == self.user and self.password is not None:
+            return self.password
+        if self.ask_password is None:
+            self.complain("error: no password given")
+            return None
+        if action.op != "create_account":
+            password = self.ask_password(f"password for {user}: ")
+        else:
+            password = self.ask_password(f"new password for {user}: ")
+            if self.interactive and password is not None:
+                again = self.ask_password(f"again, the password for {user}: ")
+                if again != password:
+                    self.complain("error: the two passwords differ; nothing was created")
+                    return None
+        if password is None:
+            self.complain(
+                "error: no password given"
+                + ("" if self.interactive else f" (set {PASSWORD_ENV}, or use --password-file)")
+            )
+        return password
 
     def _confirm(self, question: str) -> bool:
         """Ask a yes/no question on the shell's terminal; only "y" or "yes" is a yes."""
@@ -343,7 +387,18 @@ class Shell:
         if not result.value:
             self.complain(f"error: there is no account {user}; create it first with: create {user}")
             return EXIT_ERROR
-        self.user = user
+        password = self.ask_password(f"password for {user}: ") if self.ask_password else None
+        if password is None:
+            self.complain("error: no password given; not logged in")
+            return EXIT_USAGE
+        # Proven the way every later op proves it: a fetch that the leader checks.
+        proof = self._call("fetch_messages", {"user": user, "from_index": 1, "password": password})
+        if proof is None:
+            return EXIT_ERROR
+        if proof.status not in ("ok", "index_past_end"):
+            self.complain(f"error: {describe_error(proof)}; not logged in")
+            return EXIT_ERROR
+        self.user, self.password = user, password
         self.say(f"logged in as {user}")
         return EXIT_OK
 
@@ -385,6 +440,34 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+def _read_password(stdin: TextIO, stdout: TextIO, prompt: str) -> str | None:
+    """A password from the terminal without echo; from a piped stdin, the next line."""
+    if stdin is sys.stdin and _isatty(stdin):
+        try:
+            return getpass.getpass(prompt)
+        except EOFError:
+            return None
+    return _read_line(stdin, stdout, prompt)
+
+
+def script_password(password_file: str | None = None) -> Callable[[str], str | None]:
+    """Where ``-c`` gets its password: the environment, or a file; never its command line."""
+
+    def read(prompt: str) -> str | None:
+        if PASSWORD_ENV in os.environ:
+            return os.environ[PASSWORD_ENV]
+        path = password_file or os.environ.get(PASSWORD_FILE_ENV)
+        if not path:
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read the password file {path}: {exc.strerror}") from exc
+
+    return read
+
+
 def run(
     cluster_path: str,
     command: str | None = None,
@@ -392,6 +475,7 @@ def run(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    password_file: str | None = None,
 ) -> int:
     """Entry point of ``raftchat client``; returns the exit code.
 
@@ -408,9 +492,18 @@ def run(
     client = SyncClient(config)
     try:
         if command is not None:
-            return Shell(client, stdout, stderr, interactive=False).execute(command)
+            shell = Shell(
+                client, stdout, stderr, interactive=False, ask_password=script_password(password_file)
+            )
+            try:
+                return shell.execute(command)
+            except UsageError as exc:
+                print(f"raftchat client: {exc}", file=stderr, flush=True)
+                return EXIT_USAGE
         ask = functools.partial(_read_line, stdin, stdout)
-        return _interactive(Shell(client, stdout, stderr, interactive=True, ask=ask), stdin, stdout)
+        ask_password = functools.partial(_read_password, stdin, stdout)
+        shell = Shell(client, stdout, stderr, interactive=True, ask=ask, ask_password=ask_password)
+        return _interactive(shell, stdin, stdout)
     finally:
         client.close()
 

@@ -5,6 +5,9 @@ is unreachable its messages are dropped and the core's heartbeats repair the gap
 snapshot transfer resumes from the offset the follower confirmed). Every message must fit
 in one frame of at most ``protocol.MAX_FRAME`` bytes; the core cuts entry batches and
 snapshot chunks to a fraction of it.
+
+Both ends of a link prove they know the cluster secret before any Raft message flows
+(see :mod:`raftchat.auth`); an acceptor also drops messages that claim another sender.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
+import time
 from collections.abc import Callable
 
-from raftchat.protocol import MAX_FRAME, FrameError, frame, pack, read_frame, unpack
+from raftchat import auth
+from raftchat.protocol import MAX_FRAME, FrameError, frame, read_frame
 from raftchat.raft.messages import DecodeError, Message, decode, encode
 
 log = logging.getLogger("raftchat.transport")
@@ -25,6 +31,7 @@ MAX_QUEUED = 4096  # frames waiting for a slow peer before newer ones are droppe
 # hoard messages: Raft repairs whatever is dropped, so a few frames' worth is all it needs.
 MAX_QUEUED_BYTES = 4 * MAX_FRAME
 RECONNECT_DELAY = 0.05
+REFUSAL_LOG_EVERY = 10.0  # seconds between two log lines about the same kind of refused hello
 
 
 class PeerLink:
@@ -37,12 +44,19 @@ class PeerLink:
         dst: str,
         address: tuple[str, int],
         on_gone: Callable[[str], None] | None = None,
+        *,
+        secret: bytes,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         # Called with dst when the peer's process is gone: it closed our connection and its
         # port then refused a new one (a live peer, or a reset by the network, accepts it).
         self.on_gone = on_gone
         self._closed_by_peer = False
-        self.hello = frame(pack({"cluster": cluster_id, "from": src}))
+        self.ssl_context = ssl_context  # TLS on this link (raftchat.tls), or None
+        self.cluster_id = cluster_id
+        self.src = src
+        self.secret = secret
+        self._refused = ""  # the last hello failure logged, so a wrong peer is not logged 20 times a second
         self.dst = dst
         self.address = address
         self.queue: collections.deque[bytes] = collections.deque()
@@ -104,7 +118,9 @@ class PeerLink:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         closed_by_peer, self._closed_by_peer = self._closed_by_peer, False
         try:
-            return await asyncio.wait_for(asyncio.open_connection(*self.address), timeout=1.0)
+            return await asyncio.wait_for(
+                asyncio.open_connection(*self.address, ssl=self.ssl_context), timeout=1.0
+            )
         except ConnectionRefusedError:
             if closed_by_peer and self.on_gone is not None:
                 self.on_gone(self.dst)
@@ -118,7 +134,8 @@ class PeerLink:
             try:
                 reader, writer = await self._connect()
                 connected_at = asyncio.get_running_loop().time()
-                writer.write(self.hello)
+                await auth.dial(reader, writer, self.secret, self.cluster_id, self.src, self.dst)
+                self._refused = ""
                 self.connected = True
                 self._writer = writer
                 # The peer never writes on this connection, so a read returns only when it
@@ -137,6 +154,10 @@ class PeerLink:
                     self.queued_bytes = 0
                     writer.write(batch)
                     await writer.drain()
+            except auth.HelloError as exc:
+                if str(exc) != self._refused:
+                    self._refused = str(exc)
+                    log.error("not talking to %s at %s:%d: it %s", self.dst, *self.address, exc)
             except (TimeoutError, OSError, ConnectionError, RuntimeError):
                 pass  # RuntimeError: uvloop refuses a write to a transport the peer just closed
             finally:
@@ -159,25 +180,47 @@ class PeerLink:
 class PeerServer:
     """Accepts connections from peers of the same cluster and hands their messages on."""
 
-    def __init__(self, cluster_id: str, peers: set[str], deliver: Callable[[Message], None]) -> None:
+    def __init__(
+        self,
+        cluster_id: str,
+        peers: set[str],
+        deliver: Callable[[Message], None],
+        *,
+        me: str,
+        secret: bytes,
+    ) -> None:
         self.cluster_id = cluster_id
         self.peers = peers
         self.deliver = deliver
+        self.me = me
+        self.secret = secret
+        self._refusals: dict[str, tuple[float, int]] = {}  # reason -> (last logged, suppressed since)
+
+    def _log_refusal(self, peer: object, why: str) -> None:
+        """Log each kind of refusal at most once per REFUSAL_LOG_EVERY seconds, with a count:
+        a misconfigured or hostile dialer retries many times a second."""
+        now = time.monotonic()
+        last, suppressed = self._refusals.get(why, (float("-inf"), 0))
+        if now - last < REFUSAL_LOG_EVERY:
+            self._refusals[why] = (last, suppressed + 1)
+            return
+        more = f" ({suppressed} more like it since the last report)" if suppressed else ""
+        log.error("refusing peer connection from %s: it %s%s", peer, why, more)
+        self._refusals[why] = (now, 0)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
-            hello = unpack(await read_frame(reader) or b"\xc0")
-            if not isinstance(hello, dict) or hello.get("cluster") != self.cluster_id:
-                log.error(
-                    "rejecting peer connection from %s: it belongs to another cluster (%r)", peer, hello
-                )
-                return
-            if hello.get("from") not in self.peers:
-                log.error("rejecting peer connection from %s: unknown node %r", peer, hello.get("from"))
+            try:
+                src = await auth.accept(reader, writer, self.secret, self.cluster_id, self.me, self.peers)
+            except auth.HelloError as exc:
+                self._log_refusal(peer, str(exc))
                 return
             while (payload := await read_frame(reader)) is not None:
-                self.deliver(decode(payload))
+                msg = decode(payload)
+                if msg.src != src or msg.dst != self.me:
+                    raise DecodeError(f"{src} sent a message from {msg.src!r} to {msg.dst!r}")
+                self.deliver(msg)
         except (FrameError, DecodeError, ValueError) as exc:
             log.warning("dropping peer connection from %s: %s", peer, exc)
         except (OSError, ConnectionError, asyncio.CancelledError):

@@ -138,7 +138,14 @@ def _chat(state: dict[str, tuple], call: Call, known: bool) -> Iterator[Any]:
 
 
 def chat_apply(users: dict[str, tuple], f: str, args: dict[str, Any]) -> tuple[str | None, Any, dict]:
-    """(status, value, accounts after) of one chat operation, as raftchat's chat service answers."""
+    """(status, value, accounts after) of one chat operation, as raftchat's chat service answers.
+
+    ``users`` maps a user to ``(inbox, password)``. An op on an account's behalf (delete,
+    fetch, send as the sender) that names an existing account with another password is
+    refused first with ``bad_password``; a missing password is None (older histories)."""
+    acting = {"delete_account": "user", "fetch_messages": "user", "send_message": "sender"}.get(f)
+    if acting is not None and args[acting] in users and users[args[acting]][1] != args.get("password"):
+        return "bad_password", None, users
     too_long = [u for key in ("user", "sender", "to") if len(u := args.get(key, "")) > MAX_USERNAME]
     if f == "create_account":
         if args["user"] == "":
@@ -147,7 +154,7 @@ def chat_apply(users: dict[str, tuple], f: str, args: dict[str, Any]) -> tuple[s
             return "username_too_long", None, users
         if args["user"] in users:
             return "user_exists", None, users
-        return "ok", None, {**users, args["user"]: ()}
+        return "ok", None, {**users, args["user"]: ((), args.get("password"))}
     if f == "check_account":
         return ("username_too_long", None, users) if too_long else ("ok", args["user"] in users, users)
     if f == "list_accounts":
@@ -157,7 +164,7 @@ def chat_apply(users: dict[str, tuple], f: str, args: dict[str, Any]) -> tuple[s
             return "username_too_long", None, users
         if args["user"] not in users:
             return "no_such_user", None, users
-        return "ok", None, {u: box for u, box in users.items() if u != args["user"]}
+        return "ok", None, {u: account for u, account in users.items() if u != args["user"]}
     if f == "send_message":
         if too_long:
             return "username_too_long", None, users
@@ -165,8 +172,9 @@ def chat_apply(users: dict[str, tuple], f: str, args: dict[str, Any]) -> tuple[s
             return "message_too_long", None, users
         if args["sender"] not in users or args["to"] not in users:
             return "no_such_user", None, users
-        inbox = (*users[args["to"]], (args["sender"], args["text"]))
-        return "ok", len(inbox), {**users, args["to"]: inbox}
+        inbox, password = users[args["to"]]
+        inbox = (*inbox, (args["sender"], args["text"]))
+        return "ok", len(inbox), {**users, args["to"]: (inbox, password)}
     if f == "fetch_messages":
         if too_long:
             return "username_too_long", None, users
@@ -174,7 +182,7 @@ def chat_apply(users: dict[str, tuple], f: str, args: dict[str, Any]) -> tuple[s
             return "no_such_user", None, users
         if args["from_index"] < 1:
             return "bad_index", None, users
-        inbox = users[args["user"]]
+        inbox = users[args["user"]][0]
         if args["from_index"] > len(inbox):
             return "index_past_end", [], users
         return "ok", [list(m) for m in inbox[args["from_index"] - 1 :]], users

@@ -10,7 +10,15 @@ from raftchat.chat import ChatMachine
 from raftchat.statemachine import InvalidRequest, Result, validate
 
 
+def key_of(user: object) -> bytes:
+    """A stand-in for the node's scrypt key: the machine only stores and compares keys."""
+    return f"key of {user}".encode()
+
+
 def run(machine: ChatMachine, op: str, **args: object) -> Result:
+    """Apply ``op``; an op that takes a key gets the acting user's right one unless given."""
+    if op in machine.keyed and "key" not in args:
+        args["key"] = key_of(args[machine.keyed[op]])
     return machine.apply(validate(machine, {"op": op, **args}))
 
 
@@ -206,3 +214,37 @@ def test_restore_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="corrupt chat snapshot"):
         machine.restore(b"\x93garbage")
     assert run(machine, "check_account", user="ann").value is True  # state untouched
+
+
+def test_an_account_is_acted_for_only_with_its_key(chat: ChatMachine) -> None:
+    assert run(chat, "send_message", sender="alice", to="bob", text="hi") == Result("ok", 1)
+    wrong = b"another key"
+    assert_error(run(chat, "send_message", sender="alice", to="bob", text="x", key=wrong), "bad_password")
+    assert_error(run(chat, "fetch_messages", user="bob", from_index=1, key=key_of("alice")), "bad_password")
+    assert_error(run(chat, "delete_account", user="bob", key=wrong), "bad_password")
+    # bad_password comes first, before the op's own checks, and changes nothing.
+    assert_error(run(chat, "fetch_messages", user="bob", from_index=0, key=wrong), "bad_password")
+    assert_error(
+        run(chat, "send_message", sender="alice", to="zed", text="x" * 11, key=wrong), "bad_password"
+    )
+    assert run(chat, "fetch_messages", user="bob", from_index=1) == Result("ok", [["alice", "hi"]])
+    # Not an account: the usual checks answer, whatever the key.
+    assert_error(run(chat, "fetch_messages", user="zed", from_index=1, key=wrong), "no_such_user")
+    # Only the sender's key counts: the recipient's is not asked for.
+    assert run(chat, "send_message", sender="bob", to="alice", text="yo").status == "ok"
+    # Deleted and created again: the new key is the one that counts.
+    assert run(chat, "delete_account", user="bob") == Result("ok")
+    assert run(chat, "create_account", user="bob", key=wrong) == Result("ok")
+    assert_error(run(chat, "fetch_messages", user="bob", from_index=1), "bad_password")
+    assert run(chat, "fetch_messages", user="bob", from_index=1, key=wrong).status == "index_past_end"
+    # check and list stay public.
+    assert run(chat, "check_account", user="bob") == Result("ok", True)
+    assert run(chat, "list_accounts", pattern="*") == Result("ok", ["alice", "bob"])
+
+
+def test_keys_survive_a_snapshot(chat: ChatMachine) -> None:
+    copy = ChatMachine(max_username=8, max_message=10)
+    copy.restore(chat.snapshot())
+    assert copy.snapshot() == chat.snapshot()
+    assert_error(run(copy, "fetch_messages", user="bob", from_index=1, key=b"no"), "bad_password")
+    assert run(copy, "fetch_messages", user="bob", from_index=1).status == "index_past_end"

@@ -173,3 +173,51 @@ def test_generated_chat_history_is_linearizable_and_a_forged_message_is_not() ->
     forged = fetches[len(fetches) // 2]
     forged.value = {"status": "ok", "value": [*forged.value["value"], ["mallory", "forged"]]}
     assert check(records, get_model("chat"), shrink=False).valid is False
+
+
+def with_passwords() -> Chat:
+    h = Chat().op(0, "create_account", user="alice", password="a")
+    return h.op(0, "create_account", user="bob", password="b")
+
+
+def test_a_wrong_password_must_be_refused() -> None:
+    h = with_passwords()
+    assert h.op(1, "fetch_messages", "bad_password", user="bob", from_index=1, password="a").valid() is True
+    # A wrong password that got in is an anomaly: the account was acted for without its password.
+    h = with_passwords()
+    assert (
+        h.op(1, "fetch_messages", "index_past_end", [], user="bob", from_index=1, password="a").valid()
+        is False
+    )
+    h = with_passwords()
+    assert h.op(1, "send_message", value=1, sender="alice", to="bob", text="x", password="b").valid() is False
+    h = with_passwords()
+    assert h.op(1, "delete_account", user="bob", password="a").valid() is False
+    # ... and so is refusing the right one.
+    h = with_passwords()
+    assert (
+        h.op(1, "send_message", "bad_password", sender="alice", to="bob", text="x", password="a").valid()
+        is False
+    )
+
+
+def test_a_refused_request_changes_nothing() -> None:
+    h = with_passwords().op(1, "delete_account", "bad_password", user="bob", password="a")
+    h.op(1, "send_message", "bad_password", sender="alice", to="bob", text="x", password="b")
+    assert h.op(2, "check_account", value=True, user="bob").valid() is True
+    h = with_passwords().op(
+        1, "send_message", "bad_password", sender="alice", to="bob", text="x", password="b"
+    )
+    assert (
+        h.op(2, "fetch_messages", value=[["alice", "x"]], user="bob", from_index=1, password="b").valid()
+        is False
+    )
+
+
+def test_a_password_belongs_to_one_incarnation_of_an_account() -> None:
+    h = with_passwords().op(1, "delete_account", user="bob", password="b")
+    h.op(1, "create_account", user="bob", password="c")
+    assert h.op(2, "fetch_messages", "bad_password", user="bob", from_index=1, password="b").valid() is True
+    # a missing account is answered as before, whatever the password
+    h = with_passwords().op(1, "fetch_messages", "no_such_user", user="carol", from_index=1, password="z")
+    assert h.valid() is True

@@ -98,13 +98,14 @@ def _random_chat_op(rng: random.Random) -> tuple[str, Any]:
     user, other = rng.sample([f"{group}u0", f"{group}u1"], 2)
     f = rng.choice(["create_account", "create_account", "send_message", "send_message"] + list(CHAT_READS))
     f = rng.choice([f, "delete_account"]) if rng.random() < 0.2 else f
+    password = rng.choice("ppq")  # a second password: some ops are refused as bad_password
     args: dict[str, Any] = {
-        "create_account": {"user": user},
-        "delete_account": {"user": user},
+        "create_account": {"user": user, "password": password},
+        "delete_account": {"user": user, "password": password},
         "check_account": {"user": user},
         "list_accounts": {"pattern": f"{group}u*"},
-        "send_message": {"sender": user, "to": other, "text": rng.choice("xy")},
-        "fetch_messages": {"user": user, "from_index": rng.choice([1, 1, 2])},
+        "send_message": {"sender": user, "to": other, "text": rng.choice("xy"), "password": password},
+        "fetch_messages": {"user": user, "from_index": rng.choice([1, 1, 2]), "password": password},
     }[f]
     return f, {**args, "group": group}
 
@@ -113,7 +114,10 @@ def _apply(state: dict[str, Any], kind: str, f: str, value: Any) -> Any:
     """Apply to the correct object; return the canonical completion value."""
     if kind == "chat":  # raftchat's own state machine is the correct object
         machine = state.setdefault("chat", ChatMachine())
-        result = machine.apply({"op": f, **{k: v for k, v in value.items() if k != "group"}})
+        args = {k: v for k, v in value.items() if k not in ("group", "password")}
+        if "password" in value:  # the node's scrypt step, stood in for: the machine compares keys
+            args["key"] = value["password"].encode()
+        result = machine.apply({"op": f, **args})
         return {"status": result.status, "value": result.value}
     if kind == "kv":
         key, arg = value

@@ -205,7 +205,9 @@ async def call_once(addrs: dict[str, str], op: str, *, prefer: str | None = None
 
 def test_follows_the_leader_hint(fake_cluster):
     cluster = fake_cluster(n1=follower_script("n3"), n2=follower_script("n3"), n3=leader_script(7))
-    client, result = run(call_once(cluster.addrs, "send_message", prefer="n1", sender="a", to="b", text="hi"))
+    client, result = run(
+        call_once(cluster.addrs, "send_message", password="pw", prefer="n1", sender="a", to="b", text="hi")
+    )
     assert (result.status, result.value) == ("ok", 7)
     assert client.leader == "n3"
     assert len(cluster.nodes["n1"].requests) == 1
@@ -214,14 +216,14 @@ def test_follows_the_leader_hint(fake_cluster):
 
 def test_tries_the_next_node_when_no_leader_is_known(fake_cluster):
     cluster = fake_cluster(n1=follower_script(None), n2=leader_script())
-    client, result = run(call_once(cluster.addrs, "create_account", prefer="n1", user="a"))
+    client, result = run(call_once(cluster.addrs, "create_account", password="pw", prefer="n1", user="a"))
     assert result.status == "ok"
     assert client.leader == "n2"
 
 
 def test_non_ok_statuses_are_returned_not_raised(fake_cluster):
     cluster = fake_cluster(n1=lambda node, req: node.answer("user_exists", error="user 'a' already exists"))
-    _client, result = run(call_once(cluster.addrs, "create_account", user="a"))
+    _client, result = run(call_once(cluster.addrs, "create_account", password="pw", user="a"))
     assert (result.status, result.error) == ("user_exists", "user 'a' already exists")
 
 
@@ -235,8 +237,8 @@ def test_same_client_and_seq_on_every_retry_and_ack_sent(fake_cluster):
 
     async def scenario() -> Client:
         client = Client(cluster.addrs, client_id="c1", timeout=3, attempt_timeout=0.5)
-        assert (await client.call("create_account", user="a")).status == "ok"
-        assert (await client.call("create_account", user="b")).status == "ok"
+        assert (await client.call("create_account", password="pw", user="a")).status == "ok"
+        assert (await client.call("create_account", password="pw", user="b")).status == "ok"
         await client.close()
         return client
 
@@ -257,7 +259,7 @@ def test_reads_carry_no_session(fake_cluster):
 def test_write_refused_everywhere_is_definite(dead_address):
     addrs = {"n1": dead_address(), "n2": dead_address()}
     with pytest.raises(OperationError) as info:
-        run(call_once(addrs, "create_account", user="a", timeout=0.5))
+        run(call_once(addrs, "create_account", password="pw", user="a", timeout=0.5))
     assert info.value.definite
     assert info.value.status == "timeout"
     assert "connection refused" in info.value.message
@@ -266,7 +268,7 @@ def test_write_refused_everywhere_is_definite(dead_address):
 def test_write_rejected_by_followers_only_is_definite(fake_cluster):
     cluster = fake_cluster(n1=follower_script(None), n2=follower_script(None))
     with pytest.raises(OperationError) as info:
-        run(call_once(cluster.addrs, "create_account", user="a", timeout=0.5))
+        run(call_once(cluster.addrs, "create_account", password="pw", user="a", timeout=0.5))
     assert info.value.definite
     assert len(cluster.nodes["n1"].requests) > 1  # kept trying round-robin until the deadline
 
@@ -274,24 +276,30 @@ def test_write_rejected_by_followers_only_is_definite(fake_cluster):
 def test_unanswered_write_is_indefinite_but_unanswered_read_is_definite(fake_cluster):
     cluster = fake_cluster(n1=lambda node, req: None)
     with pytest.raises(OperationError) as info:
-        run(call_once(cluster.addrs, "send_message", sender="a", to="b", text="x", timeout=0.6))
+        run(
+            call_once(cluster.addrs, "send_message", password="pw", sender="a", to="b", text="x", timeout=0.6)
+        )
     assert not info.value.definite
     with pytest.raises(OperationError) as info:
-        run(call_once(cluster.addrs, "fetch_messages", user="a", from_index=1, timeout=0.6))
+        run(call_once(cluster.addrs, "fetch_messages", password="pw", user="a", from_index=1, timeout=0.6))
     assert info.value.definite
 
 
 def test_connection_broken_after_sending_is_indefinite(fake_cluster):
     cluster = fake_cluster(n1=lambda node, req: "close", n2=follower_script(None))
     with pytest.raises(OperationError) as info:
-        run(call_once(cluster.addrs, "delete_account", prefer="n1", user="a", timeout=0.6))
+        run(call_once(cluster.addrs, "delete_account", password="pw", prefer="n1", user="a", timeout=0.6))
     assert not info.value.definite
 
 
 def test_uncertain_everywhere_is_indefinite(fake_cluster):
     cluster = fake_cluster(n1=lambda node, req: node.answer("uncertain"))
     with pytest.raises(OperationError) as info:
-        run(call_once(cluster.addrs, "create_account", user="a", timeout=2.0, attempt_timeout=1.0))
+        run(
+            call_once(
+                cluster.addrs, "create_account", password="pw", user="a", timeout=2.0, attempt_timeout=1.0
+            )
+        )
     assert not info.value.definite
     assert info.value.status == "timeout"
     # Every answer the client got said "uncertain" (on a loaded machine the last attempt may
@@ -356,7 +364,7 @@ def test_closing_the_client_ends_calls_in_progress(fake_cluster):
     async def scenario() -> OperationError:
         # Timeouts far beyond the test's: only the close can end the call.
         client = Client(cluster.addrs, timeout=600, attempt_timeout=600)
-        call = asyncio.create_task(client.call("create_account", user="a"))
+        call = asyncio.create_task(client.call("create_account", password="pw", user="a"))
         await asyncio.to_thread(wait_until, "the request to arrive", lambda: cluster.nodes["n1"].requests)
         await client.close()
         with pytest.raises(OperationError) as info:
@@ -370,8 +378,8 @@ def test_closing_the_client_ends_calls_in_progress(fake_cluster):
 def test_sync_client_keeps_its_loop_between_calls(fake_cluster):
     cluster = fake_cluster(n1=leader_script(3))
     with SyncClient(cluster.addrs, timeout=2) as client:
-        assert client.call("send_message", sender="a", to="b", text="x").value == 3
-        assert client.call("send_message", sender="a", to="b", text="y").value == 3
+        assert client.call("send_message", password="pw", sender="a", to="b", text="x").value == 3
+        assert client.call("send_message", password="pw", sender="a", to="b", text="y").value == 3
         assert client.leader == "n1"
     assert cluster.nodes["n1"].connections == 1
     assert [r["seq"] for r in cluster.nodes["n1"].requests] == [1, 2]
@@ -397,26 +405,28 @@ def test_live_chat_operations(live_cluster):
     async def scenario() -> None:
         client = Client(config, timeout=10)
         try:
-            assert (await client.call("create_account", user=alice)).status == "ok"
-            assert (await client.call("create_account", user=bob)).status == "ok"
-            assert (await client.call("create_account", user=alice)).status == "user_exists"
+            assert (await client.call("create_account", password="pw", user=alice)).status == "ok"
+            assert (await client.call("create_account", password="pw", user=bob)).status == "ok"
+            assert (await client.call("create_account", password="pw", user=alice)).status == "user_exists"
             assert (await client.call("check_account", user=alice)).value is True
             assert (await client.call("check_account", user=unique("x"))).value is False
-            first = await client.call("send_message", sender=alice, to=bob, text="hello")
-            second = await client.call("send_message", sender=alice, to=bob, text="again")
+            first = await client.call("send_message", password="pw", sender=alice, to=bob, text="hello")
+            second = await client.call("send_message", password="pw", sender=alice, to=bob, text="again")
             assert (first.status, first.value, second.value) == ("ok", 1, 2)
-            fetched = await client.call("fetch_messages", user=bob, from_index=1)
+            fetched = await client.call("fetch_messages", password="pw", user=bob, from_index=1)
             assert fetched.status == "ok"
             assert fetched.value == [[alice, "hello"], [alice, "again"]]
-            assert (await client.call("fetch_messages", user=bob, from_index=2)).value == [[alice, "again"]]
-            past = await client.call("fetch_messages", user=bob, from_index=3)
+            assert (await client.call("fetch_messages", password="pw", user=bob, from_index=2)).value == [
+                [alice, "again"]
+            ]
+            past = await client.call("fetch_messages", password="pw", user=bob, from_index=3)
             assert (past.status, past.value) == ("index_past_end", [])
             listed = await client.call("list_accounts", pattern=alice[0] + "*")
             assert alice in listed.value and bob not in listed.value
-            assert (await client.call("delete_account", user=alice)).status == "ok"
-            assert (await client.call("delete_account", user=alice)).status == "no_such_user"
+            assert (await client.call("delete_account", password="pw", user=alice)).status == "ok"
+            assert (await client.call("delete_account", password="pw", user=alice)).status == "no_such_user"
             assert (await client.call("check_account", user=alice)).value is False
-            nobody = await client.call("send_message", sender=alice, to=bob, text="ghost")
+            nobody = await client.call("send_message", password="pw", sender=alice, to=bob, text="ghost")
             assert nobody.status == "no_such_user"
             assert client.leader in config.ids
         finally:
@@ -433,12 +443,15 @@ def test_live_concurrent_sends_are_all_applied_once(live_cluster):
         client = Client(config, timeout=10)
         try:
             for user in (alice, bob):
-                assert (await client.call("create_account", user=user)).status == "ok"
+                assert (await client.call("create_account", password="pw", user=user)).status == "ok"
             results = await asyncio.gather(
-                *(client.call("send_message", sender=alice, to=bob, text=f"m{i}") for i in range(30))
+                *(
+                    client.call("send_message", password="pw", sender=alice, to=bob, text=f"m{i}")
+                    for i in range(30)
+                )
             )
             assert sorted(r.value for r in results) == list(range(1, 31))
-            inbox = await client.call("fetch_messages", user=bob, from_index=1)
+            inbox = await client.call("fetch_messages", password="pw", user=bob, from_index=1)
             assert sorted(text for _s, text in inbox.value) == sorted(f"m{i}" for i in range(30))
             assert client.seqs.ack == client.seqs.next_seq - 1  # every answered seq acknowledged
         finally:
@@ -467,7 +480,7 @@ def test_live_redirect_from_a_follower(live_cluster):
 
     user = unique("r")
     with SyncClient(config, prefer=follower.id, timeout=10) as client:
-        assert client.call("create_account", user=user).status == "ok"
+        assert client.call("create_account", password="pw", user=user).status == "ok"
         # Redirected away from the follower it preferred, unless an election made that one leader.
         assert client.leader in config.ids
         assert client.leader != follower.id or (node_status(follower.client) or {}).get("role") == "leader"
@@ -495,10 +508,10 @@ def test_live_retry_with_the_same_seq_returns_the_same_answer(live_cluster):
     alice, bob = unique("a"), unique("b")
     with SyncClient(config, timeout=10) as client:
         for user in (alice, bob):
-            assert client.call("create_account", user=user).status == "ok"
+            assert client.call("create_account", password="pw", user=user).status == "ok"
     session = uuid.uuid4().hex
     send = {
-        "op": {"op": "send_message", "sender": alice, "to": bob, "text": "once"},
+        "op": {"op": "send_message", "password": "pw", "sender": alice, "to": bob, "text": "once"},
         "client": session,
         "ack": 0,
     }
@@ -513,12 +526,12 @@ def test_live_retry_with_the_same_seq_returns_the_same_answer(live_cluster):
     assert stale["status"] == "stale_request"  # acknowledged, forgotten, and not applied again
 
     with SyncClient(config, timeout=10) as client:
-        inbox = client.call("fetch_messages", user=bob, from_index=1)
+        inbox = client.call("fetch_messages", password="pw", user=bob, from_index=1)
     assert inbox.value == [[alice, "once"], [alice, "once"]]  # seq 1 and seq 2, nothing more
 
 
 def test_live_bad_request_is_definite(live_cluster):
     config = cfg.load(live_cluster)
     with SyncClient(config, timeout=10) as client, pytest.raises(OperationError) as info:
-        client.call("create_account", user=42)
+        client.call("create_account", password="pw", user=42)
     assert (info.value.status, info.value.definite) == ("bad_request", True)

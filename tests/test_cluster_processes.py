@@ -22,7 +22,7 @@ async def _send_many(client: Client, sender: str, to: str, prefix: str, count: i
     for i in range(count):
         text = f"{prefix}-{i}"
         try:
-            result = await client.call("send_message", sender=sender, to=to, text=text)
+            result = await client.call("send_message", password="pw", sender=sender, to=to, text=text)
         except OperationError:
             continue
         assert result.status == "ok", result
@@ -31,7 +31,7 @@ async def _send_many(client: Client, sender: str, to: str, prefix: str, count: i
 
 
 async def _inbox(client: Client, user: str) -> list[str]:
-    result = await client.call("fetch_messages", user=user, from_index=1)
+    result = await client.call("fetch_messages", password="pw", user=user, from_index=1)
     assert result.status in ("ok", "index_past_end"), result
     return [text for _sender, text in result.value]
 
@@ -51,7 +51,7 @@ def test_leader_and_minority_crash_lose_nothing(make_cluster, nodes):
         client = Client(cluster.config, timeout=10)
         try:
             for user in ("alice", "bob"):
-                assert (await client.call("create_account", user=user)).status == "ok"
+                assert (await client.call("create_account", password="pw", user=user)).status == "ok"
             acked = await _send_many(client, "alice", "bob", "before", 20)
             killed = []
             for round_ in range(minority):
@@ -74,8 +74,8 @@ def test_full_restart_keeps_state(make_cluster):
     async def write() -> list[str]:
         client = Client(cluster.config, timeout=10)
         try:
-            await client.call("create_account", user="carol")
-            await client.call("create_account", user="dave")
+            await client.call("create_account", password="pw", user="carol")
+            await client.call("create_account", password="pw", user="dave")
             return await _send_many(client, "carol", "dave", "msg", 30)
         finally:
             await client.close()
@@ -112,7 +112,7 @@ def test_lagging_node_catches_up_through_snapshot(tmp_path):
         async def write() -> list[str]:
             client = Client(cluster.config, timeout=10)
             try:
-                await client.call("create_account", user="erin")
+                await client.call("create_account", password="pw", user="erin")
                 return await _send_many(client, "erin", "erin", "m", 200)
             finally:
                 await client.close()
@@ -153,7 +153,7 @@ def test_restart_after_snapshots_applies_nothing_twice(tmp_path):
     async def write(cluster: LocalCluster) -> list[str]:
         client = Client(cluster.config, timeout=10)
         try:
-            await client.call("create_account", user="gina")
+            await client.call("create_account", password="pw", user="gina")
             return await _send_many(client, "gina", "gina", "s", 120)
         finally:
             await client.close()
@@ -231,9 +231,14 @@ def test_bad_input_gets_clear_errors_and_node_keeps_serving(make_cluster):
         assert reply["id"] == 7 and reply["status"] == "bad_request" and "unknown operation" in reply["error"]
         reply = _raw_request(sock, protocol.pack({"id": 8, "op": {"op": "check_account", "user": 42}}))
         assert reply["status"] == "bad_request" and "'user'" in reply["error"]
-        reply = _raw_request(sock, protocol.pack({"id": 9, "op": {"op": "create_account", "user": "x"}}))
+        reply = _raw_request(
+            sock, protocol.pack({"id": 9, "op": {"op": "create_account", "password": "pw", "user": "x"}})
+        )
         assert reply["status"] == "bad_request" and "client" in reply["error"]
-        request = {"id": 10, "op": {"op": "send_message", "sender": "nobody", "to": "noone", "text": "hi"}}
+        request = {
+            "id": 10,
+            "op": {"op": "send_message", "password": "pw", "sender": "nobody", "to": "noone", "text": "hi"},
+        }
         reply = _raw_request(sock, protocol.pack({**request, "client": "c1", "seq": 1}))
         if reply["status"] == "not_leader":  # this node does not lead (now): ask the leader
             reply = _leader_answer(cluster, protocol.pack({**request, "client": "c1", "seq": 1}))
@@ -248,7 +253,7 @@ def test_bad_input_gets_clear_errors_and_node_keeps_serving(make_cluster):
     async def still_serves() -> None:
         client = Client(cluster.config, timeout=10)
         try:
-            assert (await client.call("create_account", user="frank")).status == "ok"
+            assert (await client.call("create_account", password="pw", user="frank")).status == "ok"
             assert (await client.call("check_account", user="frank")).value is True
         finally:
             await client.close()

@@ -35,9 +35,15 @@ def _entries(count: int) -> list[tuple[int, int, bytes]]:
             continue
         user = f"u{index % 7}"
         op = (
-            {"op": "create_account", "user": user}
+            {"op": "create_account", "key": b"k", "user": user}
             if index < 10
-            else {"op": "send_message", "sender": user, "to": f"u{(index * 3) % 7}", "text": f"t{index}"}
+            else {
+                "op": "send_message",
+                "key": b"k",
+                "sender": user,
+                "to": f"u{(index * 3) % 7}",
+                "text": f"t{index}",
+            }
         )
         entries.append((index, term, encode_command(f"c{index % 3}", index, 0, op)))
     return entries

@@ -146,10 +146,10 @@ def test_bad_commands_are_deterministic_results() -> None:
 
 def test_read() -> None:
     replica = Replica(ChatMachine())
-    replica.apply(encode_command("c", 1, 0, {"op": "create_account", "user": "ann"}))
+    replica.apply(encode_command("c", 1, 0, {"op": "create_account", "user": "ann", "key": b"k"}))
     assert replica.read({"op": "check_account", "user": "ann"}) == Result("ok", True)
     with pytest.raises(InvalidRequest, match="changes state"):
-        replica.read({"op": "create_account", "user": "bob"})
+        replica.read({"op": "create_account", "user": "bob", "key": b"k"})
     with pytest.raises(InvalidRequest):
         replica.read({"op": "check_account"})
     assert replica.read({"op": "check_account", "user": "bob"}).value is False

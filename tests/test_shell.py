@@ -144,7 +144,8 @@ def make_shell(
     answers: dict[str, Any] | None = None, interactive: bool = False
 ) -> tuple[Shell, io.StringIO, io.StringIO]:
     out, err = io.StringIO(), io.StringIO()
-    return Shell(ScriptedClient(answers), out, err, interactive=interactive), out, err
+    sh = Shell(ScriptedClient(answers), out, err, interactive=interactive, ask_password=lambda prompt: "pw")
+    return sh, out, err
 
 
 def test_fetch_prints_index_sender_and_text():
@@ -179,6 +180,48 @@ def test_usage_errors_exit_2_without_calling_the_cluster():
     assert sh.client.calls == []
 
 
+def test_login_checks_the_password_and_keeps_it():
+    sh, out, _err = make_shell(
+        {"check_account": Result("ok", True), "fetch_messages": Result("bad_password", error="no")},
+        interactive=True,
+    )
+    assert sh.execute("login alice") == 1
+    assert "wrong password" in out.getvalue() and sh.user is None
+    sh.client.answers["fetch_messages"] = Result("index_past_end", [])
+    assert sh.execute("login alice") == 0 and sh.user == "alice"
+    sh.ask_password = lambda prompt: pytest.fail(f"asked {prompt!r} again")
+    assert sh.execute("send bob hi") == 0
+    assert sh.client.calls[-1] == (
+        "send_message",
+        {"sender": "alice", "to": "bob", "text": "hi", "password": "pw"},
+    )
+
+
+def test_create_asks_twice_and_a_mismatch_creates_nothing():
+    answers = iter(["one", "two"])
+    sh, out, _err = make_shell(interactive=True)
+    sh.ask_password = lambda prompt: next(answers)
+    assert sh.execute("create carol") == 2
+    assert "differ" in out.getvalue() and sh.client.calls == []
+
+
+def test_one_command_reads_the_password_from_the_environment_or_a_file(monkeypatch, tmp_path):
+    monkeypatch.delenv(shell.PASSWORD_ENV, raising=False)
+    monkeypatch.delenv(shell.PASSWORD_FILE_ENV, raising=False)
+    assert shell.script_password()("password: ") is None
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\nignored\n")
+    assert shell.script_password(str(secret))("password: ") == "from-file"
+    monkeypatch.setenv(shell.PASSWORD_FILE_ENV, str(secret))
+    assert shell.script_password()("password: ") == "from-file"
+    monkeypatch.setenv(shell.PASSWORD_ENV, "from-env")
+    assert shell.script_password(str(secret))("password: ") == "from-env"
+    out, err = io.StringIO(), io.StringIO()
+    sh = Shell(ScriptedClient(), out, err, interactive=False, ask_password=lambda prompt: None)
+    assert sh.execute("fetch bob") == 2
+    assert "no password given" in err.getvalue() and sh.client.calls == []
+
+
 def test_login_requires_an_existing_account():
     sh, out, _err = make_shell({"check_account": Result("ok", False)}, interactive=True)
     assert sh.execute("login ghost") == 1
@@ -199,7 +242,7 @@ def test_deleting_ones_own_account_asks_first_and_logs_out():
     assert "not deleted" in out.getvalue() and sh.user == "alice"
     assert not any(op == "delete_account" for op, _ in sh.client.calls)
     assert sh.execute("delete alice") == 0  # named explicitly, still one's own: asked again
-    assert ("delete_account", {"user": "alice"}) in sh.client.calls
+    assert ("delete_account", {"user": "alice", "password": "pw"}) in sh.client.calls
     assert sh.user is None and sh.prompt() == "[n2]> "
     assert "deleted account alice" in out.getvalue() and "logged out" in out.getvalue()
 
@@ -211,7 +254,7 @@ def test_deleting_another_account_or_with_c_does_not_ask():
     assert sh.execute("delete bob") == 0 and sh.user == "alice"
     sh, _out, _err = make_shell()
     assert sh.execute("delete alice") == 0
-    assert sh.client.calls == [("delete_account", {"user": "alice"})]
+    assert sh.client.calls == [("delete_account", {"user": "alice", "password": "pw"})]
 
 
 def test_end_of_input_at_the_question_keeps_the_account():
@@ -253,10 +296,12 @@ def test_run_interactive_from_a_pipe(monkeypatch, tmp_path):
     monkeypatch.setattr(shell, "SyncClient", lambda config: scripted)
     path = tmp_path / "cluster.yaml"
     cfg.dump(cfg.local_cluster(3, 20000), path)
-    stdin = io.StringIO("login alice\nsend bob hi there\nnonsense\nquit\ncreate never-run\n")
+    stdin = io.StringIO("login alice\nalice-pw\nsend bob hi there\nnonsense\nquit\ncreate never-run\n")
     stdout = io.StringIO()
     assert shell.run(str(path), stdin=stdin, stdout=stdout) == 0
-    assert ("send_message", {"sender": "alice", "to": "bob", "text": "hi there"}) in scripted.calls
+    assert ("fetch_messages", {"user": "alice", "from_index": 1, "password": "alice-pw"}) in scripted.calls
+    sent = {"sender": "alice", "to": "bob", "text": "hi there", "password": "alice-pw"}
+    assert ("send_message", sent) in scripted.calls
     assert not any(op == "create_account" for op, _ in scripted.calls)
     assert "unknown command 'nonsense'" in stdout.getvalue()
     assert scripted.closed
@@ -302,12 +347,15 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-def one(cluster: Path, command: str) -> subprocess.CompletedProcess:
-    """`raftchat client -c COMMAND`, as a script would run it."""
+def one(cluster: Path, command: str, password: str | None = "pw", *extra: str) -> subprocess.CompletedProcess:
+    """`raftchat client -c COMMAND`, as a script would run it, the password in the environment."""
+    env = {k: v for k, v in _env().items() if not k.startswith("RAFTCHAT_PASSWORD")}
+    if password is not None:
+        env["RAFTCHAT_PASSWORD"] = password
     return subprocess.run(
-        [sys.executable, "-m", "raftchat", "client", "--cluster", str(cluster), "-c", command],
+        [sys.executable, "-m", "raftchat", "client", "--cluster", str(cluster), "-c", command, *extra],
         cwd=ROOT,
-        env=_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -319,6 +367,15 @@ PROMPT = r"\[n\d+\]> "
 
 def user_prompt(user: str) -> str:
     return rf"\[n\d+ {re.escape(user)}\]> "
+
+
+def give_password(child: pexpect.spawn, password: str, new: bool = False) -> None:
+    """Answer the shell's password prompt(s); what is typed must not be echoed."""
+    child.expect("new password for " if new else "password for ")
+    child.sendline(password)
+    if new:
+        child.expect("again, the password for ")
+        child.sendline(password)
 
 
 def test_interactive_session(live_cluster):
@@ -342,15 +399,24 @@ def test_interactive_session(live_cluster):
         child.expect(PROMPT)
 
         child.sendline(f"create {alice}")
+        give_password(child, "alice-secret", new=True)
         child.expect(f"created account {alice}")
+        assert "alice-secret" not in child.before  # typed without echo
         child.expect(PROMPT)
         child.sendline(f"create {bob}")
+        give_password(child, "bob-secret", new=True)
         child.expect(PROMPT)
         child.sendline(f"create {alice}")
+        give_password(child, "other", new=True)
         child.expect("that account already exists")  # an error status, shown nicely
         child.expect(PROMPT)
 
         child.sendline(f"login {alice}")
+        give_password(child, "bob-secret")
+        child.expect("wrong password")
+        child.expect(PROMPT)
+        child.sendline(f"login {alice}")
+        give_password(child, "alice-secret")
         child.expect(f"logged in as {alice}")
         child.expect(user_prompt(alice))
         child.sendline(f"send {bob} hi there")
@@ -360,6 +426,7 @@ def test_interactive_session(live_cluster):
         child.expect(user_prompt(alice))
 
         child.sendline(f"login {bob}")
+        give_password(child, "bob-secret")
         child.expect(user_prompt(bob))
         child.sendline("fetch")
         child.expect_exact(f"1  {alice}: hi there")
@@ -406,6 +473,7 @@ def test_interactive_delete_of_ones_own_account(live_cluster):
     try:
         child.expect(PROMPT)
         child.sendline(f"login {erin}")
+        give_password(child, "pw")
         child.expect(user_prompt(erin))
         child.sendline("fetch")
         child.expect_exact("(the inbox is empty)")
@@ -447,7 +515,7 @@ def test_interactive_exit_at_end_of_input(live_cluster):
     assert child.exitstatus == 0
 
 
-def test_one_command_exit_codes(live_cluster):
+def test_one_command_exit_codes(live_cluster, tmp_path):
     carol, dave = unique("c"), unique("d")
     done = one(live_cluster, f"create {carol}")
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, f"created account {carol}", "")
@@ -459,6 +527,13 @@ def test_one_command_exit_codes(live_cluster):
 
     sent = one(live_cluster, f"send {carol} {dave} hello world")
     assert sent.returncode == 0, sent.stderr
+    wrong = one(live_cluster, f"send {carol} {dave} forged", "not-carols")
+    assert wrong.returncode == 1 and "wrong password" in wrong.stderr
+    assert one(live_cluster, f"fetch {dave}", None).returncode == 2  # no password: nothing asked
+    password_file = tmp_path / "password"
+    password_file.write_text("not-daves\n")
+    refused = one(live_cluster, f"fetch {dave}", None, "--password-file", str(password_file))
+    assert refused.returncode == 1 and "wrong password" in refused.stderr and carol not in refused.stdout
     fetched = one(live_cluster, f"fetch {dave}")
     assert (fetched.returncode, fetched.stdout) == (0, f"1  {carol}: hello world\n")
     past = one(live_cluster, f"fetch {dave} 2")

@@ -46,7 +46,7 @@ async def _setup(cluster: LocalCluster) -> None:
     client = Client(cluster.config, timeout=20)
     try:
         for u in range(USERS):
-            assert (await client.call("create_account", user=f"u{u}")).status == "ok"
+            assert (await client.call("create_account", password="pw", user=f"u{u}")).status == "ok"
     finally:
         await client.close()
 
@@ -61,7 +61,7 @@ async def _grow(cluster: LocalCluster, tag: str, count: int, writers: int = 4) -
             for i in range(w, count, writers):
                 to, text = f"u{i % USERS}", _text(tag, i)
                 try:
-                    result = await client.call("send_message", sender="u0", to=to, text=text)
+                    result = await client.call("send_message", password="pw", sender="u0", to=to, text=text)
                 except OperationError:
                     continue  # may or may not have happened: not counted as acknowledged
                 assert result.status == "ok", result
@@ -78,7 +78,7 @@ async def _check_state(cluster: LocalCluster, acked: dict[str, list[str]], node:
     client = Client(cluster.config, prefer=node, timeout=20)
     try:
         for u in range(USERS):
-            result = await client.call("fetch_messages", user=f"u{u}", from_index=1)
+            result = await client.call("fetch_messages", password="pw", user=f"u{u}", from_index=1)
             assert result.status in ("ok", "index_past_end"), result
             texts = [text for _sender, text in result.value]
             assert len(texts) == len(set(texts)), f"u{u}: a message was applied twice"
@@ -176,7 +176,7 @@ def test_follower_killed_mid_transfer_catches_up_and_restarts_from_the_snapshot(
         # One write with a fixed (client, seq): a retry of it later must be answered from the
         # session table (carried in the snapshot), never applied a second time.
         probe = {
-            "op": {"op": "send_message", "sender": "u0", "to": "u1", "text": "probe-once"},
+            "op": {"op": "send_message", "password": "pw", "sender": "u0", "to": "u1", "text": "probe-once"},
             "client": "probe",
             "seq": 1,
         }
@@ -234,7 +234,7 @@ def test_follower_killed_mid_transfer_catches_up_and_restarts_from_the_snapshot(
 async def _fetch(cluster: LocalCluster, node: str, user: str) -> list[str]:
     client = Client(cluster.config, prefer=node, timeout=20)
     try:
-        result = await client.call("fetch_messages", user=user, from_index=1)
+        result = await client.call("fetch_messages", password="pw", user=user, from_index=1)
         return [text for _sender, text in result.value]
     finally:
         await client.close()

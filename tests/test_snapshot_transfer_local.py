@@ -31,9 +31,10 @@ def _big_replica() -> Replica:
         assert applied is not None and applied.result.status == "ok", applied
 
     for user in ("ann", "bob"):
-        run("setup", {"op": "create_account", "user": user})
+        run("setup", {"op": "create_account", "user": user, "key": b"k"})
     for i in range(MESSAGES):
-        run("writer", {"op": "send_message", "sender": "ann", "to": "bob", "text": f"{i:05d}" * (TEXT // 5)})
+        text = f"{i:05d}" * (TEXT // 5)
+        run("writer", {"op": "send_message", "sender": "ann", "to": "bob", "text": text, "key": b"k"})
     replica.applied_index = seq
     return replica
 
@@ -47,7 +48,9 @@ def test_a_30_mb_state_is_snapshotted_in_a_child_and_restored_with_its_sessions(
         child = ForkedBytes(replica.snapshot)
         # After the fork: the parent moves on, the child's bytes must not see it.
         replica.apply(
-            encode_command("late", 1, 0, {"op": "send_message", "sender": "bob", "to": "ann", "text": "x"})
+            encode_command(
+                "late", 1, 0, {"op": "send_message", "sender": "bob", "to": "ann", "text": "x", "key": b"k"}
+            )
         )
         return await child.result()
 
@@ -58,11 +61,11 @@ def test_a_30_mb_state_is_snapshotted_in_a_child_and_restored_with_its_sessions(
     assert restored.snapshot() == expected
     # The session table came along: a retry of an applied write is answered, not applied again.
     retry = encode_command(
-        "writer", 3, 0, {"op": "send_message", "sender": "ann", "to": "bob", "text": "dup"}
+        "writer", 3, 0, {"op": "send_message", "sender": "ann", "to": "bob", "text": "dup", "key": b"k"}
     )
     again = restored.apply(retry)
     assert again is not None and again.duplicate and again.result.status == "ok"
-    inbox = restored.read({"op": "fetch_messages", "user": "bob", "from_index": 1}).value
+    inbox = restored.read({"op": "fetch_messages", "user": "bob", "from_index": 1, "key": b"k"}).value
     assert len(inbox) == MESSAGES and all(text != "dup" for _sender, text in inbox)
 
 

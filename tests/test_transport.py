@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from raftchat.raft.messages import Message, VoteResponse
 from raftchat.transport import PeerLink, PeerServer
 
+SECRET = b"s" * 32  # both ends hold the cluster secret: the hello passes
+
 
 class _Peer:
     """A PeerServer on a loopback port that can drop its connections or stop listening."""
@@ -24,7 +26,7 @@ class _Peer:
         self.accepted = 0
         self.server: asyncio.Server | None = None
         self.port = 0
-        self._peer = PeerServer("c", {"n1", "n2"}, self.received.append)
+        self._peer = PeerServer("c", {"n1", "n2"}, self.received.append, me="n2", secret=SECRET)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
@@ -67,7 +69,7 @@ def test_messages_arrive_in_order_and_a_gone_peer_is_reported() -> None:
         peer = _Peer()
         await peer.listen()
         gone: list[str] = []
-        link = PeerLink("c", "n1", "n2", ("127.0.0.1", peer.port), on_gone=gone.append)
+        link = PeerLink("c", "n1", "n2", ("127.0.0.1", peer.port), on_gone=gone.append, secret=SECRET)
         link.start()
         try:
             await _until(lambda: link.connected, "the link to connect")
@@ -91,7 +93,7 @@ def test_a_peer_that_drops_the_connection_but_listens_is_not_gone() -> None:
         peer = _Peer()
         await peer.listen()
         gone: list[str] = []
-        link = PeerLink("c", "n1", "n2", ("127.0.0.1", peer.port), on_gone=gone.append)
+        link = PeerLink("c", "n1", "n2", ("127.0.0.1", peer.port), on_gone=gone.append, secret=SECRET)
         link.start()
         try:
             await _until(lambda: link.connected and peer.writers, "the link to connect")

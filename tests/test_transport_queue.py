@@ -4,8 +4,8 @@ the sender hoard messages: the link's queue is bounded in bytes, and the rest is
 from __future__ import annotations
 
 import asyncio
-import socket
 
+from raftchat import auth
 from raftchat.protocol import MAX_FRAME
 from raftchat.raft.messages import AppendEntries, Entry
 from raftchat.transport import MAX_QUEUED_BYTES, PeerLink
@@ -18,12 +18,17 @@ def _batch(index: int) -> AppendEntries:
 
 def test_a_peer_that_never_reads_costs_the_sender_a_bounded_queue() -> None:
     async def scenario() -> tuple[int, int]:
-        # A listener that accepts and never reads: the kernel buffers fill, drain() blocks.
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        server.setblocking(False)
-        link = PeerLink("cluster", "n1", "n2", server.getsockname())
+        # A peer that completes the hello and then never reads: the kernel buffers fill,
+        # drain() blocks.
+        secret = b"k" * 32
+        hung: list[asyncio.StreamWriter] = []
+
+        async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await auth.accept(reader, writer, secret, "cluster", "n2", {"n1", "n2"})
+            hung.append(writer)
+
+        server = await asyncio.start_server(never_reads, "127.0.0.1", 0)
+        link = PeerLink("cluster", "n1", "n2", server.sockets[0].getsockname()[:2], secret=secret)
         link.start()
         try:
             for _ in range(200):  # wait for the connection
@@ -40,6 +45,8 @@ def test_a_peer_that_never_reads_costs_the_sender_a_bounded_queue() -> None:
             return peak, len(link.queue)
         finally:
             await link.stop()
+            for writer in hung:
+                writer.close()
             server.close()
 
     peak, queued = asyncio.run(scenario())

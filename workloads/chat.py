@@ -12,6 +12,10 @@ group's wildcard ``g17u*``. The prefix is letters only and the number digits onl
 Team ``t`` of ``T`` teams uses groups ``t, t+T, t+2T, ...``: the numbering depends only on
 how many groups the team finished, never on how teams interleave.
 
+Every account has a password (``<user>:<seed>``), and the workload logs in with it: every
+operation on an account's behalf carries it, and a share of them (``wrong_password``)
+carries a wrong one, which the model expects refused with ``bad_password``.
+
 Message texts carry the seed, the worker and a per-worker counter, so each is unique in
 the run and a lost or duplicated message shows up in a fetch.
 """
@@ -59,6 +63,12 @@ class ChatOptions:
     )
     prefix: str = opts.option(
         "g", "letters that start every group name; a new one lets a run reuse a cluster that has data"
+    )
+    wrong_password: float = opts.option(
+        0.05,
+        "share of operations on an account's behalf (send, fetch, delete) that give a wrong password",
+        0.0,
+        1.0,
     )
     text_size: int = opts.option(
         0,
@@ -121,6 +131,14 @@ class ChatWorkload(OptionsWorkload):
             raise RuntimeError(f"group {group!r} gives usernames over {MAX_USERNAME} characters")
         return users
 
+    def password(self, user: str) -> str:
+        return f"{user}:{self.seed}"
+
+    def _login(self, args: dict[str, Any], user: str, rng: random.Random) -> dict[str, Any]:
+        """``args`` with ``user``'s password, now and then a wrong one."""
+        wrong = rng.random() < self.options.wrong_password
+        return {**args, "password": self.password(user) + ("-wrong" if wrong else "")}
+
     @staticmethod
     def wildcard(group: str) -> str:
         """The list_accounts pattern that matches exactly ``group``'s users."""
@@ -147,13 +165,21 @@ class ChatWorkload(OptionsWorkload):
             team.sends += 1
             self._messages[worker] += 1
             text = f"s{self.seed} w{worker} m{self._messages[worker]}".ljust(self.options.text_size, ".")
-            args = {"sender": rng.choice(users), "to": rng.choice(users), "text": text}
+            sender = rng.choice(users)
+            args = self._login({"sender": sender, "to": rng.choice(users), "text": text}, sender, rng)
         elif f == "fetch_messages":
             start = 1
             if rng.random() >= self.options.fetch_from_start:
                 # Up to one past a typical inbox's end, so index_past_end comes up too.
                 start = rng.randint(1, team.sends // len(users) + 2)
-            args = {"user": rng.choice(users), "from_index": start}
+            user = rng.choice(users)
+            args = self._login({"user": user, "from_index": start}, user, rng)
+        elif f == "create_account":
+            user = rng.choice(users)
+            args = {"user": user, "password": self.password(user)}
+        elif f == "delete_account":
+            user = rng.choice(users)
+            args = self._login({"user": user}, user, rng)
         else:
             args = {"user": rng.choice(users)}
         return Invocation(f, {**args, "group": group})
@@ -167,7 +193,8 @@ class ChatWorkload(OptionsWorkload):
         reads = []
         for group in self.team_of(worker).groups:
             for user in self.users(group):
-                reads.append(Invocation("fetch_messages", {"user": user, "from_index": 1, "group": group}))
+                args = {"user": user, "from_index": 1, "password": self.password(user), "group": group}
+                reads.append(Invocation("fetch_messages", args))
             reads.append(Invocation("list_accounts", {"pattern": self.wildcard(group), "group": group}))
         return reads
 

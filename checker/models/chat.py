@@ -15,6 +15,12 @@ Accounts, each with an inbox of ``(sender, text)`` messages numbered from 1. Ope
   ``bad_index`` if below 1, ``index_past_end`` (value ``[]``) past the last message, else
   ok with ``[[sender, text], ...]`` from that index.
 
+Accounts have passwords: ``create_account`` takes one, and ``delete_account``,
+``fetch_messages`` and ``send_message`` (the sender's) must give the account's: if the acting
+account exists and the password is another, the answer is ``bad_password`` before any other
+check, and nothing changes. ``password`` may be absent (histories from before accounts had
+passwords): then it is ``None``, which matches an account created without one.
+
 Checks apply in the order listed. An error status is still a completed operation: it
 happened and changed nothing. Values are compared for ok answers; for errors the status
 says it all.
@@ -23,7 +29,7 @@ Groups of users are independent, so the history is split by ``"group"``.
 
 States must be cheap to hash and compare: an inbox is interned as an int (the same
 messages in the same order always get the same id), and a state is the sorted tuple of
-``(user, inbox id)``: hashing it costs the number of users, not of messages.
+``(user, inbox id, password)``: hashing it costs the number of users, not of messages.
 """
 
 from __future__ import annotations
@@ -41,23 +47,25 @@ MAX_MESSAGE = 500
 READS = frozenset({"check_account", "list_accounts", "fetch_messages"})
 _VALUED = frozenset({"check_account", "list_accounts", "send_message", "fetch_messages"})
 
-State = tuple[tuple[str, int], ...]
+State = tuple[tuple[str, int, Any], ...]  # (user, inbox id, password), sorted by user
+ACTING = {"delete_account": "user", "fetch_messages": "user", "send_message": "sender"}
 _ANSWER = mapping("status", optional=("value", "error"))
 
 
-def _args(*names: str) -> Signature:
-    return Signature(mapping(*names, optional=("group",)), _ANSWER)
+def _args(*names: str, keyed: bool = False) -> Signature:
+    optional = ("group", "password") if keyed else ("group",)
+    return Signature(mapping(*names, optional=optional), _ANSWER)
 
 
 class ChatModel:
     name = "chat"
     OPERATIONS = {  # see checker.fit
-        "create_account": _args("user"),
+        "create_account": _args("user", keyed=True),
         "check_account": _args("user"),
         "list_accounts": _args("pattern"),
-        "delete_account": _args("user"),
-        "send_message": _args("sender", "to", "text"),
-        "fetch_messages": _args("user", "from_index"),
+        "delete_account": _args("user", keyed=True),
+        "send_message": _args("sender", "to", "text", keyed=True),
+        "fetch_messages": _args("user", "from_index", keyed=True),
     }
 
     def __init__(self, initial: Any = None) -> None:
@@ -68,7 +76,7 @@ class ChatModel:
             box = 0
             for sender, text in messages:
                 box = self._append(box, sender, text)
-            self._initial = _put(self._initial, user, box)
+            self._initial = _put(self._initial, user, box, None)
 
     def init(self) -> Hashable:
         return self._initial
@@ -114,7 +122,10 @@ class ChatModel:
 
     def apply(self, state: State, f: str, args: dict[str, Any]) -> tuple[str | None, Any, State]:
         """(status, value, next state) of ``f`` in ``state``; status None for an unknown op."""
-        users = dict(state)
+        users = {user: (box, password) for user, box, password in state}
+        acting = args.get(ACTING.get(f, ""))
+        if acting in users and users[acting][1] != args.get("password"):
+            return "bad_password", None, state
         if f == "create_account":
             user = args["user"]
             if user == "":
@@ -123,7 +134,7 @@ class ChatModel:
                 return "username_too_long", None, state
             if user in users:
                 return "user_exists", None, state
-            return "ok", None, _put(state, user, 0)
+            return "ok", None, _put(state, user, 0, args.get("password"))
         if f == "check_account":
             if len(args["user"]) > MAX_USERNAME:
                 return "username_too_long", None, state
@@ -146,8 +157,8 @@ class ChatModel:
                 return "message_too_long", None, state
             if sender not in users or to not in users:
                 return "no_such_user", None, state
-            box = self._append(users[to], sender, text)
-            return "ok", len(self._boxes[box]), _put(state, to, box)
+            box = self._append(users[to][0], sender, text)
+            return "ok", len(self._boxes[box]), _put(state, to, box, users[to][1])
         if f == "fetch_messages":
             user, start = args["user"], args["from_index"]
             if len(user) > MAX_USERNAME:
@@ -156,7 +167,7 @@ class ChatModel:
                 return "no_such_user", None, state
             if start < 1:
                 return "bad_index", None, state
-            messages = self._boxes[users[user]]
+            messages = self._boxes[users[user][0]]
             if start > len(messages):
                 return "index_past_end", (), state
             return "ok", messages[start - 1 :], state
@@ -174,7 +185,7 @@ class ChatModel:
         if not state:
             return "no accounts"
         parts = []
-        for user, box in state:
+        for user, box, _password in state:
             messages = self._boxes[box]
             shown = "; ".join(f"{s}: {_clip(t)}" for s, t in messages[-3:])
             more = "..., " if len(messages) > 3 else ""
@@ -196,10 +207,10 @@ class ChatModel:
         return found
 
 
-def _put(state: State, user: str, box: int) -> State:
-    """``state`` with ``user``'s inbox set, kept sorted by user (one representation per content)."""
-    before = [pair for pair in state if pair[0] < user]
-    return (*before, (user, box), *(pair for pair in state[len(before) :] if pair[0] != user))
+def _put(state: State, user: str, box: int, password: Any) -> State:
+    """``state`` with ``user``'s account set, kept sorted by user (one representation per content)."""
+    before = [row for row in state if row[0] < user]
+    return (*before, (user, box, password), *(row for row in state[len(before) :] if row[0] != user))
 
 
 def _answer(status: Any, value: Any) -> str:

@@ -158,12 +158,37 @@ def decode(data: bytes) -> Message:
         if len(values) != len(names) + 1:
             raise DecodeError(f"{cls.__name__}: expected {len(names)} fields, got {len(values) - 1}")
         kwargs = dict(zip(names, values[1:], strict=True))
+        for name, value in kwargs.items():
+            _check_field(cls, name, value)
         if "entries" in kwargs:
             kwargs["entries"] = [Entry(int(i), int(t), bytes(d)) for i, t, d in kwargs["entries"]]
-        if cls is InstallSnapshot and not isinstance(kwargs["data"], bytes):
-            raise DecodeError(f"InstallSnapshot: data must be bytes, got {type(kwargs['data']).__name__}")
         return cls(**kwargs)
     except DecodeError:
         raise
     except Exception as exc:  # msgpack, index and type errors all mean the same thing here
         raise DecodeError(f"malformed raft message: {exc!r}") from exc
+
+
+_SIMPLE = {"str": str, "bool": bool, "bytes": bytes}
+
+
+def _check_field(cls: type, name: str, value: object) -> None:
+    """Every field has the type the core expects: a peer's bad value must not reach it."""
+    kind = _TYPES[cls][name]
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    elif kind == "list[Entry]":
+        ok = isinstance(value, list) and all(
+            isinstance(e, list | tuple)
+            and len(e) == 3
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in e[:2])
+            and isinstance(e[2], bytes)
+            for e in value
+        )
+    else:
+        ok = isinstance(value, _SIMPLE[kind]) and (kind == "bool" or not isinstance(value, bool))
+    if not ok:
+        raise DecodeError(f"{cls.__name__}: {name} must be {kind}, got {value!r:.60}")
+
+
+_TYPES = {cls: {f.name: f.type for f in fields(cls)} for cls in _KINDS}
