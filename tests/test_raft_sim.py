@@ -854,3 +854,26 @@ def test_a_wrong_peer_gone_hint_does_not_depose_a_live_leader() -> None:
     run(sim, 10 * sim.config.election_ticks)
     assert sim.core("n1").role is Role.LEADER
     assert [sim.core(i).term for i in sim.ids] == [term] * 3
+
+
+def test_an_asker_that_cannot_win_does_not_hold_back_a_follower_that_can() -> None:
+    """A follower waits for a pre-vote asker once per term. An asker that reaches only this
+    follower asks again every timeout for the same term; the follower must still time out
+    and campaign itself (before, each grant restarted its timer and no one ever led)."""
+    sim = quiet_sim(3)
+    elect(sim, "n1")
+    sim.crash("n1")
+    f = sim.core("n2")
+    term = f.term
+    for _ in range(sim.config.election_ticks):
+        f.tick()
+    drain(f)
+    campaigned = False
+    for _ in range(6 * sim.config.election_ticks):
+        f.step(RequestVote("n3", "n2", term + 1, f.last_index, f.last_term, pre_vote=True))
+        f.tick()
+        out = drain(f).messages
+        if any(isinstance(m, RequestVote) and m.src == "n2" for m in out):
+            campaigned = True
+            break
+    assert campaigned, "the follower never campaigned while the same asker kept asking"

@@ -241,6 +241,10 @@ class RaftCore:
         # Follower: up-to-date pre-votes refused only because our lease was still running;
         # granted when it runs out without word from the leader (see _defer_pre_vote).
         self._deferred_votes: dict[str, RequestVote] = {}
+        # The highest term of a pre-vote we granted and restarted our timer for: we wait for
+        # an asker once per term, never again, so an asker that cannot win (it reaches too few
+        # nodes) does not hold back, ask after ask, a node that could.
+        self._waited_for_term = 0
         self._progress: dict[str, _Progress] = {}
         self._bcast_pending = False  # leader: new entries or commit to push out at the next ready()
         self._read_bcast = 0  # leader: a ReadIndex heartbeat round to send at the next ready()
@@ -541,10 +545,14 @@ class RaftCore:
     def _grant_pre_vote(self, msg: RequestVote) -> None:
         """Grant a pre-vote. A follower also forgets the leader it no longer hears from and,
         as for a granted vote, restarts its election timer: the asker gets the time to win
-        before we campaign too and split the vote (the usual cause of a second election)."""
+        before we campaign too and split the vote (the usual cause of a second election).
+        Only once per term: an asker that keeps asking for the same term did not win in that
+        time, and restarting again would keep us, who might win, from ever campaigning."""
         if self.role is Role.FOLLOWER:
             self.leader_id = None
-            self._election_elapsed = 0
+            if msg.term > self._waited_for_term:
+                self._waited_for_term = msg.term
+                self._election_elapsed = 0
         self._send(VoteResponse(self.id, msg.src, msg.term, True, pre_vote=True))
 
     def _become_pre_candidate(self) -> None:
