@@ -128,6 +128,21 @@ class SystemBase:
                     f"`apt-get install {package}`"
                 )
 
+    # The cluster class of a system whose nodes are plain processes (systems.processes):
+    # built as ``cluster_type(data_dir, config, command_prefix, options)``.
+    cluster_type: Callable[..., Any] | None = None
+
+    def cluster(
+        self,
+        data_dir: Path,
+        config: ClusterConfig,
+        command_prefix: Callable[[str], list[str]] | None,
+        workload: Workload,
+        plan: Any,
+    ) -> Any:
+        assert self.cluster_type is not None, f"system {self.name!r} names no cluster_type"
+        return self.cluster_type(data_dir, config, command_prefix, self.options)
+
     def check_workload(self, workload: str) -> None:
         if workload not in self.workloads:
             raise ValueError(

@@ -269,6 +269,7 @@ class KVClient(EtcdClient):
 
 class EtcdSystem(SystemBase):
     name = "etcd"
+    cluster_type = EtcdCluster
     options_type = EtcdOptions
     workloads = ("register", "kv")
     networks = ("netns",)
@@ -286,16 +287,6 @@ class EtcdSystem(SystemBase):
             raise SystemUnavailable(f"system 'etcd': `etcd --version` failed: {exc}") from None
         match = re.search(r"etcd Version:\s*(\S+)", out)
         return match.group(1) if match else out.strip().splitlines()[0] if out.strip() else "unknown"
-
-    def cluster(
-        self,
-        data_dir: Path,
-        config: ClusterConfig,
-        command_prefix: Callable[[str], list[str]] | None,
-        workload: Workload,
-        plan: Any,
-    ) -> EtcdCluster:
-        return EtcdCluster(data_dir, config, command_prefix, self.options)
 
     def client(self, cluster: Any, workload: Workload, worker: int, plan: Any) -> EtcdClient:
         node = cluster.ids[worker % len(cluster.ids)]

@@ -220,6 +220,7 @@ class RedisClient:
 
 class RedisSystem(SystemBase):
     name = "redis"
+    cluster_type = RedisCluster
     options_type = RedisOptions
     workloads = ("register",)
     networks = ("netns",)
@@ -246,16 +247,6 @@ class RedisSystem(SystemBase):
             raise SystemUnavailable(f"system 'redis': `redis-server --version` failed: {exc}") from None
         match = re.search(r"v=(\S+)", out)
         return match.group(1) if match else "unknown"
-
-    def cluster(
-        self,
-        data_dir: Path,
-        config: ClusterConfig,
-        command_prefix: Callable[[str], list[str]] | None,
-        workload: Workload,
-        plan: Any,
-    ) -> RedisCluster:
-        return RedisCluster(data_dir, config, command_prefix, self.options)
 
     def client(self, cluster: Any, workload: Workload, worker: int, plan: Any) -> RedisClient:
         node = cluster.ids[worker % len(cluster.ids)]

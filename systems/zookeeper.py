@@ -268,6 +268,7 @@ class ZooKeeperClient:
 
 class ZooKeeperSystem(SystemBase):
     name = "zookeeper"
+    cluster_type = ZooKeeperCluster
     options_type = ZooKeeperOptions
     workloads = ("register",)
     networks = ("netns",)
@@ -297,16 +298,6 @@ class ZooKeeperSystem(SystemBase):
         found = sorted(m.group(1) for m in versions if m)
         java = shutil.which("java") or "java"
         return (found[0] if found else "unknown") + f" (java {Path(java).resolve().parent.parent.name})"
-
-    def cluster(
-        self,
-        data_dir: Path,
-        config: ClusterConfig,
-        command_prefix: Callable[[str], list[str]] | None,
-        workload: Workload,
-        plan: Any,
-    ) -> ZooKeeperCluster:
-        return ZooKeeperCluster(data_dir, config, command_prefix, self.options)
 
     def client(self, cluster: Any, workload: Workload, worker: int, plan: Any) -> ZooKeeperClient:
         node = cluster.ids[worker % len(cluster.ids)]
