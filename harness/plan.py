@@ -186,10 +186,8 @@ def _check_names(plan: Plan) -> None:
 
 def _check_system_faults(plan: Plan, system: Any) -> None:
     """Faults the system cannot take: failpoints are raftchat's; the proxy must carry its traffic."""
-    try:
-        from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS
-    except ImportError:
-        return
+    from nemesis import FAILPOINT_FAULTS, NETWORK_FAULTS
+
     failpoints = sorted(set(plan.nemesis) & FAILPOINT_FAULTS)
     if failpoints and plan.system != "raftchat":
         raise PlanError(
@@ -206,10 +204,8 @@ def _systems() -> dict[str, type]:
 
 
 def _known_faults() -> set[str]:
-    try:
-        from nemesis import FAULTS  # the fault-injection package, when it is installed
-    except ImportError:
-        return set()
+    from nemesis import FAULTS
+
     return set(FAULTS)
 
 

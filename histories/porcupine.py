@@ -9,7 +9,6 @@ EDN: ``nil``, an integer, ``[a b]`` or a marker such as ``:timed-out``. kv: one 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from histories.assemble import assemble
 from histories.edn import parse_edn
@@ -17,7 +16,6 @@ from histories.edncodec import EdnError, Keyword, dumps, parse_value, read_eleme
 from histories.history import History
 from histories.op import NEMESIS, TYPES, HistoryError
 from histories.raw import RawOp
-from histories.textio import read_text
 
 # Where a record starts: the logger's name, then "-", ":" or nothing, then whitespace. What
 # comes before it varies with the Jepsen version and its logging setup (timestamps such as
@@ -129,13 +127,3 @@ def etcd_history(text: str, path: str) -> History:
 def kv_history(text: str, path: str) -> History:
     """A kv history: every key starts as ""."""
     return assemble(parse_edn(text, path), path, "porcupine-kv", "porcupine-kv", "kv", "")
-
-
-def read_porcupine_etcd(path: str | Path) -> History:
-    """``read_history(path, "porcupine-etcd")``."""
-    return etcd_history(read_text(path), str(path))
-
-
-def read_porcupine_kv(path: str | Path) -> History:
-    """``read_history(path, "porcupine-kv")``."""
-    return kv_history(read_text(path), str(path))

@@ -61,18 +61,14 @@ class Outcome:
     maybe_applied: bool = False
     last_status: str = "unavailable"
     last_error: str = "no attempt was made"
-    attempts: int = 0
 
     def not_sent(self, why: str) -> None:
-        self.attempts += 1
         self.last_status, self.last_error = "unavailable", why
 
     def rejected(self, status: str, why: str) -> None:
-        self.attempts += 1
         self.last_status, self.last_error = status, why
 
     def unknown(self, status: str, why: str) -> None:
-        self.attempts += 1
         self.last_status, self.last_error = status, why
         self.maybe_applied = True
 

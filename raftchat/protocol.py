@@ -7,8 +7,8 @@ Client request:  {"id": int, "op": {"op": name, **args}, "client": str, "seq": i
 Client response: {"id": int, "status": str, "value": any, "error": str,
                   "node": str, "leader": str | None, "leader_addr": "host:port" | None}
 
-``client``/``seq``/``ack`` are optional for reads. Statuses other than the state
-machine's own are listed in :data:`SERVER_STATUSES`.
+``client``/``seq``/``ack`` are optional for reads. The statuses a node adds to the state
+machine's own are the constants below.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ _HEADER = struct.Struct(">I")
 NOT_LEADER = "not_leader"  # this node is not the leader; the request was not accepted
 BAD_REQUEST = "bad_request"  # malformed or invalid request; it was not accepted
 UNCERTAIN = "uncertain"  # accepted, but this node lost leadership before learning the outcome
-SERVER_STATUSES = {NOT_LEADER, BAD_REQUEST, UNCERTAIN}
 
 
 class FrameError(Exception):

@@ -316,12 +316,3 @@ def leftover_pids(tag: str | None = None) -> list[int]:
         if tag is None or f"rc-{tag}".encode() in args:
             found.append(int(entry.name))
     return found
-
-
-def kill_leftovers(tag: str | None = None) -> list[int]:
-    """SIGKILL the proxy processes :func:`leftover_pids` finds; return their pids."""
-    pids = leftover_pids(tag)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return pids
