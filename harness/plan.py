@@ -152,7 +152,7 @@ def _tuning(value: Any) -> dict[str, int]:
 
 def _check_names(plan: Plan) -> None:
     """Names that other packages define: systems, workloads, faults, bugs."""
-    from raftchat.node import ALL_BUGS
+    from raftchat.bugs import ALL_BUGS
     from systems import SYSTEMS, make_system
     from workloads import WORKLOADS, make_workload
 

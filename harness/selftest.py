@@ -19,57 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.runner import RunOutcome, run_plan
+from raftchat.bugs import BUGS
 
-# The plan overrides that give each bug its chance, and why.
-BUG_PLANS: dict[str, dict[str, Any]] = {
-    # Followers answer reads: an isolated follower keeps answering with what it had.
-    "stale-read": {"workload": "register", "nemesis": ["partition-one", "partition-halves"]},
-    # A leader that never doubts itself: cut off from the others it keeps answering reads
-    # from its own state while the majority elects another leader and moves on.
-    "leader-read-without-quorum": {
-        "workload": "register",
-        "nemesis": ["partition-leader"],
-        "nemesis_interval": 3,
-    },
-    # A retried write is applied twice. Clients give up on an attempt after 50 ms (as client
-    # libraries with short deadlines do) and retry the same request, here and at new leaders
-    # after the leader is paused or killed: a correct server answers the retry from its session.
-    "no-dedup": {
-        "workload": "chat",
-        "nemesis": ["pause-leader", "kill-leader"],
-        "rate": 500,
-        "concurrency": 20,
-        "nemesis_interval": 3,
-        "attempt_timeout": 0.05,
-    },
-    # A restarted node votes twice in a term: voters crash right after voting (a failpoint),
-    # come back, and are asked again in the same term (see nemesis/crash_voters.py).
-    "forget-vote": {"workload": "register", "nemesis": ["crash-voters"], "nemesis_interval": 3},
-    # A restarted node loses acknowledged entries: crash everyone at once.
-    "lose-unsynced": {"workload": "chat", "nemesis": ["kill-all"], "nemesis_interval": 3},
-    # Figure 8 needs a leader to crash with entries on a minority, again and again.
-    "commit-previous-term": {
-        "workload": "register",
-        "nemesis": ["kill-leader", "partition-leader"],
-        "nemesis_interval": 2,
-    },
-    # Bugs that clients of a short run rarely see, caught by the node checks. Each strikes when
-    # a node restores a snapshot: killed nodes restart from their own, and catch up by the
-    # leader's InstallSnapshot when they missed more than the leader keeps (snapshot_every).
-    # A follower loses the first entry it applies after a restore: its chain diverges.
-    "skip-after-restore": {"workload": "chat", "nemesis": ["kill"], "nemesis_interval": 3},
-    # Snapshots lose the state's last key (the newest user): a node restored from one holds
-    # another state, and answers the next operations on that user differently.
-    "snapshot-drops-last-key": {"workload": "chat", "nemesis": ["kill"], "nemesis_interval": 3},
-    # A node fails an internal check on its first entry after a restore (a traceback in its log).
-    "assert-after-restore": {"workload": "register", "nemesis": ["kill"], "nemesis_interval": 3},
-}
+# The plan overrides that give each bug its chance (why: see raftchat/bugs.py).
+BUG_PLANS: dict[str, dict[str, Any]] = {name: bug.selftest for name, bug in BUGS.items()}
 
 COMMON = {"nodes": 5, "concurrency": 10, "rate": 150, "recovery": 2}
 
 # Bugs that the README's table records as hidden in real runs (the simulated-network tests
 # catch them); every other bug must be detected for the self-test to pass by default.
-HIDDEN_IN_REAL_RUNS = frozenset({"commit-previous-term"})
+HIDDEN_IN_REAL_RUNS = frozenset(name for name, bug in BUGS.items() if bug.hidden_in_real_runs)
 
 
 @dataclass

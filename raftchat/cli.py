@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_node(args: argparse.Namespace) -> int:
-    from raftchat.node import ALL_BUGS, Node, serve
+    from raftchat.bugs import ALL_BUGS
+    from raftchat.node import Node, serve
     from raftchat.storage import StorageError
 
     logging.basicConfig(

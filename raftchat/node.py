@@ -21,6 +21,7 @@ from typing import Any
 
 from raftchat import auth, limits, protocol, tls
 from raftchat.accounts import KeyDeriver
+from raftchat.bugs import ALL_BUGS, LEADER_READ_WITHOUT_QUORUM, STALE_READ
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
 from raftchat.forked import ForkedBytes
@@ -28,15 +29,13 @@ from raftchat.kv import KVMachine
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
 from raftchat.raft.core import Config, RaftCore, Ready, Role
 from raftchat.raft.messages import Message, Snapshot
-from raftchat.sessions import SESSION_BUGS, Replica, encode_command
+from raftchat.sessions import Replica, encode_command
 from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
 from raftchat.storage import Storage
 from raftchat.transport import PeerLink, PeerServer
 
 log = logging.getLogger("raftchat.node")
 
-NODE_BUGS = {"stale-read", "leader-read-without-quorum"}
-ALL_BUGS = NODE_BUGS | SESSION_BUGS | {"forget-vote", "lose-unsynced", "commit-previous-term"}
 
 # Failpoints: crashes at exact points of the protocol that a kill from outside cannot time.
 # A harness arms them over the client port, and only on nodes started with failpoints allowed.
@@ -513,8 +512,8 @@ class Node:
 
     def _start_read(self, op: dict, future: asyncio.Future) -> None:
         is_leader = self.core.role is Role.LEADER
-        if ("stale-read" in self.bugs and not is_leader) or (
-            "leader-read-without-quorum" in self.bugs and is_leader
+        if (STALE_READ in self.bugs and not is_leader) or (
+            LEADER_READ_WITHOUT_QUORUM in self.bugs and is_leader
         ):
             self._resolve(future, self._answer(self._read_now(op)))
             return

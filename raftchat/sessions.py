@@ -16,14 +16,10 @@ from typing import Any
 
 import msgpack
 
+from raftchat.bugs import ASSERT_AFTER_RESTORE, NO_DEDUP, SKIP_AFTER_RESTORE, SNAPSHOT_DROPS_LAST_KEY
 from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
 
 _FORMAT = 1
-# Planted bugs (self-test): each makes replicas disagree or a node fail an internal check,
-# while clients of a short run may see nothing wrong.
-SESSION_BUGS = frozenset(
-    {"no-dedup", "skip-after-restore", "snapshot-drops-last-key", "assert-after-restore"}
-)
 CHECKPOINT_EVERY = 64  # indices between two checkpoints of the applied-entry chain
 CHECKPOINTS_KEPT = 64  # checkpoints a node remembers: about 4,000 entries back
 GENESIS = bytes(32)  # the chain before index 1
@@ -131,10 +127,10 @@ class Replica:
 
     def apply_entry(self, index: int, term: int, data: bytes) -> Applied | None:
         """Apply committed entry ``index`` and extend the hash chain with it and its outcome."""
-        bug = self._restored and bool(data) and self.bugs & {"skip-after-restore", "assert-after-restore"}
+        bug = self._restored and bool(data) and self.bugs & {SKIP_AFTER_RESTORE, ASSERT_AFTER_RESTORE}
         if bug:
             self._restored = False
-            if "assert-after-restore" in self.bugs:
+            if ASSERT_AFTER_RESTORE in self.bugs:
                 raise AssertionError(f"session invariant violated at index {index} after a restore")
             applied = None  # skip-after-restore: the entry is lost on this replica
         else:
@@ -181,7 +177,7 @@ class Replica:
                 "has since been forgotten; it was not applied again"
             )
             return Applied(cmd.client, cmd.seq, Result("stale_request", error=error))
-        if cmd.seq in session.responses and "no-dedup" not in self.bugs:
+        if cmd.seq in session.responses and NO_DEDUP not in self.bugs:
             return Applied(cmd.client, cmd.seq, session.responses[cmd.seq], duplicate=True)
         result = self._apply_op(cmd.op)
         session.responses[cmd.seq] = result
@@ -226,7 +222,7 @@ class Replica:
     def snapshot(self) -> bytes:
         """Machine state, sessions (in eviction order) and applied index, as stable bytes."""
         machine = self.machine.snapshot()
-        if "snapshot-drops-last-key" in self.bugs:
+        if SNAPSHOT_DROPS_LAST_KEY in self.bugs:
             machine = _drop_last_key(machine)
         state = {
             "format": _FORMAT,

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from raftchat.bugs import FORGET_VOTE, LOSE_UNSYNCED
 from raftchat.raft.messages import Entry, HardState, Snapshot
 
 FORMAT_VERSION = 2  # 2: snapshot bytes in their own file (1 kept them in the snapshot row)
@@ -106,7 +107,7 @@ class Storage:
             storage._check_meta(cluster_id, node_id)
             storage._verified = storage._read_all()  # verifies checksums and continuity
             storage._remove_other_snapshot_files()  # left by a crash before or after a compaction
-            if "lose-unsynced" in bugs:
+            if LOSE_UNSYNCED in bugs:
                 storage._lose_unsynced()
         except BaseException:
             conn.close()
@@ -259,7 +260,7 @@ class Storage:
             if entries:
                 self._append(entries)
             if hard_state is not None:
-                voted_for = None if "forget-vote" in self.bugs else hard_state.voted_for
+                voted_for = None if FORGET_VOTE in self.bugs else hard_state.voted_for
                 self._conn.execute(
                     "INSERT OR REPLACE INTO hard_state (id, term, voted_for, commit_index) "
                     "VALUES (0, ?, ?, ?)",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from operator import attrgetter
 
+from raftchat.bugs import COMMIT_PREVIOUS_TERM, LEADER_READ_WITHOUT_QUORUM
 from raftchat.raft.messages import (
     AppendEntries,
     AppendResponse,
@@ -91,13 +92,6 @@ class Ready:
             or self.dropped_reads
             or self.role_changed
         )
-
-
-# Bug switches this layer understands (see Config.bugs).
-BUG_COMMIT_PREVIOUS_TERM = "commit-previous-term"
-# A leader that reads locally without confirming its leadership also never doubts it: it does
-# not step down when it stops hearing from a quorum (the runtime serves the reads locally).
-BUG_LEADER_READ_WITHOUT_QUORUM = "leader-read-without-quorum"
 
 
 class _State(Enum):
@@ -725,7 +719,8 @@ class RaftCore:
         self._election_elapsed += 1
         if self._election_elapsed >= self.config.election_ticks:
             self._election_elapsed = 0
-            if self.config.check_quorum and BUG_LEADER_READ_WITHOUT_QUORUM not in self.config.bugs:
+            # The bug's leader never doubts itself (the runtime also serves its reads locally).
+            if self.config.check_quorum and LEADER_READ_WITHOUT_QUORUM not in self.config.bugs:
                 active = 1 + sum(pr.active for pr in self._progress.values())
                 for pr in self._progress.values():
                     pr.active = False
@@ -949,7 +944,7 @@ class RaftCore:
         n = matches[self._quorum - 1]
         if n <= self.commit_index:
             return
-        if self.term_of(n) != self.term and BUG_COMMIT_PREVIOUS_TERM not in self.config.bugs:
+        if self.term_of(n) != self.term and COMMIT_PREVIOUS_TERM not in self.config.bugs:
             return
         self.commit_index = n
         self._bcast_pending = True
