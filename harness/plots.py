@@ -28,6 +28,7 @@ from matplotlib.transforms import blended_transform_factory
 from harness.stats import NS_PER_MS, NS_PER_S, OUTCOMES, Call, Interval, calls, nemesis_intervals
 from harness.store import LATENCY_PNG, NODES_PNG, THROUGHPUT_PNG
 from histories.op import Op
+from nemesis import faults
 
 MAX_POINTS = 20_000  # latency points drawn; beyond this the scatter is sampled
 FEW_POINTS = 2_000  # up to this many, points are drawn nearly opaque
@@ -271,12 +272,9 @@ def _shade_faults(
 
 
 def band_name(interval: Interval) -> str:
-    """A fault as a person names it: ``partition (halves)`` for a partition of a random shape."""
-    value = interval.value if isinstance(interval.value, dict) else {}
-    shape = value.get("shape")
-    if not shape or str(shape) in interval.fault:
-        return interval.fault
-    return f"{interval.fault} ({shape})"
+    """A fault as a person names it (the fault registry says how): ``partition (halves)`` for a
+    partition of a random shape."""
+    return faults.band_name(interval.fault, interval.value)
 
 
 def _mark_phases(axes: Axes, phases: dict[str, float], end_s: float) -> list[Artist]:

@@ -1,13 +1,14 @@
 """Fault injection: network partitions, link faults, crashes and pauses.
 
-``Nemesis`` runs the schedule of faults named in ``FAULTS``; ``choose_network`` picks how
-node-to-node traffic is cut (namespaces or proxies); the partition shapes are pure functions
-of the node ids and a seeded ``random.Random``.
+``Nemesis`` runs the schedule of the faults that ``FAULTS`` (the registry, ``faults.py``)
+lists; ``choose_network`` picks how node-to-node traffic is cut (namespaces or proxies); the
+partition shapes are pure functions of the node ids and a seeded ``random.Random``.
 """
 
+from nemesis.faults import FAILPOINT_FAULTS, FAULTS, NETWORK_FAULTS, Fault
 from nemesis.network import NetworkUnavailable, choose_network
 from nemesis.process import ProcessFaults, process_state, random_minority
-from nemesis.schedule import FAILPOINT_FAULTS, FAULTS, NETWORK_FAULTS, Nemesis
+from nemesis.schedule import Nemesis
 from nemesis.shapes import (
     SHAPES,
     bridge,
@@ -25,6 +26,7 @@ from nemesis.shapes import (
 __all__ = [
     "FAILPOINT_FAULTS",
     "FAULTS",
+    "Fault",
     "NETWORK_FAULTS",
     "SHAPES",
     "Nemesis",

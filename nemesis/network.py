@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from nemesis.faults import needing
 from nemesis.net.base import Network
 
 KINDS = ("auto", "netns", "proxy")
@@ -29,8 +30,10 @@ def netns_available(faults: Iterable[str] = ()) -> tuple[bool, str]:
     except ImportError as exc:
         return False, f"the netns mechanism cannot be loaded: {exc}"
     ok, reason = NetnsNetwork.available()
-    if ok and "delay" in set(faults) and not NetnsNetwork.netem_available():
-        return False, "the 'delay' fault needs the netem qdisc, which this kernel does not have"
+    needs_netem = sorted(set(faults) & needing("netem"))
+    if ok and needs_netem and not NetnsNetwork.netem_available():
+        listed = ", ".join(repr(f) for f in needs_netem)
+        return False, f"the {listed} fault needs the netem qdisc, which this kernel does not have"
     return ok, reason
 
 

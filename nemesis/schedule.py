@@ -17,39 +17,9 @@ from typing import Any
 
 from nemesis import shapes
 from nemesis.crash_voters import crash_voters
+from nemesis.faults import FAULTS, NETWORK_FAULTS, Fault
 from nemesis.net.base import Network
 from nemesis.process import PROCESS_THREAD, Cluster, ProcessFaults, random_minority
-
-FAULTS: dict[str, str] = {
-    "partition": "a network partition of a random shape each time (halves, one, leader, ring, bridge)",
-    "partition-halves": "split the nodes into two halves (a majority and a minority)",
-    "partition-one": "isolate one random node",
-    "partition-leader": "isolate the current leader",
-    "partition-ring": "majorities ring: every node sees a majority, no two the same one",
-    "partition-bridge": "two halves that only talk through one bridge node",
-    "kill": "kill -9 a random minority of nodes, restart them at the stop",
-    "kill-leader": "kill -9 the current leader, restart it at the stop",
-    "kill-all": "kill -9 every node, restart them all at the stop",
-    "pause": "SIGSTOP a random minority of nodes, SIGCONT them at the stop",
-    "pause-leader": "SIGSTOP the current leader, SIGCONT it at the stop",
-    "delay": "delay traffic to and from a random minority or all nodes by 50-200 ms",
-    "loss": "drop 20% of the traffic to and from a random minority or all nodes",
-    "crash-voters": "voters crash right after electing a leader, which is paused while the rest elect "
-    "another (see nemesis/crash_voters.py)",
-}
-
-PARTITION_SHAPES = {
-    "partition-halves": "halves",
-    "partition-one": "one",
-    "partition-leader": "leader",
-    "partition-ring": "ring",
-    "partition-bridge": "bridge",
-}
-PARTITIONS = frozenset({"partition", *PARTITION_SHAPES})
-NETWORK_FAULTS = PARTITIONS | {"delay", "loss", "crash-voters"}  # need a network to cut
-FAILPOINT_FAULTS = frozenset({"crash-voters"})  # need nodes started with failpoints allowed
-KILLS = frozenset({"kill", "kill-leader", "kill-all"})
-PAUSES = frozenset({"pause", "pause-leader"})
 
 DELAY_MS = (50, 200)  # drawn uniformly, in whole ms; jitter is a fifth of it
 LOSS = 0.2
@@ -63,7 +33,7 @@ class Active:
     """The fault in effect: what to undo at the stop, and what its start recorded."""
 
     name: str
-    kind: str  # "partition", "kill", "pause", "slow", "script", or "none" when nothing could be done
+    kind: str  # the fault's action (faults.Action), or "none" when nothing could be done
     value: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,10 +59,11 @@ class Nemesis:
         if needs_network and network is None:
             raise ValueError(f"fault(s) {', '.join(needs_network)} need a network mechanism (netns or proxy)")
         netem = getattr(network, "netem_available", None)  # netns: delay needs the kernel's netem
-        if "delay" in faults and netem is not None and not netem():
+        needs_netem = sorted(f for f in faults if "netem" in FAULTS[f].needs)
+        if needs_netem and netem is not None and not netem():
             raise ValueError(
-                f"the 'delay' fault cannot run on the {network.name} network here: the kernel lacks the "
-                "netem qdisc (the proxy network emulates delay)"
+                f"the {', '.join(repr(f) for f in needs_netem)} fault cannot run on the {network.name} "
+                "network here: the kernel lacks the netem qdisc (the proxy network emulates delay)"
             )
         if interval <= 0:
             raise ValueError(f"the nemesis interval must be positive, got {interval!r}")
@@ -152,52 +123,63 @@ class Nemesis:
             return value
 
     async def _start(self, name: str) -> dict[str, Any]:
+        fault = FAULTS[name]
         nodes = list(self.cluster.ids)
         value: dict[str, Any] = {"fault": name}
         self.active = Active(name, "none", value)
-        shape = None
-        if name in PARTITIONS:
-            shape = PARTITION_SHAPES.get(name) or self.rng.choice(shapes.SHAPES)
-            value["shape"] = shape
+        if fault.action == "partition":
+            value["shape"] = fault.shape or self.rng.choice(shapes.SHAPES)
         leader = None
-        if name in ("kill-leader", "pause-leader", "crash-voters") or shape == "leader":
+        if fault.target == "leader" or value.get("shape") == "leader":
             leader = value["leader"] = await self._leader()
             if leader is None:
                 value.update(action="none", nodes=[], note="no leader found: nothing done")
                 return value
-        if name == "crash-voters":
-            self.active.kind = "script"
-            value["action"] = "script"
-            args = (self.cluster, self.network, self.processes, self.rng, leader, self._in_process_thread)
-            await crash_voters(*args, value)
-        elif shape is not None:
-            cut = shapes.make_cut(shape, nodes, self.rng, leader)
-            self.active.kind = "partition"
-            await asyncio.to_thread(self.network.cut, set(cut))
-            value.update(action="cut", **shapes.describe(nodes, cut))
-            if shape == "bridge" and (middle := shapes.bridge_node(nodes, cut)) is not None:
-                value["bridge"] = middle
-        elif name in KILLS or name in PAUSES:
-            if leader is not None:
-                targets = [leader]
-            elif name == "kill-all":
-                targets = nodes
-            else:
-                targets = random_minority(nodes, self.rng)
-            self.active.kind = "kill" if name in KILLS else "pause"
-            act = self.processes.kill if name in KILLS else self.processes.pause
-            value.update(action=self.active.kind, **await self._in_process_thread(act, targets))
-        else:  # delay, loss
-            targets = nodes if self.rng.random() < 0.5 else random_minority(nodes, self.rng)
-            if name == "delay":
-                delay = self.rng.randint(*DELAY_MS)
-                link = {"delay_ms": delay, "jitter_ms": delay // 5}
-            else:
-                link = {"loss": LOSS}
-            self.active.kind = "slow"
-            await asyncio.to_thread(self.network.slow, targets, **link)
-            value.update(action="slow", nodes=targets, **link)
+        self.active.kind = fault.action  # set first: the stop undoes a start that failed halfway
+        starters = {
+            "partition": self._start_partition,
+            "kill": self._start_process_fault,
+            "pause": self._start_process_fault,
+            "slow": self._start_slow,
+            "script": self._start_script,
+        }
+        await starters[fault.action](fault, nodes, leader, value)
         return value
+
+    async def _start_partition(self, fault: Fault, nodes: list[str], leader: str | None, value: dict) -> None:
+        shape = value["shape"]
+        cut = shapes.make_cut(shape, nodes, self.rng, leader)
+        await asyncio.to_thread(self.network.cut, set(cut))
+        value.update(action="cut", **shapes.describe(nodes, cut))
+        if shape == "bridge" and (middle := shapes.bridge_node(nodes, cut)) is not None:
+            value["bridge"] = middle
+
+    async def _start_process_fault(
+        self, fault: Fault, nodes: list[str], leader: str | None, value: dict
+    ) -> None:
+        if leader is not None:
+            targets = [leader]
+        elif fault.target == "all":
+            targets = nodes
+        else:
+            targets = random_minority(nodes, self.rng)
+        act = self.processes.kill if fault.action == "kill" else self.processes.pause
+        value.update(action=fault.action, **await self._in_process_thread(act, targets))
+
+    async def _start_slow(self, fault: Fault, nodes: list[str], leader: str | None, value: dict) -> None:
+        targets = nodes if self.rng.random() < 0.5 else random_minority(nodes, self.rng)
+        if fault.link == "delay":
+            delay = self.rng.randint(*DELAY_MS)
+            link = {"delay_ms": delay, "jitter_ms": delay // 5}
+        else:
+            link = {"loss": LOSS}
+        await asyncio.to_thread(self.network.slow, targets, **link)
+        value.update(action="slow", nodes=targets, **link)
+
+    async def _start_script(self, fault: Fault, nodes: list[str], leader: str | None, value: dict) -> None:
+        value["action"] = "script"
+        args = (self.cluster, self.network, self.processes, self.rng, leader, self._in_process_thread)
+        await crash_voters(*args, value)
 
     async def _in_process_thread(self, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
         """Run a process fault off the event loop, in the thread that outlives it (see process.py)."""
@@ -227,27 +209,42 @@ class Nemesis:
         value: dict[str, Any] = {"fault": active.name}
         if "shape" in active.value:
             value["shape"] = active.value["shape"]
-        if active.kind == "partition":
-            await asyncio.to_thread(self.network.heal)
-            value.update(action="heal", cut=active.value.get("cut", []))
-        elif active.kind == "kill":
-            value.update(action="restart", **await self._in_process_thread(self.processes.restart))
-        elif active.kind == "pause":
-            value.update(action="resume", **await self._in_process_thread(self.processes.resume))
-        elif active.kind == "slow":
-            await asyncio.to_thread(self.network.clear_slow)
-            value.update(action="clear", nodes=active.value.get("nodes", []))
-        elif active.kind == "script":
-            await asyncio.to_thread(self.network.heal)
-            healed = await self._in_process_thread(self.processes.heal)
-            restarted, resumed = healed["restarted"]["nodes"], healed["resumed"]["nodes"]
-            value.update(action="heal", restarted=restarted, resumed=resumed)
-        else:
+        stoppers = {
+            "partition": self._heal_partition,
+            "kill": self._restart,
+            "pause": self._resume,
+            "slow": self._clear_slow,
+            "script": self._heal_script,
+        }
+        stop = stoppers.get(active.kind)
+        if stop is None:
             value["action"] = "none"
+        else:
+            await stop(active, value)
         self.active = None
         self.record("info", "nemesis", "stop", value)
         self._state("none")
         return value
+
+    async def _heal_partition(self, active: Active, value: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.network.heal)
+        value.update(action="heal", cut=active.value.get("cut", []))
+
+    async def _restart(self, active: Active, value: dict[str, Any]) -> None:
+        value.update(action="restart", **await self._in_process_thread(self.processes.restart))
+
+    async def _resume(self, active: Active, value: dict[str, Any]) -> None:
+        value.update(action="resume", **await self._in_process_thread(self.processes.resume))
+
+    async def _clear_slow(self, active: Active, value: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.network.clear_slow)
+        value.update(action="clear", nodes=active.value.get("nodes", []))
+
+    async def _heal_script(self, active: Active, value: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.network.heal)
+        healed = await self._in_process_thread(self.processes.heal)
+        restarted, resumed = healed["restarted"]["nodes"], healed["resumed"]["nodes"]
+        value.update(action="heal", restarted=restarted, resumed=resumed)
 
     async def heal_all(self) -> dict[str, Any]:
         """Stop the active fault, then undo everything still in effect: partitions, link faults,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +23,33 @@ from nemesis import (
     choose_network,
     shapes,
 )
+from nemesis.faults import KILLS, PARTITION_SHAPES, PARTITIONS, PAUSES, band_name
 from nemesis.process import process_state
 from raftchat.localcluster import LocalCluster, node_status
 
 PROCESS_FAULTS = ["kill", "kill-leader", "kill-all", "pause", "pause-leader"]
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_lists_exactly_the_registered_faults() -> None:
+    text = README.read_text()
+    start = text.index("Faults (`--nemesis`, comma-separated):")
+    sentence = text[start : text.index("Partitions cut", start)]
+    listed = re.findall(r"`([a-z-]+)`", sentence.split(":", 1)[1])
+    assert listed == list(FAULTS)
+
+
+def test_the_registry_groups_faults_by_what_they_need_and_do() -> None:
+    assert set(PROCESS_FAULTS) == KILLS | PAUSES
+    assert {"delay", "loss", "crash-voters"} | PARTITIONS == NETWORK_FAULTS
+    assert {"crash-voters"} == FAILPOINT_FAULTS
+    assert set(PARTITION_SHAPES.values()) == set(shapes.SHAPES)
+    for name, fault in FAULTS.items():
+        assert fault.description and fault.name == name
+        assert (fault.action == "partition") == (name in PARTITIONS)
+    assert band_name("partition", {"shape": "ring"}) == "partition (ring)"
+    assert band_name("partition-ring", {"shape": "ring"}) == "partition-ring"
+    assert band_name("kill", {"nodes": ["n1"]}) == "kill"
 
 
 class Events:
