@@ -22,7 +22,22 @@ from typing import Any
 
 from raftchat import tls
 from raftchat.config import ClusterConfig, ConfigError, split_hostport
-from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError, frame, pack, read_frame, unpack
+from raftchat.protocol import (
+    BAD_REQUEST,
+    BAD_RESPONSE,
+    CLOSED,
+    CONNECTION_LOST,
+    NOT_LEADER,
+    STATUSES,
+    TIMEOUT,
+    UNAVAILABLE,
+    UNCERTAIN,
+    FrameError,
+    frame,
+    pack,
+    read_frame,
+    unpack,
+)
 from raftchat.statemachine import Result
 
 READ_ONLY_OPS = frozenset({"check_account", "list_accounts", "fetch_messages", "get"})
@@ -59,18 +74,18 @@ class Outcome:
 
     read_only: bool
     maybe_applied: bool = False
-    last_status: str = "unavailable"
+    last_status: str = UNAVAILABLE
     last_error: str = "no attempt was made"
 
+    def attempt_ended(self, status: str, why: str) -> None:
+        """One attempt ended with ``status`` (a row of protocol.STATUSES that says whether it
+        certainly had no effect)."""
+        self.last_status, self.last_error = status, why
+        if not STATUSES[status].definite:
+            self.maybe_applied = True
+
     def not_sent(self, why: str) -> None:
-        self.last_status, self.last_error = "unavailable", why
-
-    def rejected(self, status: str, why: str) -> None:
-        self.last_status, self.last_error = status, why
-
-    def unknown(self, status: str, why: str) -> None:
-        self.last_status, self.last_error = status, why
-        self.maybe_applied = True
+        self.attempt_ended(UNAVAILABLE, why)
 
     @property
     def definite(self) -> bool:
@@ -237,10 +252,10 @@ class Client:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise outcome.error("timeout", f"no answer within {total:g}s; last: {outcome.last_error}")
+                raise outcome.error(TIMEOUT, f"no answer within {total:g}s; last: {outcome.last_error}")
             budget = min(self.attempt_timeout, remaining)
             if self._closed:
-                raise outcome.error("closed", "the client was closed while the call was in progress")
+                raise outcome.error(CLOSED, "the client was closed while the call was in progress")
             if "seq" in message:
                 # Fresh on every attempt: other calls may have settled meanwhile.
                 message["ack"] = self.seqs.ack
@@ -255,7 +270,7 @@ class Client:
             node = str(response.get("node") or target)
             if status == NOT_LEADER:
                 hint = response.get("leader")
-                outcome.rejected(
+                outcome.attempt_ended(
                     NOT_LEADER, f"{node} is not the leader" + (f" (leader: {hint})" if hint else "")
                 )
                 if hint and self._learn(str(hint), response.get("leader_addr")) and hint != target:
@@ -273,18 +288,18 @@ class Client:
                 continue
             hops = 0
             if status == BAD_REQUEST:
-                outcome.rejected(BAD_REQUEST, str(response.get("error") or "invalid request"))
+                outcome.attempt_ended(BAD_REQUEST, str(response.get("error") or "invalid request"))
                 # Invalid now means invalid on every attempt, so no earlier copy can have been applied.
                 raise OperationError(BAD_REQUEST, outcome.last_error, True)
             if status == UNCERTAIN:
                 # Retrying the same (client, seq) is safe: the new leader either has it or applies it once.
-                outcome.unknown(UNCERTAIN, f"{node} lost leadership before learning the outcome")
+                outcome.attempt_ended(UNCERTAIN, f"{node} lost leadership before learning the outcome")
                 self.leader = None
                 target = self._next_after(target)
                 await self._backoff()
                 continue
             if not isinstance(status, str):
-                outcome.unknown("bad_response", f"{node} sent a response without a status")
+                outcome.attempt_ended(BAD_RESPONSE, f"{node} sent a response without a status")
                 target = self._next_after(target)
                 continue
             self.leader = node
@@ -307,9 +322,9 @@ class Client:
         try:
             return await asyncio.wait_for(conn.request(message), budget)
         except TimeoutError:
-            outcome.unknown("timeout", f"{target} did not answer within {self.attempt_timeout:g}s")
+            outcome.attempt_ended(TIMEOUT, f"{target} did not answer within {self.attempt_timeout:g}s")
         except ConnectionLost as exc:
-            outcome.unknown("connection_lost", f"{target}: {exc}")
+            outcome.attempt_ended(CONNECTION_LOST, f"{target}: {exc}")
         except NotSent as exc:
             outcome.not_sent(f"{target}: {exc}")
         return None

@@ -8,7 +8,8 @@ Client response: {"id": int, "status": str, "value": any, "error": str,
                   "node": str, "leader": str | None, "leader_addr": "host:port" | None}
 
 ``client``/``seq``/``ack`` are optional for reads. The statuses a node adds to the state
-machine's own are the constants below.
+machine's own, and those the client library gives a call that got no final answer, are the
+rows of :data:`STATUSES`, each with its ``definite`` meaning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import socket
 import ssl
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -24,9 +26,47 @@ import msgpack
 MAX_FRAME = 1 << 20
 _HEADER = struct.Struct(">I")
 
-NOT_LEADER = "not_leader"  # this node is not the leader; the request was not accepted
-BAD_REQUEST = "bad_request"  # malformed or invalid request; it was not accepted
-UNCERTAIN = "uncertain"  # accepted, but this node lost leadership before learning the outcome
+NOT_LEADER = "not_leader"
+BAD_REQUEST = "bad_request"
+UNCERTAIN = "uncertain"
+UNAVAILABLE = "unavailable"
+TIMEOUT = "timeout"
+CONNECTION_LOST = "connection_lost"
+BAD_RESPONSE = "bad_response"
+CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Status:
+    """A status that is not the state machine's answer.
+
+    ``definite``: an attempt that ended with it certainly had no effect (True), or may have
+    had one (False); None for a status that ends a whole call, whose definiteness is that of
+    all its attempts (one attempt that may have taken effect makes the call indefinite).
+    ``sender``: who says it, the node or the client library.
+    """
+
+    name: str
+    definite: bool | None
+    sender: str
+    meaning: str
+
+
+STATUSES: dict[str, Status] = {
+    s.name: s
+    for s in (
+        Status(NOT_LEADER, True, "node", "this node is not the leader; the request was not accepted"),
+        Status(BAD_REQUEST, True, "node", "malformed or invalid request; it was not accepted"),
+        Status(
+            UNCERTAIN, False, "node", "accepted, but this node lost leadership before learning the outcome"
+        ),
+        Status(UNAVAILABLE, True, "client", "the request never reached a node (connect failed, or not sent)"),
+        Status(TIMEOUT, False, "client", "sent, but no answer within the attempt's time"),
+        Status(CONNECTION_LOST, False, "client", "sent, but the connection broke before the answer"),
+        Status(BAD_RESPONSE, False, "client", "the node answered without a status"),
+        Status(CLOSED, None, "client", "the client was closed while the call was in progress"),
+    )
+}
 
 
 class FrameError(Exception):

@@ -22,6 +22,7 @@ from raftchat import config as cfg
 from raftchat import protocol
 from raftchat.client import Client, OperationError, Outcome, SeqTracker, SyncClient
 from raftchat.localcluster import node_status
+from raftchat.protocol import STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,24 +32,35 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_outcome_stays_definite_while_nothing_was_accepted():
     outcome = Outcome(read_only=False)
     outcome.not_sent("refused")
-    outcome.rejected("not_leader", "n1 is not the leader")
+    outcome.attempt_ended("not_leader", "n1 is not the leader")
     assert outcome.definite
     assert outcome.error().definite
 
 
 def test_outcome_one_unanswered_attempt_makes_a_write_indefinite():
     outcome = Outcome(read_only=False)
-    outcome.rejected("not_leader", "n1 is not the leader")
-    outcome.unknown("timeout", "n2 did not answer")
+    outcome.attempt_ended("not_leader", "n1 is not the leader")
+    outcome.attempt_ended("timeout", "n2 did not answer")
     outcome.not_sent("refused")  # later certainty does not undo the earlier doubt
     assert not outcome.definite
     err = outcome.error("timeout", "gave up")
     assert (err.status, err.message, err.definite) == ("timeout", "gave up", False)
 
 
+ATTEMPT_STATUSES = [s for s in STATUSES.values() if s.definite is not None]
+
+
+@pytest.mark.parametrize("status", ATTEMPT_STATUSES, ids=lambda s: s.name)
+def test_outcome_of_one_attempt_is_as_definite_as_its_status_says(status):
+    outcome = Outcome(read_only=False)
+    outcome.attempt_ended(status.name, status.meaning)
+    assert outcome.definite is status.definite
+    assert outcome.error().status == status.name
+
+
 def test_outcome_reads_are_always_definite():
     outcome = Outcome(read_only=True)
-    outcome.unknown("uncertain", "lost leadership")
+    outcome.attempt_ended("uncertain", "lost leadership")
     assert outcome.definite
 
 
