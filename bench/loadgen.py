@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ctypes
 import json
 import os
 import signal
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from raftchat import protocol
+from raftchat.lifetime import die_with_parent
 
-PR_SET_PDEATHSIG = 1
 TEXT_LEN = 48  # characters per chat message: a short line of chat
 INBOX_PRELOAD = 10  # messages in each reader's inbox, so every fetch returns the same amount
 
@@ -376,14 +375,6 @@ class EtcdChatSession:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def die_with_parent() -> None:
-    """preexec_fn: the kernel SIGKILLs the child if the benchmark dies, even by kill -9."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:

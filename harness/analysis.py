@@ -12,6 +12,7 @@ from checker import check
 from checker.fit import explain
 from checker.html import write_html
 from checker.models import MODELS, get_model
+from harness import store
 from histories import HistoryError, read_history
 
 
@@ -45,9 +46,9 @@ def analyse(
     """
     from harness import plots, stats
 
-    samples = stats.read_samples(run_dir / "nodes.jsonl")
+    samples = stats.read_samples(run_dir / store.NODES_JSONL)
     results["node_stats"] = stats.nodes(samples)
-    path = run_dir / "history.jsonl"
+    path = run_dir / store.HISTORY
     try:
         history = read_history(path, "jsonl", allow_truncated_tail=True)
     except HistoryError as exc:
@@ -78,7 +79,7 @@ def analyse(
     results["linearizable"] = result.valid
     results["checker"] = result.to_json()
     write_html(
-        run_dir / "timeline.html",
+        run_dir / store.TIMELINE,
         result,
         model,
         title=run_title(results, run_dir.name),
@@ -91,7 +92,6 @@ def analyse(
 def _links(run_dir: Path) -> list[tuple[str, str]]:
     """The run's other files, for the timeline's header: those there now, and results.json,
     which is written right after the page."""
-    from harness import store
 
     found = [
         (label, name)

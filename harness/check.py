@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import store
 from harness.verdicts import EXIT_ERROR as EXIT_BAD_INPUT
+from histories import FORMATS
 
-FORMATS = ("jsonl", "jepsen-edn", "porcupine-etcd", "porcupine-kv")
 WORKLOAD_MODELS = {"chat": "chat", "register": "cas-register", "kv": "kv"}  # plan.yaml workload -> model
-RUN_HISTORY, RUN_PLAN = "history.jsonl", "plan.yaml"  # a stored run's files
 MAX_LISTED = 8  # stuck or minimal ops printed before "... and N more"
 MIB = 1 << 20
 _UNSET = object()  # --initial not given: the history's own initial value applies
@@ -39,7 +39,7 @@ class Target:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "path", metavar="PATH", help=f"a history file, or a stored run's directory ({RUN_HISTORY})"
+        "path", metavar="PATH", help=f"a history file, or a stored run's directory ({store.HISTORY})"
     )
     parser.add_argument("--model", help="cas-register, register, kv or chat (default: what the history says)")
     parser.add_argument(
@@ -180,10 +180,10 @@ def locate(path: Path) -> Target:
     """A history file as is; a stored run's directory by its history and plan."""
     if not path.is_dir():
         return Target(path)
-    history = path / RUN_HISTORY
+    history = path / store.HISTORY
     if not history.is_file():
-        raise BadInput(f"{path}: a directory without {RUN_HISTORY}: not a stored run")
-    return Target(history, _plan_model(path / RUN_PLAN), stored_run=True)
+        raise BadInput(f"{path}: a directory without {store.HISTORY}: not a stored run")
+    return Target(history, _plan_model(path / store.PLAN), stored_run=True)
 
 
 def _plan_model(plan: Path) -> str | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import plan as plans
-from harness import verdicts
+from harness import store, verdicts
 from harness.health import health_check
 from harness.monitor import NodeMonitor
 from harness.progress import Progress
@@ -50,7 +50,6 @@ EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = (
     verdicts.EXIT_UNKNOWN,
     verdicts.EXIT_ERROR,
 )
-NODES_JSONL = "nodes.jsonl"  # the node monitor's samples
 START_TIMEOUT = 60.0  # seconds for a cluster to serve; a JVM ensemble on a loaded machine is slow
 
 
@@ -73,14 +72,13 @@ def run_plan(
     progress: bool | None = None,
 ) -> RunOutcome:
     """Run a plan (a Plan, a YAML path, a mapping or None for the default) and store it."""
-    from harness import store
 
     resolved = plans.load(plan, overrides)
     system = make_system(resolved.system, resolved.system_options)
     system.check_installed()  # before anything is stored: a setup that cannot run is not a run
     check_network(resolved, system)
     run_dir = store.new_run_dir(Path(store_root), resolved.name, latest=False)
-    plans.dump(resolved, run_dir / "plan.yaml")
+    plans.dump(resolved, run_dir / store.PLAN)
     return Run(resolved, run_dir, Progress(enabled=progress), store_root=Path(store_root)).execute()
 
 
@@ -124,7 +122,7 @@ class Run:
 
     def execute(self) -> RunOutcome:
         recorder = Recorder(
-            self.run_dir / "history.jsonl",
+            self.run_dir / store.HISTORY,
             system=self.plan.system,
             workload=self.plan.workload,
             model=self.workload.model,
@@ -147,8 +145,6 @@ class Run:
             ready = cluster.wait_ready(timeout=START_TIMEOUT)
             self.setup_done = True
             if self.store_root is not None:
-                from harness import store
-
                 store.point_latest(self.store_root, self.run_dir)
             faults = ", ".join(self.plan.nemesis) or "none"
             where = f" over the {network.name} network" if network else ""
@@ -160,7 +156,7 @@ class Run:
                 self.monitor = NodeMonitor(
                     cluster,
                     recorder.now,
-                    self.run_dir / NODES_JSONL,
+                    self.run_dir / store.NODES_JSONL,
                     self.plan.status_interval,
                     FAILPOINT_EXIT if cluster.failpoints else None,
                 )
@@ -287,7 +283,7 @@ class Run:
                 await client.close()
 
     def _keep_logs(self, cluster: Cluster) -> None:
-        logs = self.run_dir / "logs"
+        logs = self.run_dir / store.LOGS
         logs.mkdir(exist_ok=True)
         for node_id in cluster.ids:
             source = cluster.log_path(node_id)
@@ -306,7 +302,7 @@ class Run:
         }
         self.node_checks = {
             "convergence": monitor.convergence_check(),
-            "health": health_check(monitor.exit_events(end), self.run_dir / "logs", monitor.wall_origin),
+            "health": health_check(monitor.exit_events(end), self.run_dir / store.LOGS, monitor.wall_origin),
             "recovery": recovery,
         }
         self.node_checks["health"]["failpoint_exits"] = monitor.failpoint_exits
@@ -352,7 +348,6 @@ class Run:
         results["checks"] = {name: check.get("valid") for name, check in checks.items()}
         results.update(self.node_checks)
         results["exit_code"] = code
-        from harness import store
 
         store.write_results(self.run_dir, results)
         return RunOutcome(valid, code, self.run_dir, results)

@@ -19,6 +19,7 @@ from typing import Any
 RESULTS, HISTORY, PLAN, TIMELINE = "results.json", "history.jsonl", "plan.yaml", "timeline.html"
 LATENCY_PNG, THROUGHPUT_PNG, LOGS = "latency.png", "throughput.png", "logs"
 NODES_PNG = "nodes.png"  # per-node availability, applied index and memory
+NODES_JSONL = "nodes.jsonl"  # the node monitor's samples
 LATEST = "latest"
 INCOMPLETE = "incomplete"  # a run without (readable) results.json: interrupted or still going
 FAILED = "failed"  # a run that never started (its set-up failed): results.json says why

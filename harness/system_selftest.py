@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import store
 from harness.runner import RunOutcome, run_plan
 from harness.selftest import first_anomaly_seconds
 
@@ -142,7 +143,7 @@ def anomaly_detail(outcome: RunOutcome) -> dict[str, Any] | None:
     op = ops[-1]
     node = None
     try:
-        with open(outcome.run_dir / "history.jsonl") as history:
+        with open(outcome.run_dir / store.HISTORY) as history:
             for line in history:
                 record = json.loads(line)
                 same = record.get("process") == op["process"] and record.get("time") == op["call"]

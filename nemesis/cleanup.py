@@ -11,16 +11,14 @@ its state file, a live proxy by its parent (``harness`` still running).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import sys
 from pathlib import Path
 
-from nemesis.net import netns
+from nemesis.net import netns, proxy
 from nemesis.net.netns import NetnsError, Resource
 
-PROXY_MARK = "nemesis.proxyproc"
 PROXY_TAG_RE = re.compile(r"(?:--tag=)?rc-([A-Za-z0-9]{1,8})")
 
 
@@ -37,24 +35,16 @@ def proxy_processes(tag: str | None = None, skip_managed: bool = False) -> list[
     ``skip_managed`` leaves out those whose parent still runs (and is not init): a live run's.
     """
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if not any(PROXY_MARK in arg for arg in args):
-            continue
+    for pid, args in proxy.proxy_processes():
         tags = [m.group(1) for arg in args if (m := PROXY_TAG_RE.fullmatch(arg))]
         if not tags or (tag is not None and tag not in tags):
             continue
-        parent = _parent(int(entry.name))
+        parent = _parent(pid)
         if skip_managed and parent is not None and parent > 1:
             continue
-        cmdline = netns.read_cmdline(int(entry.name))
+        cmdline = netns.read_cmdline(pid)
         if cmdline is not None:
-            found.append(Resource("process", entry.name, tag or tags[0], cmdline))
+            found.append(Resource("process", str(pid), tag or tags[0], cmdline))
     return found
 
 

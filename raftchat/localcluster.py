@@ -7,7 +7,6 @@ a crashed parent never leaves nodes behind.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 import signal
@@ -22,15 +21,7 @@ from typing import Any
 
 from raftchat import auth, protocol, tls
 from raftchat import config as cfg
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
+from raftchat.lifetime import die_with_parent
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -164,7 +155,7 @@ class LocalCluster:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 start_new_session=True,  # a Ctrl-C at the terminal reaches us, and we stop the nodes in order
             )
         self.procs[node_id] = proc

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from raftchat.config import ClusterConfig
-from raftchat.localcluster import _die_with_parent
+from raftchat.lifetime import die_with_parent
 from systems.base import SystemStartError, log_tail
 
 
@@ -70,7 +70,7 @@ class ProcessCluster:
                 stderr=log,
                 cwd=self.node_dir(node_id),
                 env=self.env(node_id),
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 start_new_session=True,  # a Ctrl-C reaches the harness only; it stops the nodes in order
             )
         self.procs[node_id] = proc

@@ -28,30 +28,29 @@ is as near to "connection refused" as a proxy gets; Raft sees one more lost mess
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import json
 import os
 import re
 import secrets
 import select
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from nemesis.net.base import Pair
 from raftchat.config import ClusterConfig
+from raftchat.lifetime import die_with_parent
 
 READY_TIMEOUT = 10.0
 CONTROL_TIMEOUT = 10.0
 PROC_MARK = "nemesis.proxyproc"
 TAG_RE = re.compile(r"[A-Za-z0-9]{1,8}")
-PR_SET_PDEATHSIG = 1
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds nemesis/, for `python -m` from any cwd
 
 
@@ -214,10 +213,9 @@ class ProxyNetwork:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 # PDEATHSIG fires when the *thread* that forked exits: only safe from the main thread.
-                # The stdin lifeline covers the rest, as it closes whenever this process ends.
-                preexec_fn=_die_with_parent
-                if threading.current_thread() is threading.main_thread()
-                else None,
+                # The stdin lifeline covers the rest (setup() from a worker thread, the harness
+                # exiting without teardown()), as it closes whenever this process ends.
+                preexec_fn=die_with_parent if threading.current_thread() is threading.main_thread() else None,
                 start_new_session=True,  # a Ctrl-C reaches the harness, which tears us down in order
                 env=_child_env(),
             )
@@ -285,34 +283,26 @@ def _hostport(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-def _die_with_parent() -> None:
-    """In the child: the kernel sends SIGKILL when the thread that started us exits.
-
-    Belt and braces with the stdin lifeline, which also covers setup() from a worker thread
-    and the harness exiting without calling teardown().
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 
-def leftover_pids(tag: str | None = None) -> list[int]:
-    """Proxy processes still running (of this run's tag, or any): for cleanup and for tests."""
-    found = []
+def proxy_processes() -> Iterator[tuple[int, list[str]]]:
+    """Every running proxy process (but this one) with its arguments, found by its command
+    line, never by name: the one scan of ``/proc`` that cleanup and the tests share."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
+            args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if PROC_MARK.encode() not in args:
-            continue
-        if tag is None or f"rc-{tag}".encode() in args:
-            found.append(int(entry.name))
-    return found
+        if any(PROC_MARK in arg for arg in args):
+            yield int(entry.name), args
+
+
+def leftover_pids(tag: str | None = None) -> list[int]:
+    """Proxy processes still running (of this run's tag, or any): for cleanup and for tests."""
+    return [pid for pid, args in proxy_processes() if tag is None or f"rc-{tag}" in args]
