@@ -1,144 +1,23 @@
 """Linearizability checking of histories against sequential models.
 
-``check(ops, model)`` pairs the history's records into operations, splits them into
-independent partitions (the model's ``partition``: P-compositionality), searches each one
-for a linearization, and on failure explains where the search got stuck and shrinks the
-failing partition to a small counterexample.
+``check(ops, model)`` (``checker/verify.py``) is the entry point: pairing (``prepare``),
+partitions decided by inference (``infer``) or search (``linearizable``, in turns by
+``schedule``), a failure explained (``failure``) and shrunk (``shrink``). This module only
+re-exports the public names.
 """
 
-from __future__ import annotations
-
-import time
-from collections.abc import Hashable
-
-from checker import memory, schedule
-from checker.linearizable import PartitionResult
-from checker.model import Model, Operation
+from checker.failure import explain, stuck_ops
 from checker.models import get_model
-from checker.prepare import no_collection, operations
-from checker.result import UNKNOWN, CheckResult, Failure, Stuck
-from histories.op import Op
+from checker.result import CheckResult, Failure, Stuck
+from checker.verify import check, check_operations
 
-MAX_NAMED = 10  # undecided partitions named in a reason before "and N more"
-
-__all__ = ["check", "check_operations", "explain", "get_model", "CheckResult", "Failure", "Stuck"]
-
-
-def check(
-    history_ops: list[Op],
-    model: Model | str,
-    timeout: float | None = None,
-    shrink: bool = True,
-    max_memory: int | None = None,
-    workers: int | None = None,
-) -> CheckResult:
-    """Is the history linearizable for ``model`` (a Model or a name for ``get_model``)?
-
-    ``timeout`` (seconds) bounds the whole search; past it the verdict is "unknown".
-    ``max_memory`` (bytes the searches may add to the process; default a quarter of the
-    machine's memory) bounds the memos. Partitions are decided by inference where their
-    reads reveal the order, the rest searched in turns (``checker.schedule``), and the
-    first non-linearizable one ends the check (partitions left unchecked keep ``None``
-    in ``linearizations``). Shrinking a failure has its own small budget (3 s) on top.
-    """
-    return check_operations(operations(history_ops), model, timeout, shrink, max_memory, workers=workers)
-
-
-def check_operations(
-    ops: list[Operation],
-    model: Model | str,
-    timeout: float | None = None,
-    shrink: bool = True,
-    max_memory: int | None = None,
-    inference: bool = True,
-    workers: int | None = None,
-) -> CheckResult:
-    """``check`` for operations already paired (``checker.prepare.operations``).
-    ``inference`` False: the general search alone decides (to compare the two).
-    ``workers``: processes for the first pass over a big history (None: one per core)."""
-    with no_collection():
-        return _check_operations(ops, model, timeout, shrink, max_memory, inference, workers)
-
-
-def _check_operations(
-    ops: list[Operation],
-    model: Model | str,
-    timeout: float | None,
-    shrink: bool,
-    max_memory: int | None,
-    inference: bool,
-    workers: int | None,
-) -> CheckResult:
-    if isinstance(model, str):
-        model = get_model(model)
-    start = time.perf_counter()
-    deadline = None if timeout is None else start + timeout
-    bound = memory.default_bound() if max_memory is None else max_memory
-    parts = model.partition(ops)
-    result = CheckResult(
-        valid=True, model=model.name, ops=ops, partition_ops=[[op.id for op in p] for p in parts]
-    )
-    done = schedule.run(model, parts, deadline, bound, use_inference=inference, workers=workers)
-    result.linearizations = [r.linearization if r is not None else None for r in done.results]
-    result.decided_by = done.decided_by
-    result.undecided = sorted(done.undecided)
-    if done.failed is not None:
-        result.valid = False
-        result.failure = explain(model, ops, done.failed, done.results[done.failed])
-    elif done.undecided:
-        result.valid = UNKNOWN
-        result.reason = _unknown_reason(done, timeout, bound, len(parts))
-    result.elapsed = time.perf_counter() - start
-    if result.failure is not None and shrink:
-        from checker.shrink import shrink_failure
-
-        shrink_failure(model, done.witness or parts[done.failed], result.failure)
-    return result
-
-
-def _unknown_reason(done: schedule.Schedule, timeout: float | None, bound: int, total: int) -> str:
-    """Why the verdict is unknown: the first limit reached, and the partitions left open."""
-    listed = ", ".join(map(str, sorted(done.undecided)[:MAX_NAMED]))
-    more = len(done.undecided) - MAX_NAMED
-    left = f"{len(done.undecided)} of {total} partitions undecided: {listed}" + (
-        f" and {more} more" if more > 0 else ""
-    )
-    if done.memory_partition is not None:
-        return f"memory bound of {bound // memory.MIB} MiB reached in group {done.memory_partition}; {left}"
-    return f"time limit of {timeout:g} s reached; {left}"
-
-
-def explain(model: Model, ops: list[Operation], partition: int, outcome: PartitionResult) -> Failure:
-    """A Failure from the deepest point the search reached: the prefix, its states, and
-    the operations that could have gone next but that the model rejects there.
-
-    ``states`` has one entry per op of ``longest``; with an empty prefix, the initial state.
-    """
-    by_id = {op.id: op for op in ops}
-    state: Hashable = model.init()
-    states = []
-    for op_id in outcome.longest:
-        _, state = model.step(state, by_id[op_id])
-        states.append(model.describe_state(state))
-    if not states:
-        states.append(model.describe_state(state))
-    return Failure(
-        partition=partition,
-        longest=list(outcome.longest),
-        states=states,
-        state=model.describe_state(state),
-        stuck=stuck_ops(model, state, outcome.candidates),
-    )
-
-
-def stuck_ops(model: Model, state: Hashable, candidates: list[Operation]) -> list[Stuck]:
-    """The candidates the model rejects in ``state``; if it rejects none (every one fits
-    but leads to a dead end further on), all known-outcome candidates."""
-    rejected = [op for op in candidates if not model.step(state, op)[0]]
-    chosen = rejected or [op for op in candidates if op.ret is not None]
-    stuck = []
-    for op in chosen:
-        description = model.describe_op(op)
-        observed = description.rsplit(" -> ", 1)[1] if " -> " in description else "ok"
-        stuck.append(Stuck(op.id, description, model.expected(state, op), observed))
-    return stuck
+__all__ = [
+    "check",
+    "check_operations",
+    "explain",
+    "get_model",
+    "stuck_ops",
+    "CheckResult",
+    "Failure",
+    "Stuck",
+]

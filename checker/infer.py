@@ -56,8 +56,7 @@ class Inferred:
 def infer(model: Model, ops: list[Operation]) -> Inferred | None:
     """Decide ``ops`` (one partition) by inference, or None when the history does not
     reveal enough (the general search must decide)."""
-    read_only = getattr(model, "read_only", None)
-    ops = [op for op in ops if op.ret is not None or not (read_only and read_only(op))]
+    ops = [op for op in ops if op.ret is not None or not model.read_only(op)]
     if not ops:
         return Inferred(PartitionResult(True, [], explored=0))
     if model.name in ("register", "cas-register"):
@@ -67,7 +66,7 @@ def infer(model: Model, ops: list[Operation]) -> Inferred | None:
             return _attempt(model, ops, _cas_clusters)
         return None
     if model.name == "kv" and all(op.f in ("get", "put", "append") for op in ops):
-        if getattr(model, "initial", "") != "":
+        if model.initial != "":
             return None
         return _attempt(model, ops, _kv_clusters)
     return None
@@ -157,7 +156,7 @@ def _by_level(member: tuple[int, Operation]) -> tuple[int, int, int]:
 def _register_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
     """One cluster per written value (writes must be distinct, and differ from the
     initial value); a crashed write nobody read is left out (it never happened)."""
-    start = freeze(getattr(model, "initial", None))
+    start = freeze(model.initial)
     by_value: dict[Any, _Cluster] = {start: _Cluster(None)}
     for op in ops:
         if op.f == "write":
@@ -308,7 +307,7 @@ def _decide(
         candidates = [op for c in stuck for op in c.ops()[:1]]
         return _violation(model, ops, linearization, candidates, witness)
     if loose:
-        fitted = _fit_failed_cas(linearization, loose, getattr(model, "initial", None))
+        fitted = _fit_failed_cas(linearization, loose, model.initial)
         return None if fitted is None else _proven(model, fitted)
     return _proven(model, linearization)
 
@@ -361,7 +360,7 @@ def _cas_clusters(model: Model, ops: list[Operation]) -> tuple[list[_Cluster], l
     or a swap). A swap ends the stretch of the value it expected and starts its new
     value's: the clusters it joins form one chain, ordered like appends. A failed
     compare is loose (see ``_attempt``); a crashed swap whose value nobody saw is dropped."""
-    start = freeze(getattr(model, "initial", None))
+    start = freeze(model.initial)
     heads: dict[Any, Operation | None] = {start: None}
     reads: list[tuple[Operation, Any]] = []  # (op, the value it saw)
     swaps: list[Operation] = []
@@ -527,9 +526,8 @@ def _proven(model: Model, order: list[Operation]) -> Inferred | None:
     if _real_time_conflict(order)[0] is not None:
         return None
     state: Hashable = model.init()
-    step = getattr(model, "step_fn", None)
     for op in order:
-        ok, state = step(op)(state) if step else model.step(state, op)
+        ok, state = model.step_fn(op)(state)
         if not ok:
             return None
     ids = [op.id for op in order]

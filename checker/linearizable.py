@@ -39,7 +39,6 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass, field
-from functools import partial
 
 from checker.model import Model, Operation
 from checker.result import UNKNOWN
@@ -92,8 +91,7 @@ def partition_search(model: Model, ops: list[Operation]) -> Generator[int, None,
     exponential time: on a generated 5,000-op chat partition with 57 unknown outcomes,
     0.1 to 0.2 s instead of a time-out).
     """
-    read_only: Callable[[Operation], bool] = getattr(model, "read_only", None) or (lambda op: False)
-    ro = {op.id: read_only(op) for op in ops}
+    ro = {op.id: model.read_only(op) for op in ops}
     ops = sorted((op for op in ops if op.ret is not None or not ro[op.id]), key=lambda o: (o.call, o.id))
     if any(op.ret is None for op in ops):
         guided = yield from _search(model, ops, ro, guided=True)
@@ -129,7 +127,7 @@ def _search(
     state_id: dict[Hashable, int] = {states[0]: 0}
     trans: list[dict[int, int]] = [{} for _ in range(n)]
     # A model may compile each op into a step closure (values decoded once): ``step_fn``.
-    compile_op = getattr(model, "step_fn", None) or (lambda op: partial(model.step, op=op))
+    compile_op = model.step_fn
     steps: list = [None] * n  # compiled on first use: many ops are stepped once or never
     bit = [1 << i for i in range(n)]
     lin = bytearray(n)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from checker.failure import stuck_ops
 from checker.infer import infer
 from checker.linearizable import PartitionResult, check_partition
 from checker.model import Model, Operation
@@ -32,8 +33,6 @@ def shrink_failure(
     When the budget does not even allow re-checking, the whole partition stands as its
     own counterexample, with the failure's own prefix and stuck operations.
     """
-    from checker import stuck_ops
-
     target = {(s.op, s.expected) for s in failure.stuck}
     minimal = shrink(model, ops, budget, max_checks, target)
     # The search explains the small anomaly best (its stuck ops are the ones the model rejects).
@@ -64,8 +63,6 @@ def shrink(
     same answer; otherwise shrinking drifts to a trivial anomaly (in chat, one fetch
     without the account it reads: a real counterexample, but not this history's).
     """
-    from checker import stuck_ops
-
     deadline = time.perf_counter() + budget
     checks = 0
 
@@ -88,8 +85,7 @@ def shrink(
             return False
         return len(subset) > EXPLAIN_LIMIT or explainable(model, subset, deadline)
 
-    read_only = getattr(model, "read_only", None)
-    ops = [op for op in ops if op.ret is not None or not (read_only and read_only(op))]
+    ops = [op for op in ops if op.ret is not None or not model.read_only(op)]
     first = decide(model, ops, deadline)
     if first.valid is not False:
         return ops
@@ -104,10 +100,9 @@ def shrink(
             if len(prefix) < len(ops) and fails(prefix):
                 ops = prefix
         keep = {op_id for op_id, _ in target or ()}
-        if read_only is not None:
-            fewer = [op for op in ops if op.id in keep or not read_only(op)]
-            if len(fewer) < len(ops) and fails(fewer):
-                ops = fewer
+        fewer = [op for op in ops if op.id in keep or not model.read_only(op)]
+        if len(fewer) < len(ops) and fails(fewer):
+            ops = fewer
     except _OutOfBudget:
         return ops
     return ddmin(ops, fails)

@@ -453,3 +453,34 @@ def test_corpus_verdicts(name: str, linearizable: bool) -> None:
     if not linearizable:
         failure = result.failure
         assert failure is not None and failure.minimal and len(failure.minimal) <= len(result.ops)
+
+
+def test_every_model_has_every_hook_of_the_protocol():
+    from checker.model import Model
+    from checker.models import MODELS
+
+    op = Operation(0, 1, "read", None, 1, 0, 1)
+    for name, cls in MODELS.items():
+        model = cls()
+        assert Model in cls.__mro__ and model.name == name
+        ok, after = model.step_fn(op)(model.init())
+        assert (ok, after) == model.step(model.init(), op)
+        assert model.partition([op]) and isinstance(model.read_only(op), bool)
+
+
+def test_protocol_defaults_serve_a_model_without_the_optional_hooks():
+    from checker.model import Model
+
+    class Counter(Model):
+        name, OPERATIONS = "counter", {}
+
+        def init(self):
+            return 0
+
+        def step(self, state, op):
+            return True, state + op.input
+
+    counter, op = Counter(), Operation(0, 1, "add", 2, None, 0, 1)
+    assert counter.step_fn(op)(3) == (True, 5)
+    assert counter.read_only(op) is False and counter.partition([op]) == [[op]]
+    assert counter.initial is None

@@ -1,11 +1,8 @@
 """The sequential models the checker knows, by name.
 
-Besides the ``Model`` protocol (checker/model.py) a model may offer
-``read_only(op) -> bool``: True when linearizing ``op`` (with its observed output) never
-changes the state, whatever the state. The search uses it twice: such an op with an
-unknown outcome constrains nothing and is dropped, and one with a known outcome that fits
-the current state is placed at once without branching (moving a pure check earlier can
-never hurt).
+Every model subclasses the ``Model`` protocol (checker/model.py), which declares each hook
+the checker calls (``step_fn``, ``read_only``, ``partition``, ``initial``, ...) with its
+default.
 """
 
 from __future__ import annotations

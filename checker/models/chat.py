@@ -39,7 +39,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from checker.fit import Signature, mapping
-from checker.model import Operation
+from checker.model import Model, Operation
 from checker.models.values import freeze
 
 MAX_USERNAME = 20
@@ -57,7 +57,7 @@ def _args(*names: str, keyed: bool = False) -> Signature:
     return Signature(mapping(*names, optional=optional), _ANSWER)
 
 
-class ChatModel:
+class ChatModel(Model):
     name = "chat"
     OPERATIONS = {  # see checker.fit
         "create_account": _args("user", keyed=True),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from checker.fit import ANY, NIL, Shape, Signature, one_of, sequence
-from checker.model import Operation
+from checker.model import Model, Operation
 from checker.models.values import freeze, show
 
 _NO_KEY = object()
@@ -24,7 +24,7 @@ _NO_KEY = object()
 _TEXT = Shape("a string", lambda v: isinstance(v, str))
 
 
-class KVModel:
+class KVModel(Model):
     name = "kv"
     OPERATIONS = {  # see checker.fit; a get's invoke may name only its key, or nothing
         "get": Signature(one_of(NIL, sequence(ANY, ANY, optional=1)), ANY),

@@ -10,11 +10,11 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from checker.fit import ANY, NIL, Signature
-from checker.model import Operation
+from checker.model import Model, Operation
 from checker.models.values import freeze, show
 
 
-class RegisterModel:
+class RegisterModel(Model):
     name = "register"
     OPERATIONS = {"read": Signature(NIL, ANY), "write": Signature(ANY, ANY)}  # see checker.fit
 
