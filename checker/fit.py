@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from histories.op import NEMESIS, Op
+from histories.format import NEMESIS, Op
 
 EXAMPLES = 3  # records named per kind of misfit
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from checker.model import Operation
-from histories.op import NEMESIS, Op
+from histories.format import NEMESIS, Op
 
 
 def operations(ops: list[Op]) -> list[Operation]:

@@ -17,7 +17,7 @@ from checker.models import get_model
 from checker.prepare import no_collection, operations
 from checker.result import UNKNOWN, CheckResult
 from checker.shrink import shrink_failure
-from histories.op import Op
+from histories.format import Op
 
 MAX_NAMED = 10  # undecided partitions named in a reason before "and N more"
 

@@ -27,7 +27,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from harness.stats import NS_PER_MS, NS_PER_S, OUTCOMES, Call, Interval, calls, nemesis_intervals
 from harness.store import LATENCY_PNG, NODES_PNG, THROUGHPUT_PNG
-from histories.op import Op
+from histories.format import Op
 from nemesis import faults
 
 MAX_POINTS = 20_000  # latency points drawn; beyond this the scatter is sampled

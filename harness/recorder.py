@@ -2,7 +2,7 @@
 
 Each record is flushed at once, so a harness that dies mid-run leaves a prefix that the
 checker can read. Times are monotonic nanoseconds since the start of the run. The first
-line is a metadata record (``histories.meta``): the workload, model, system and harness
+line is a metadata record (``histories.format``): the workload, model, system and harness
 version, so the file can be checked on its own.
 """
 
@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from histories import JsonlWriter
-from histories.meta import metadata_record
-from histories.op import Op
+from histories.format import Op, metadata_record
 
 DEFAULT_SYSTEM = "raftchat"  # the system under test when the caller names none
 

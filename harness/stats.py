@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from histories.op import NEMESIS, Op
+from histories.format import NEMESIS, Op
 
 OUTCOMES = ("ok", "fail", "info")
 COUNTS = ("invoke", *OUTCOMES, "open")  # "open": invoked, never completed (the run ended first)

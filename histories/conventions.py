@@ -1,4 +1,4 @@
-"""Each source's conventions, translated into the canonical values of ``histories.op``.
+"""Each source's conventions, translated into the canonical values of ``histories.format``.
 
 The same record means different things in different sources (see the corpus README), so
 every reader names a dialect and this module alone knows what each one means:
@@ -29,8 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from histories.edncodec import Keyword, Symbol, dumps
-from histories.op import NEMESIS, HistoryError, Op
-from histories.raw import RawOp
+from histories.format import NEMESIS, History, HistoryError, Op, RawOp, check_ops
 
 DIALECTS = ("canonical", "knossos", "porcupine-etcd", "porcupine-kv")
 REGISTER_FS = ("read", "write", "cas")
@@ -172,3 +171,12 @@ def to_knossos(ops: list[Op]) -> list[Op]:
             value = [value[0], value[1]]
         result.append(Op(op.index, type_, op.process, op.f, value, op.time, op.node, op.error))
     return result
+
+
+def assemble(
+    raws: list[RawOp], path: str, format: str, dialect: str, model_hint: str | None, initial_hint: Any
+) -> History:
+    """Translate ``raws`` with ``dialect``, check indexes and pairing, and wrap the result."""
+    ops, synthetic = translate(raws, dialect, path)
+    check_ops(ops, [r.line for r in raws], path)
+    return History(ops, format, model_hint, initial_hint, path, dialect, synthetic)

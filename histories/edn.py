@@ -16,10 +16,8 @@ from typing import Any
 
 from histories.conventions import translate
 from histories.edncodec import EdnError, Keyword, dumps, is_name, read_elements
-from histories.op import NEMESIS, TYPES, HistoryError, Op
-from histories.raw import RawOp
+from histories.format import NEMESIS, TYPES, HistoryError, Op, RawOp, check_ops
 from histories.textio import read_text
-from histories.validate import check_ops
 
 _FIELDS = frozenset(("index", "time", "type", "process", "f", "value", "node", "error"))
 

@@ -2,7 +2,7 @@
 
 Values are already canonical. A writer that crashes mid-line leaves a partial last line:
 the reader names it, and can skip it on request, so a crashed run's history is still
-checkable. A first line that is a metadata record (``histories.meta``) is not an operation:
+checkable. A first line that is a metadata record (``histories.format``) is not an operation:
 readers skip it.
 """
 
@@ -16,10 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from histories.meta import is_metadata
-from histories.op import TYPES, HistoryError, Op
+from histories.format import TYPES, HistoryError, Op, check_ops, is_metadata
 from histories.textio import iter_lines
-from histories.validate import check_ops
 
 REQUIRED = ("index", "type", "process", "f", "value", "time")
 OPTIONAL = ("node", "error")
@@ -249,7 +247,7 @@ def _record(data: dict[str, Any]) -> bytes:
 
 
 def write_jsonl(path: str | Path, ops: Iterable[Op], metadata: dict[str, Any] | None = None) -> None:
-    """Write a whole history, replacing the file; ``metadata`` (a ``histories.meta`` record) first."""
+    """Write a whole history, replacing the file; ``metadata`` (a ``histories.format`` record) first."""
     with open(path, "wb") as out:
         if metadata is not None:
             out.write(_record(metadata))
@@ -277,7 +275,7 @@ class JsonlWriter:
         self._file.flush()
 
     def write_metadata(self, metadata: dict[str, Any]) -> None:
-        """The file's first line: a ``histories.meta`` record. Refused once anything is written."""
+        """The file's first line: a ``histories.format`` record. Refused once anything is written."""
         if self._file.tell():
             raise HistoryError(self.path, None, "metadata goes first: the file already has records")
         self._file.write(_record(metadata))

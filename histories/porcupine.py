@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 
-from histories.assemble import assemble
+from histories.conventions import assemble
 from histories.edn import parse_edn
 from histories.edncodec import EdnError, Keyword, dumps, parse_value, read_elements
-from histories.history import History
-from histories.op import NEMESIS, TYPES, HistoryError
-from histories.raw import RawOp
+from histories.format import NEMESIS, TYPES, History, HistoryError, RawOp
 
 # Where a record starts: the logger's name, then "-", ":" or nothing, then whitespace. What
 # comes before it varies with the Jepsen version and its logging setup (timestamps such as

@@ -10,7 +10,7 @@ that issued it is replaced by a new one (number + ``clients``, as Jepsen does).
 
 Operations are chosen in linearization order, knowing the object's state (so a cas
 often expects the current value, a fetch reads near the end of an inbox); only the
-records are in time order. Values are canonical (``histories.op``): register reads and
+records are in time order. Values are canonical (``histories.format``): register reads and
 writes, cas ``[expected, new, swapped]``, kv ``[key, value]`` with every key starting at
 ``""``, chat as ``workloads/chat.py`` records it (arguments plus ``"group"``; ok =
 ``{"status", "value"}``, answered as raftchat's ``ChatMachine`` answers). ``keys`` is the number of
@@ -43,7 +43,7 @@ from fnmatch import fnmatchcase
 from operator import attrgetter
 from typing import Any
 
-from histories.op import Op
+from histories.format import Op
 
 MODELS = ("register", "cas-register", "kv", "chat")
 ANOMALIES = ("stale-read", "lost-write", "duplicate-append", "early-read")

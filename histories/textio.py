@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from histories.op import HistoryError
+from histories.format import HistoryError
 
 HEAD = 1 << 20  # bytes of a file enough to tell its format
 

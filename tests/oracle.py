@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from histories.op import Op
+from histories.format import Op
 
 MAX_USERNAME = 20  # raftchat.chat.ChatMachine's limits
 MAX_MESSAGE = 500

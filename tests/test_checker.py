@@ -15,7 +15,7 @@ from checker.model import Operation
 from checker.models import MODELS, get_model
 from checker.prepare import operations
 from checker.result import UNKNOWN
-from histories.op import Op
+from histories.format import Op
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 

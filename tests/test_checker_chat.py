@@ -6,7 +6,7 @@ from typing import Any
 
 from checker import check
 from checker.models import get_model
-from histories.op import Op
+from histories.format import Op
 from histories.synth import generate
 
 GROUP = 0

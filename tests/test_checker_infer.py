@@ -20,7 +20,7 @@ from checker import check_operations
 from checker.infer import infer
 from checker.models import get_model
 from checker.prepare import operations
-from histories.op import Op
+from histories.format import Op
 from histories.synth import generate
 
 UNIQUE_KINDS = ["register", "cas-register", "kv-append", "kv-put", "kv"]

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checker import check
-from histories.op import Op
+from histories.format import Op
 from raftchat.chat import ChatMachine
 
 VALUES = [0, 1, 2]

@@ -21,7 +21,7 @@ from test_store_stats import T0, synthetic_ops
 from checker import check
 from harness import plots, stats, store
 from harness.junit import outcome, write_junit
-from histories.op import NEMESIS, Op
+from histories.format import NEMESIS, Op
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from harness import stats, store
+from histories.format import NEMESIS, Op
 from histories.jsonl import write_jsonl
-from histories.op import NEMESIS, Op
 
 S, MS = 1_000_000_000, 1_000_000
 T0 = datetime(2026, 11, 26, 23, 5, 12, tzinfo=UTC)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from checker import check
 from histories import read_history, write_jsonl
-from histories.op import Op
+from histories.format import Op
 from histories.synth import ANOMALIES, APPENDS, MODELS, generate
 from raftchat.chat import ChatMachine
 

@@ -18,8 +18,8 @@ import checker
 import checker.models
 from harness.recorder import Recorder
 from harness.workers import Workers
+from histories.format import Op
 from histories.jsonl import read_jsonl
-from histories.op import Op
 from raftchat import config as cfg
 from raftchat.client import Client, OperationError
 from raftchat.localcluster import LocalCluster
