@@ -5,7 +5,6 @@ keeps a screenshot for a person to look at (in $TEST_ARTIFACTS, default tests/ar
 
 from __future__ import annotations
 
-import random
 import struct
 import subprocess
 import tempfile
@@ -18,7 +17,7 @@ from support import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 from checker import check, get_model
 from checker.html import write_html
 from checker.result import CheckResult
-from histories import Op, read_history
+from histories import Op, read_history, synth
 
 pytestmark = needs_chromium
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -80,60 +79,13 @@ def screenshot(page: Path, name: str) -> Path:
 
 
 def register_history(n: int, seed: int, stale_read: bool, processes: int = 5) -> list[Op]:
-    """A register history of ``n`` overlapping ops, linearizable by construction (each
-    takes effect at its call); with ``stale_read`` one read later returns a value that two
-    completed writes had already replaced: the smallest anomaly is those three ops."""
-    rnd = random.Random(seed)
-    value: object = None
-    t, free = 0, [0] * processes
-    names = list(range(processes))
-    ops: list[dict[str, object]] = []
-    for k in range(n):
-        lane = k % processes
-        call = max(t + rnd.randint(1, 40) * 1000, free[lane])
-        ret = call + rnd.randint(20, 300) * 1000
-        t, free[lane] = call, ret + 1000
-        f = rnd.choice(["read", "read", "write", "cas"])
-        if f == "read":
-            inp, out = None, value
-        elif f == "write":
-            inp = out = f"v{k}"
-            value = inp
-        else:
-            swap = value is not None and rnd.random() < 0.7
-            inp = [value if swap else "v-none", f"v{k}"]
-            out = [*inp, swap]
-            if swap:
-                value = inp[1]
-        crashed = f != "read" and rnd.random() < 0.02
-        ops.append(dict(p=names[lane], f=f, inp=inp, out=out, call=call, ret=None if crashed else ret))
-        if crashed:  # Jepsen gives the thread a new process after an unknown outcome
-            names[lane] += processes
-    if stale_read:
-        _make_stale(ops, n // 2)
-    records = []
-    for op in ops:
-        records.append((op["call"], "invoke", op["p"], op["f"], op["inp"]))
-        if op["ret"] is None:
-            records.append((op["call"] + 500, "info", op["p"], op["f"], op["inp"]))
-        else:
-            records.append((op["ret"], "ok", op["p"], op["f"], op["out"]))
-    records.sort(key=lambda r: (r[0], r[1] != "invoke"))
-    return [Op(i, kind, p, f, v, when) for i, (when, kind, p, f, v) in enumerate(records)]
-
-
-def _make_stale(ops: list[dict[str, object]], start: int) -> None:
-    writes = [op for op in ops if op["f"] == "write" and op["ret"] is not None]
-    for read in ops[start:]:
-        if read["f"] != "read" or read["ret"] is None:
-            continue
-        done = [w for w in writes if w["ret"] < read["call"]]
-        for second in reversed(done):
-            first = [w for w in done if w["ret"] < second["call"]]
-            if first:
-                read["out"] = first[-1]["inp"]
-                return
-    raise AssertionError("no read to make stale")
+    """A cas-register history of ``n`` overlapping ops from ``histories.synth``, linearizable
+    by construction (a few writes time out); with ``stale_read`` one read returns a value that
+    a later completed write had already replaced: the smallest anomaly is those three ops."""
+    anomaly = "stale-read" if stale_read else None
+    return synth.generate(
+        "cas-register", clients=processes, ops=n, info_rate=0.02, anomaly=anomaly, seed=seed
+    )
 
 
 def page_for(
