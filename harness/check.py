@@ -18,6 +18,7 @@ from typing import Any
 
 from harness import store
 from harness.verdicts import EXIT_ERROR as EXIT_BAD_INPUT
+from harness.verdicts import linearizability_code
 from histories import FORMATS
 
 WORKLOAD_MODELS = {"chat": "chat", "register": "cas-register", "kv": "kv"}  # plan.yaml workload -> model
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{args.html}: cannot write: {exc.strerror or exc}")
         if not args.json:
             print(f"page: {args.html}")
-    return exit_code(result.valid)
+    return linearizability_code(result.valid)
 
 
 def locate(path: Path) -> Target:
@@ -202,12 +203,6 @@ def _plan_model(plan: Path) -> str | None:
 def _initial_hint(history: Any) -> Any:
     """The initial value the file states; it only means something with the file's model."""
     return history.initial_hint if history.model_hint is not None else None
-
-
-def exit_code(valid: bool | str) -> int:
-    from harness.verdicts import linearizability_code
-
-    return linearizability_code(valid)
 
 
 def _fail(message: str) -> int:

@@ -96,7 +96,7 @@ class RunRecord:
 
     @property
     def verdict(self) -> str:
-        return verdict(self.exit_code)
+        return verdicts.verdict(self.exit_code)
 
 
 # ---------------------------------------------------------------------------------- the matrix
@@ -228,11 +228,6 @@ def validate_all(combos: list[Combination]) -> list[plans.Plan]:
 def estimate(resolved: list[plans.Plan]) -> float:
     """Seconds the matrix should take: each run's load plus a fixed allowance for the rest."""
     return sum(plan.time_limit + OVERHEAD_S for plan in resolved)
-
-
-def verdict(code: int) -> str:
-    """A word for a run's exit code, for the summary and CSS classes."""
-    return verdicts.verdict(code)
 
 
 def overall_exit_code(codes: list[int]) -> int:
@@ -444,7 +439,7 @@ def summary_page(
     e = escape
     by_name = {r.name: r for r in records}
     axes = list(combos[0].axes) if combos else []
-    overall = "pending" if data["exit_code"] is None else verdict(data["exit_code"])
+    overall = "pending" if data["exit_code"] is None else verdicts.verdict(data["exit_code"])
     badges = " ".join(
         f"{badge(v)} <span class='muted'>×{data['counts'][v]}</span>"
         for v in VERDICT_WORDS

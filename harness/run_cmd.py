@@ -9,7 +9,8 @@ from typing import Any
 
 from harness import plan as plans
 from harness import verdicts
-from harness.runner import EXIT_ERROR, RunOutcome, run_plan
+from harness.runner import RunOutcome, run_plan
+from harness.verdicts import EXIT_ERROR
 from systems import SYSTEMS, SystemUnavailable
 
 

@@ -44,12 +44,6 @@ from systems.base import Cluster
 from workloads import make_workload
 from workloads.base import Workload
 
-EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = (
-    verdicts.EXIT_VALID,
-    verdicts.EXIT_INVALID,
-    verdicts.EXIT_UNKNOWN,
-    verdicts.EXIT_ERROR,
-)
 START_TIMEOUT = 60.0  # seconds for a cluster to serve; a JVM ensemble on a loaded machine is slow
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import verdicts
 from harness.runner import RunOutcome, run_plan
 from raftchat.bugs import BUGS
 
@@ -134,7 +135,7 @@ def run_selftest(
                     first_anomaly_seconds(outcome),
                     str(outcome.run_dir),
                     (outcome.results.get("stats") or {}).get("client_ops", 0),
-                    outcome.results.get("verdict") or _verdict(outcome.valid),
+                    outcome.results.get("verdict") or verdicts.run_word(outcome.valid, outcome.exit_code),
                 )
                 (report.with_bug if with_bug else report.correct).append(trial)
                 if progress:
@@ -158,10 +159,6 @@ def undetected(reports: list[BugReport], min_detections: int | None = None) -> l
     if min_detections is None:
         return [r.bug for r in reports if r.bug not in HIDDEN_IN_REAL_RUNS and r.detected < 1]
     return [r.bug for r in reports if r.detected < min_detections]
-
-
-def _verdict(valid: Any) -> str:
-    return {True: "valid", False: "INVALID", "unknown": "unknown"}.get(valid, "error")
 
 
 def table(reports: list[BugReport], runs: int) -> str:

@@ -56,13 +56,9 @@ class RunSummary:
     @property
     def verdict(self) -> str:
         """A word for the verdict, for pages and CSS classes."""
-        if self.valid is True:
-            return "valid"
-        if self.valid is False:
-            from harness.verdicts import EXIT_INVALID, verdict
+        from harness.verdicts import run_word
 
-            return verdict(self.exit_code) if self.exit_code not in (None, EXIT_INVALID) else "invalid"
-        return str(self.valid)
+        return run_word(self.valid, self.exit_code)
 
 
 def check_test_name(name: str) -> str:

@@ -8,29 +8,40 @@ tell a service that lied to its clients from one that lost a replica.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNKNOWN, EXIT_ERROR = 0, 1, 2, 3
 EXIT_DIVERGED, EXIT_NODE_FAILED, EXIT_NOT_RECOVERED = 4, 5, 6
 
+
+@dataclass(frozen=True)
+class Verdict:
+    """One verdict a run can get: its exit code, its word (summaries, CSS classes, JUnit),
+    what it says, and the composed checker whose failure gives it (None: no checker's)."""
+
+    code: int
+    word: str
+    description: str
+    check: str | None = None
+
+
+# Most serious first: the merge rule. Within a run the first failed checker in this order
+# decides (``compose``); across many runs (a nightly) the first verdict any run got (``worst``).
+TABLE = (
+    Verdict(EXIT_INVALID, "invalid", "not linearizable", "linearizable"),
+    Verdict(EXIT_DIVERGED, "diverged", "replicas diverged", "convergence"),
+    Verdict(EXIT_NODE_FAILED, "node-failed", "a node failed by itself", "health"),
+    Verdict(EXIT_NOT_RECOVERED, "not-recovered", "a node did not recover", "recovery"),
+    Verdict(EXIT_ERROR, "error", "error"),
+    Verdict(EXIT_UNKNOWN, "unknown", "unknown"),
+    Verdict(EXIT_VALID, "valid", "valid"),
+)
+BY_CODE = {v.code: v for v in TABLE}
 # The composed checkers, most serious first: the first that fails decides the exit code.
-CHECKS: dict[str, tuple[int, str]] = {
-    "linearizable": (EXIT_INVALID, "not linearizable"),
-    "convergence": (EXIT_DIVERGED, "replicas diverged"),
-    "health": (EXIT_NODE_FAILED, "a node failed by itself"),
-    "recovery": (EXIT_NOT_RECOVERED, "a node did not recover"),
-}
-VERDICTS = {
-    EXIT_VALID: "valid",
-    EXIT_INVALID: "invalid",
-    EXIT_UNKNOWN: "unknown",
-    EXIT_ERROR: "error",
-    EXIT_DIVERGED: "diverged",
-    EXIT_NODE_FAILED: "node-failed",
-    EXIT_NOT_RECOVERED: "not-recovered",
-}
-# Across many runs (a nightly), the worst news wins in this order.
-SEVERITY = (EXIT_INVALID, EXIT_DIVERGED, EXIT_NODE_FAILED, EXIT_NOT_RECOVERED, EXIT_ERROR, EXIT_UNKNOWN)
+CHECKS: dict[str, tuple[int, str]] = {v.check: (v.code, v.description) for v in TABLE if v.check}
+VERDICTS = {code: BY_CODE[code].word for code in sorted(BY_CODE)}  # in exit-code order
+SEVERITY = tuple(v.code for v in TABLE if v.code != EXIT_VALID)
 
 
 def linearizability_code(valid: Any) -> int:
@@ -61,11 +72,18 @@ def verdict(code: int | None) -> str:
     return VERDICTS.get(code, "error") if code is not None else "error"
 
 
+def run_word(valid: Any, code: int | None) -> str:
+    """The word for a stored run from its ``valid`` and exit code; a run without a verdict
+    keeps its state's word ("unknown", "incomplete", "failed")."""
+    if valid is True:
+        return verdict(EXIT_VALID)
+    if valid is False:
+        return verdict(code) if code not in (None, EXIT_INVALID) else verdict(EXIT_INVALID)
+    return str(valid)
+
+
 def describe(code: int) -> str:
-    for check_code, text in CHECKS.values():
-        if check_code == code:
-            return text
-    return {EXIT_VALID: "valid", EXIT_UNKNOWN: "unknown", EXIT_ERROR: "error"}.get(code, "error")
+    return BY_CODE[code].description if code in BY_CODE else BY_CODE[EXIT_ERROR].description
 
 
 def worst(codes: list[int]) -> int:
