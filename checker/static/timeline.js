@@ -183,7 +183,9 @@ function opInfo(it, view, box) {
   };
   row('op', o.h + ' (its index in the history) · process ' + procName(o.p) + ' · ' + o.f);
   row('node', o.n || 'not recorded');
-  if (view.whole) row('group', String(GROUP_OF.get(o.id)) + ' · ' + STATUS[D.partitions[GROUP_OF.get(o.id)].status]);
+  if (view.whole) {
+    row('group', String(GROUP_OF.get(o.id)) + ' · ' + STATUS[D.partitions[GROUP_OF.get(o.id)].status]);
+  }
   row('input', show(o.i));
   row('output', o.r === null ? 'unknown' : show(o.o));
   if (o.r === null) row('time', 'invoked ' + fmtAt(o.c) + '; outcome unknown: took effect later, or never');
@@ -201,7 +203,8 @@ function opInfo(it, view, box) {
     row('partial', partial.length ? 'the longest linearization found with this op has ' +
       plural(partial.length, 'op') + '; it is #' + (partial.indexOf(it) + 1) + ' (numbered in the timeline)' +
       (view.partials.complete ? '' : ' (search cut short: a longer one may exist)') :
-      'in no partial linearization: it cannot be placed after any order of the ops before it', partial.length ? '' : 'bad');
+      'in no partial linearization: it cannot be placed after any order of the ops before it',
+    partial.length ? '' : 'bad');
   }
   if (it.stuck) {
     row('could not go', 'next after the longest prefix', 'bad');
@@ -500,7 +503,8 @@ class Timeline {
     const role = it.stuck ? 'stuck' : hp ? (hp.pts.has(it) ? 'lin' : 'other') :
       it.role || (it.lin >= 0 ? 'lin' : 'other');
     const [fill, stroke, ink] = C[role];
-    let x0 = this.x(it.uc), x1 = this.x(it.ur);
+    const x0 = this.x(it.uc);
+    let x1 = this.x(it.ur);
     if (x1 - x0 < 2) { x1 = x0 + 2; }
     const cx0 = Math.max(x0, GUTTER - 4), cx1 = Math.min(x1, this.W + 4);
     ctx.fillStyle = fill;
@@ -665,8 +669,8 @@ class Timeline {
   }
   clampWindow() {
     const full = this.uMax - this.uMin, minSpan = this.mode === 'real' ? full / 1e5 : 2;
-    let span = Math.min(Math.max(this.u1 - this.u0, minSpan), full * 1.2);
-    let u0 = Math.min(Math.max(this.u0, this.uMin - full * 0.1), this.uMax + full * 0.1 - span);
+    const span = Math.min(Math.max(this.u1 - this.u0, minSpan), full * 1.2);
+    const u0 = Math.min(Math.max(this.u0, this.uMin - full * 0.1), this.uMax + full * 0.1 - span);
     this.u0 = u0; this.u1 = u0 + span;
   }
   zoom(factor, at) {
@@ -900,7 +904,7 @@ const main = new Timeline(document.getElementById('main-timeline'), {
       ' linearized · ') + a.stuck + ' stuck · ' + a.unknown + ' unknown outcome · showing ' +
       fmtAt(Math.max(lo, 0)) + ' – ' + fmtAt(hi) + ' (' + a.drawn + ' drawn)' + (!D.faults.length ? '' :
       ' · ' + plural(D.faults.length, 'fault interval') + (FAULTS.length ? ', ' + a.faultBands + ' in view' :
-      ' (not drawn: no timestamps)'));
+        ' (not drawn: no timestamps)'));
   },
   onSelect: (it, view) => {
     if (it) { opInfo(it, view, details); details.classList.add('on'); }
