@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import html
 import json
-import re
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from checker.model import Model, Operation
+from checker.page import asset, page
 from checker.partial import partial_linearizations
 from checker.result import UNKNOWN, CheckResult, Failure, Stuck
 
@@ -81,21 +79,11 @@ def render(
         + _faults_section(data)
     )
     page_title = f"{_VERDICT_TEXT[data['verdict']]}: {title}" if title else _VERDICT_TEXT[data["verdict"]]
-    parts = {
-        "TITLE": html.escape(page_title),
-        "CSS": _asset("timeline.css"),
-        "BODY": body,
-        "DATA": _script_json(data),
-        "JS": _asset("timeline.js"),
-    }
-    # One pass over the template: a value that happens to contain "__JS__" stays as it is.
-    return re.sub(r"__(TITLE|CSS|BODY|DATA|JS)__", lambda m: parts[m.group(1)], _asset("timeline.html"))
-
-
-@cache
-def _asset(name: str) -> str:
-    """A file of the page (template, style sheet, script), shipped as package data."""
-    return files("checker").joinpath("static", name).read_text(encoding="utf-8")
+    scripts = (
+        f'<script type="application/json" id="check-data">{_script_json(data)}</script>\n'
+        f"<script>{asset('timeline.js')}</script>"
+    )
+    return page(page_title, f"{body}\n{scripts}", asset("timeline.css"))
 
 
 def write_html(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from checker.page import page
 from harness import plan as plans
 from harness import store, verdicts
 from harness.serve import CSS, badge, duration, escape
@@ -485,16 +486,15 @@ def summary_page(
         rows.append(f"<tr class='run' {data_attrs}>{''.join(cells)}</tr>")
     table = f"<table id='runs'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     refresh = "" if data["complete"] else "<meta http-equiv='refresh' content='30'>"
-    return (
-        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width, initial-scale=1'>{refresh}"
-        f"<title>{e(data['name'])} · nightly summary</title><link rel='icon' href='data:,'>"
-        f"<style>{CSS}{_EXTRA_CSS}</style></head><body>"
+    return page(
+        f"{data['name']} · nightly summary",
         f"<header class='top'><span class='title'>raftchat harness · nightly</span>"
         f"<span class='where'>{e(summary_dir.name)}</span></header><main>"
         f"<h1>{e(data['name'])} {badge(overall)}</h1>"
         f"<p class='muted'>{' · '.join(facts)}</p><div class='summary'>{badges}</div>"
-        f"<div class='card'>{table}</div></main></body></html>\n"
+        f"<div class='card'>{table}</div></main>",
+        CSS + _EXTRA_CSS,
+        head=refresh,
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from checker.page import page
 from harness import store
 from harness.store import RunSummary
 
@@ -259,14 +260,8 @@ def _td(content: str, cls: str = "") -> str:
 
 
 def _page(title: str, content: str, where: str = "") -> str:
-    return (
-        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{escape(title)}</title><link rel='icon' href='data:,'><style>{CSS}</style></head>"
-        "<body><header class='top'><a href='/'>raftchat harness</a>"
-        f"<span class='where'>{escape(where)}</span>"
-        f"</header><main>{content}</main></body></html>\n"
-    )
+    header = f"<header class='top'><a href='/'>raftchat harness</a><span class='where'>{escape(where)}</span>"
+    return page(title, f"{header}</header><main>{content}</main>", CSS)
 
 
 def badge(verdict: str) -> str:
