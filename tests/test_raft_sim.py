@@ -341,51 +341,6 @@ def test_compaction_and_log_access() -> None:
     assert [e.index for e in core.entries_from(1)] == [7]
 
 
-# ---------------------------------------------------------------------- figure 8
-
-
-def figure8(bugs: frozenset[str]) -> Sim:
-    """Figure 8 of the Raft paper, step by step, on five nodes. The leader of term 3 holds
-    X (term 1) at index 2 on a majority while its own no-op is on a minority; if it commits X
-    by counting replicas, n5 (whose index 2 is from term 2) can still win and erase it."""
-    sim = quiet_sim(5, max_batch=1, pre_vote=False, check_quorum=False, bugs=bugs)
-    elect(sim, "n1")  # term 1; the no-op at 1 commits everywhere
-    sim.partition(["n1", "n2"])
-    sim.propose("n1", b"X")  # index 2, term 1: reaches n2 only
-    sim.deliver_all()
-    sim.partition(["n1"], ["n2"])
-    win(sim, "n5")  # term 2 with n3 and n4; its no-op (index 2, term 2) stays with it
-    sim.partition(["n5"], ["n4"])
-    sim.deliver_all()
-    sim.crash("n1")
-    sim.start("n1")  # comes back as a follower of term 1 with X in its log
-    win(sim, "n1")  # term 3 with n2 and n3 (n3 voted for n5 in term 2); its no-op is index 3
-    assert sim.core("n1").term == 3
-
-    def hold_back_index_3_from_n3(m: object) -> bool:
-        if not (isinstance(m, AppendEntries) and m.dst == "n3" and any(e.index >= 3 for e in m.entries)):
-            return True
-        return sim.core("n3").term_of(2) is None  # n3 rejects it anyway and so gets probed for X
-
-    sim.deliver_all(keep=hold_back_index_3_from_n3)  # n2 has 1..3, n3 has 1..2: X on a majority
-    sim.crash("n1")
-    sim.heal()
-    win(sim, "n5")  # steps down on hearing term 3; then n3 and n4 elect it: term 2 beats their term 1
-    return sim
-
-
-def test_figure8_is_safe_without_the_bug() -> None:
-    sim = figure8(frozenset())
-    assert sim.core("n5").role is Role.LEADER
-    assert sim.max_committed == 1, "X must not have been committed"
-
-
-def test_commit_previous_term_bug_breaks_safety() -> None:
-    """The bug switch must be real: committing by counting old-term replicas loses X."""
-    with pytest.raises(InvariantViolation, match="leader completeness"):
-        figure8(frozenset({"commit-previous-term"}))
-
-
 # ---------------------------------------------------------------------- ReadIndex
 
 
