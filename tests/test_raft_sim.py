@@ -1,6 +1,8 @@
 """RaftCore under simulation: thousands of random faulty schedules checked for safety and
-liveness, targeted scenarios (pre-vote, check-quorum, snapshots, figure 8, ReadIndex), and
-unit tests of the core's contract.
+liveness, the targeted scenarios that need more than the scenario language (hand-made
+messages, timers set directly, faults on every tick), and unit tests of the core's contract.
+Scenarios that read as a trace (pre-vote, check-quorum, figure 8, ReadIndex, snapshots,
+crash points, deliberate bugs) are data files in tests/raft/scenarios/.
 
 Environment knobs:
   RAFTSIM_SCHEDULES=20000     run more random schedules (default: a few seconds' worth)
@@ -18,7 +20,7 @@ import time
 import pytest
 from raftsim import InvariantViolation, Sim, run_schedule
 
-from raftchat.raft.core import Config, RaftCore, ReadState, Ready, Role
+from raftchat.raft.core import Config, RaftCore, Ready, Role
 from raftchat.raft.messages import (
     AppendEntries,
     AppendResponse,
@@ -146,35 +148,6 @@ def leader_of(sim: Sim) -> str | None:
 # ---------------------------------------------------------------------- pre-vote, check-quorum
 
 
-def test_prevote_rejoining_node_does_not_disrupt_leader() -> None:
-    sim = quiet_sim(3)
-    elect(sim, "n1")
-    term = sim.core("n1").term
-    sim.partition(["n3"])
-    run(sim, 20 * sim.config.election_ticks)
-    assert sim.core("n3").term == term, "pre-vote keeps a partitioned node's term"
-    assert sim.core("n3").role in (Role.PRE_CANDIDATE, Role.FOLLOWER)
-    sim.heal()
-    run(sim, 5 * sim.config.election_ticks)
-    assert [sim.core(i).term for i in sim.ids] == [term] * 3
-    assert sim.core("n1").role is Role.LEADER
-    assert sim.core("n3").leader_id == "n1"
-
-
-def test_without_prevote_a_rejoining_node_bumps_the_term() -> None:
-    """The contrast that shows what pre-vote buys: the isolated node's term runs away."""
-    sim = quiet_sim(3, pre_vote=False)
-    elect(sim, "n1")
-    term = sim.core("n1").term
-    sim.partition(["n3"])
-    run(sim, 20 * sim.config.election_ticks)
-    assert sim.core("n3").term > term + 3
-    sim.heal()
-    run(sim, 10 * sim.config.election_ticks)
-    assert sim.core("n1").term > term  # the leader was deposed by the higher term
-    assert leader_of(sim) is not None
-
-
 def test_voters_in_lease_ignore_higher_term_votes() -> None:
     """Leader stickiness: a follower that hears from its leader ignores a RequestVote with a
     higher term (check_quorum on), rejects a pre-vote whose log is behind, and holds back its
@@ -206,37 +179,6 @@ def _pre_vote_grants(sim: Sim, to: str) -> list[VoteResponse]:
     return seen
 
 
-@pytest.mark.parametrize("nodes", [3, 5])
-def test_leader_dies_and_the_first_follower_to_time_out_wins_in_one_timeout(nodes: int) -> None:
-    """The others still in their lease (they heard from the dead leader a little later) hold
-    the pre-vote and grant it the moment their lease runs out: n2 wins without a second
-    timeout of its own, and nobody else campaigns."""
-    sim = quiet_sim(nodes)
-    elect(sim, "n1")
-    term = sim.core("n1").term
-    sim.crash("n1")
-    n2 = sim.core("n2")
-    ticks = 0
-    while n2.role is not Role.PRE_CANDIDATE:
-        sim.tick("n2")
-        ticks += 1
-    assert ticks <= 2 * sim.config.election_ticks
-    sim.deliver_all()
-    others = [i for i in sim.ids if i not in ("n1", "n2")]
-    assert all(sim.core(i).role is Role.FOLLOWER and sim.core(i).leader_id == "n1" for i in others)
-    assert n2.role is Role.PRE_CANDIDATE, "no refusal: a quorum of refusals would end its pre-vote"
-    # Time passes only for the others (n2's timer would need >= election_ticks more ticks).
-    for _ in range(sim.config.election_ticks):
-        for i in others:
-            sim.tick(i)
-        sim.deliver_all()
-        if n2.role is Role.LEADER:
-            break
-    assert n2.role is Role.LEADER and n2.term == term + 1
-    assert all(sim.core(i).leader_id == "n2" and sim.core(i).term == term + 1 for i in others)
-    assert all(sim.core(i).voted_for == "n2" for i in others)
-
-
 def test_a_rejoining_node_with_an_up_to_date_log_never_gets_its_deferred_pre_vote() -> None:
     """The safety side of deferring pre-votes: a node cut off from a healthy leader (its log
     as long as everyone's, so every follower would vote for it on log grounds) asks again and
@@ -260,45 +202,7 @@ def test_a_rejoining_node_with_an_up_to_date_log_never_gets_its_deferred_pre_vot
     assert sim.core("n1").role is Role.LEADER and [sim.core(i).term for i in sim.ids] == [term] * 3
 
 
-def test_check_quorum_isolated_leader_steps_down() -> None:
-    sim = quiet_sim(5)
-    elect(sim, "n1")
-    sim.read("n1")
-    sim.partition(["n1"])
-    run(sim, 2 * sim.config.election_ticks + 1)
-    assert sim.core("n1").role is Role.FOLLOWER
-    assert sim.dropped, "a pending read is dropped when the leader steps down"
-    run(sim, 5 * sim.config.election_ticks)
-    assert leader_of(sim) not in (None, "n1")
-
-
-def test_without_check_quorum_an_isolated_leader_stays() -> None:
-    sim = quiet_sim(3, check_quorum=False)
-    elect(sim, "n1")
-    sim.partition(["n1"])
-    run(sim, 10 * sim.config.election_ticks)
-    assert sim.core("n1").role is Role.LEADER
-
-
 # ---------------------------------------------------------------------- snapshots
-
-
-def test_snapshot_catches_up_a_far_behind_follower() -> None:
-    sim = quiet_sim(3, max_batch=4)
-    elect(sim, "n1")
-    sim.crash("n3")
-    for _ in range(40):
-        sim.propose("n1")
-        sim.deliver_all()
-    assert sim.compact("n1") and sim.compact("n2")
-    sim.start("n3")
-    run(sim, 5 * sim.config.election_ticks)
-    assert sim.sent.get("InstallSnapshot", 0) >= 1
-    assert sim.nodes["n3"].storage.snapshot is not None
-    assert sim.nodes["n3"].sm == sim.nodes["n1"].sm and len(sim.nodes["n3"].sm) == 41
-    sim.propose("n1")
-    run(sim, 3)
-    assert sim.nodes["n3"].sm == sim.nodes["n1"].sm and len(sim.nodes["n3"].sm) == 42
 
 
 def test_follower_ignores_snapshot_older_than_its_commit() -> None:
@@ -358,48 +262,6 @@ def _leader_core(nodes: list[str], **config: object) -> RaftCore:
     assert core.role is Role.LEADER
     drain(core)
     return core
-
-
-def test_read_index_waits_for_a_current_term_commit_and_confirms_promptly() -> None:
-    core = _leader_core(["a", "b", "c"])
-    assert core.commit_index == 0  # the no-op (index 1) is not committed yet
-    assert core.read_index(7)
-    rd = drain(core)
-    beats = [m for m in rd.messages if isinstance(m, AppendEntries) and m.read_ctx == 7]
-    assert sorted(m.dst for m in beats) == ["b", "c"], "the confirming heartbeat goes out in the next Ready"
-    core.step(AppendResponse("b", "a", 1, True, match_index=0, read_ctx=7))
-    assert drain(core).read_states == [], "confirmed, but no entry of this term is committed yet"
-    core.step(AppendResponse("b", "a", 1, True, match_index=1))
-    rd = drain(core)
-    assert core.commit_index == 1
-    assert rd.read_states == [ReadState(7, 1)]
-
-
-def test_read_index_needs_a_quorum_of_confirmations_for_its_own_ctx() -> None:
-    core = _leader_core(["a", "b", "c", "d", "e"])
-    core.step(AppendResponse("b", "a", 1, True, match_index=1))
-    core.step(AppendResponse("c", "a", 1, True, match_index=1))
-    drain(core)
-    assert core.commit_index == 1
-    assert core.read_index(5) and core.read_index(6)
-    drain(core)
-    core.step(AppendResponse("b", "a", 1, True, match_index=1, read_ctx=5))
-    core.step(AppendResponse("c", "a", 1, True, match_index=1, read_ctx=4))  # older round: not enough
-    assert drain(core).read_states == []
-    core.step(AppendResponse("d", "a", 1, True, match_index=1, read_ctx=6))
-    assert drain(core).read_states == [ReadState(5, 1)]
-    core.step(AppendResponse("c", "a", 1, True, match_index=1, read_ctx=6))
-    assert drain(core).read_states == [ReadState(6, 1)]
-
-
-def test_read_index_single_node_and_not_leader() -> None:
-    sim = quiet_sim(1)
-    elect(sim, "n1")
-    ctx = sim.read("n1")
-    assert ctx is not None and sim.served[ctx] == 1
-    follower = RaftCore("b", ["a", "b"], Config(), random.Random(1))
-    assert not follower.read_index(1)
-    assert follower.propose(b"x") is None
 
 
 def test_reads_are_dropped_when_the_leader_steps_down() -> None:
@@ -519,14 +381,6 @@ def test_hard_state_only_when_it_changes() -> None:
     assert rd.hard_state is None and rd.messages
 
 
-def test_single_node_cluster_elects_itself_and_commits() -> None:
-    sim = quiet_sim(1)
-    run(sim, 2 * sim.config.election_ticks)
-    assert sim.core("n1").role is Role.LEADER
-    index = sim.propose("n1", b"hello")
-    assert sim.nodes["n1"].sm[index - 1] == b"hello"
-
-
 def test_liveness_after_a_storm() -> None:
     """A hand-picked rough schedule still ends with a leader that commits."""
     sim = Sim(4242, nodes=5, drop=0.25, dup=0.2, max_delay=2)
@@ -576,36 +430,6 @@ def _caught_up(sim: Sim, node: str, leader: str) -> bool:
     return sim.nodes[node].sm == sim.nodes[leader].sm and sim.nodes[node].core is not None
 
 
-def test_snapshot_travels_in_chunks_within_the_window() -> None:
-    sim = quiet_sim(3, snapshot_chunk=16, snapshot_inflight=3, max_batch=4)
-    _behind_by_a_snapshot(sim)
-    size = len(sim.nodes["n1"].storage.snapshot.data)
-    assert size > 10 * 16, "the scenario needs a snapshot of many chunks"
-    sim.start("n3")
-    seen: list[InstallSnapshot] = []
-    most_in_flight = 0
-
-    def watch(m: object) -> bool:
-        nonlocal most_in_flight
-        if isinstance(m, InstallSnapshot):
-            seen.append(m)
-            most_in_flight = max(most_in_flight, 1 + len(_chunks_to(sim, "n3")))
-        return True
-
-    for _ in range(10 * sim.config.election_ticks):
-        sim.tick_all()
-        sim.deliver_all(keep=watch)
-        if _caught_up(sim, "n3", "n1"):
-            break
-    assert _caught_up(sim, "n3", "n1") and len(sim.nodes["n3"].sm) == 41
-    assert most_in_flight == 3, "never more than snapshot_inflight chunks unacknowledged"
-    assert all(len(m.data) <= 16 for m in seen)
-    assert [m.offset for m in seen] == list(range(0, size, 16)), "each chunk once, in order"
-    assert [m.done for m in seen] == [False] * (len(seen) - 1) + [True]
-    assert b"".join(m.data for m in seen) == sim.nodes["n3"].storage.snapshot.data
-    assert sim.core("n1").snapshots_sent == 1
-
-
 def test_the_leader_keeps_replicating_while_a_transfer_is_stuck() -> None:
     """Chunks to n3 are lost; n2 still gets every entry and the leader commits with it."""
     sim = quiet_sim(3, snapshot_chunk=16, snapshot_inflight=2)
@@ -647,21 +471,6 @@ def test_snapshot_transfer_survives_drops_duplicates_and_reordering(seed: int) -
     sim.check_deep()
     size = len(sim.nodes["n1"].storage.snapshot.data)
     assert sim.sent["InstallSnapshot"] > size // 8, "lost chunks were sent again"
-
-
-def test_a_follower_restarted_mid_transfer_starts_over() -> None:
-    sim = quiet_sim(3, snapshot_chunk=16, snapshot_inflight=2)
-    _behind_by_a_snapshot(sim)
-    _start_transfer(sim, "n3")
-    half = len(sim.nodes["n1"].storage.snapshot.data) // 2
-    sim.deliver_all(until=lambda: _received(sim, "n3") >= half)
-    assert _received(sim, "n3") >= half and not _caught_up(sim, "n3", "n1")
-    sim.crash("n3")
-    sim.net.clear()  # what was on the wire to and from it is gone with its connections
-    sim.start("n3")
-    run(sim, 6 * sim.config.election_ticks)
-    assert _caught_up(sim, "n3", "n1")
-    assert sim.nodes["n3"].storage.snapshot.index == 41
 
 
 def test_a_new_leader_mid_transfer_sends_its_own_and_old_chunks_are_refused() -> None:
@@ -778,37 +587,6 @@ def test_a_granted_pre_vote_restarts_the_granters_timer() -> None:
     assert f.role is Role.FOLLOWER and f.term == term
     f.step(RequestVote("n3", "n2", term + 1, f.last_index, f.last_term))
     assert drain(f).messages == [VoteResponse("n2", "n3", term + 1, True)]
-
-
-def test_a_leader_whose_process_is_gone_is_replaced_within_a_third_of_the_timeout() -> None:
-    """peer_gone (the runtime saw the leader's connection closed): the followers stop
-    counting on its lease and one of them wins well before the minimum election timeout."""
-    sim = quiet_sim(3, election_ticks=15, heartbeat_ticks=5)
-    elect(sim, "n1")
-    term = sim.core("n1").term
-    sim.crash("n1")
-    for i in ("n2", "n3"):
-        sim.core(i).peer_gone("n1")
-        sim.core(i).peer_gone("n3" if i == "n2" else "n2")  # not the leader: ignored
-    ticks = 0
-    while leader_of(sim) is None and ticks < sim.config.election_ticks:
-        sim.tick_all()
-        sim.deliver_all()
-        ticks += 1
-    assert leader_of(sim) in ("n2", "n3") and ticks <= sim.config.election_ticks // 3
-    assert all(sim.core(i).term == term + 1 for i in ("n2", "n3")), "one election, no split vote"
-
-
-def test_a_wrong_peer_gone_hint_does_not_depose_a_live_leader() -> None:
-    """A follower told its (live) leader is gone campaigns early, but the other follower still
-    hears the leader and its pre-vote goes nowhere: no new term."""
-    sim = quiet_sim(3, election_ticks=15, heartbeat_ticks=5)
-    elect(sim, "n1")
-    term = sim.core("n1").term
-    sim.core("n2").peer_gone("n1")
-    run(sim, 10 * sim.config.election_ticks)
-    assert sim.core("n1").role is Role.LEADER
-    assert [sim.core(i).term for i in sim.ids] == [term] * 3
 
 
 def test_an_asker_that_cannot_win_does_not_hold_back_a_follower_that_can() -> None:

@@ -474,13 +474,15 @@ class Scenario:
                     self._tick(node_id, f"[{k}] ", quiet)
 
     def cmd_run(self, args: Args) -> None:
-        """run [N] [quiet]: N rounds of time with a working network: every live node ticks,
-        then everything in flight is delivered (replies included)."""
+        """run [N] [node ...] [quiet]: N rounds of time with a working network: each named
+        live node (all by default) ticks, then everything in flight is delivered (replies too)."""
         quiet = args.flag("quiet")
         rounds = self._count(args)
+        nodes = self._nodes(args)
         for k in range(1, rounds + 1):
-            for node in self.sim.alive():
-                self._tick(node.id, f"[{k}] ", quiet)
+            for node_id in nodes:
+                if self.sim.nodes[node_id].core is not None:
+                    self._tick(node_id, f"[{k}] ", quiet)
             self._stabilize(lambda m: True, f"[{k}] ", quiet)
 
     def cmd_campaign(self, args: Args) -> None:
