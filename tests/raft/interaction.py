@@ -474,16 +474,18 @@ class Scenario:
                     self._tick(node_id, f"[{k}] ", quiet)
 
     def cmd_run(self, args: Args) -> None:
-        """run [N] [node ...] [quiet]: N rounds of time with a working network: each named
-        live node (all by default) ticks, then everything in flight is delivered (replies too)."""
+        """run [N] [node ...] [filters] [quiet]: N rounds of time with a working network: each
+        named live node (all by default) ticks, then everything in flight that matches the
+        filters is delivered (replies too); the rest stays in flight."""
         quiet = args.flag("quiet")
         rounds = self._count(args)
         nodes = self._nodes(args)
+        match = self._filter(args)
         for k in range(1, rounds + 1):
             for node_id in nodes:
                 if self.sim.nodes[node_id].core is not None:
                     self._tick(node_id, f"[{k}] ", quiet)
-            self._stabilize(lambda m: True, f"[{k}] ", quiet)
+            self._stabilize(match, f"[{k}] ", quiet)
 
     def cmd_campaign(self, args: Args) -> None:
         """campaign node: tick only that node until it starts an election (its timer fires)."""
