@@ -143,23 +143,6 @@ def drain(core: RaftCore) -> Ready:
 # ---------------------------------------------------------------------- pre-vote, check-quorum
 
 
-def test_voters_in_lease_ignore_higher_term_votes() -> None:
-    """Leader stickiness: a follower that hears from its leader ignores a RequestVote with a
-    higher term (check_quorum on), rejects a pre-vote whose log is behind, and holds back its
-    answer to an up-to-date one, without changing its state."""
-    sim = quiet_sim(3)
-    elect(sim, "n1")
-    f = sim.core("n2")
-    term, last = f.term, f.last_index
-    f.step(RequestVote("n3", "n2", term + 5, last + 10, term + 5))
-    f.step(RequestVote("n3", "n2", term + 1, last + 10, term, pre_vote=True))
-    assert drain(f).messages == [], "an up-to-date pre-vote is answered when the lease ends, not now"
-    f.step(RequestVote("n3", "n2", term + 1, last - 1, term, pre_vote=True))
-    rd = drain(f)
-    assert f.term == term and f.voted_for == "n1" and f.leader_id == "n1"
-    assert rd.messages == [VoteResponse("n2", "n3", term, False, pre_vote=True)]
-
-
 def _pre_vote_grants(sim: Sim, to: str) -> list[VoteResponse]:
     """Watch the network for pre-vote grants to ``to`` (appended as they are delivered)."""
     seen: list[VoteResponse] = []
@@ -511,28 +494,6 @@ def test_a_batch_of_large_entries_is_cut_to_max_batch_bytes() -> None:
     big = quiet_sim(1, max_batch_bytes=10)
     elect(big, "n1")
     assert big.propose("n1", b"x" * 100) is not None  # an entry larger than the budget still goes
-
-
-def test_a_granted_pre_vote_restarts_the_granters_timer() -> None:
-    """A follower past its lease that grants a pre-vote forgets the silent leader and waits a
-    full timeout before campaigning itself, so the two do not split the real vote."""
-    sim = quiet_sim(3)
-    elect(sim, "n1")
-    sim.crash("n1")
-    f = sim.core("n2")
-    term = f.term
-    for _ in range(sim.config.election_ticks):
-        f.tick()
-    drain(f)
-    assert f.role is Role.FOLLOWER, "the scenario needs n2 past its lease, before its own timeout"
-    f.step(RequestVote("n3", "n2", term + 1, f.last_index, f.last_term, pre_vote=True))
-    assert drain(f).messages == [VoteResponse("n2", "n3", term + 1, True, pre_vote=True)]
-    assert f.leader_id is None
-    for _ in range(sim.config.election_ticks - 1):
-        f.tick()
-    assert f.role is Role.FOLLOWER and f.term == term
-    f.step(RequestVote("n3", "n2", term + 1, f.last_index, f.last_term))
-    assert drain(f).messages == [VoteResponse("n2", "n3", term + 1, True)]
 
 
 def test_an_asker_that_cannot_win_does_not_hold_back_a_follower_that_can() -> None:

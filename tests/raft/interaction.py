@@ -532,6 +532,31 @@ class Scenario:
         match = self._filter(args)
         self.lines += [message(m) for m in self._pending() if match(m)] or ["empty"]
 
+    def cmd_inject(self, args: Args) -> None:
+        """inject from=a to=b type=T term=N [last=I@T] [granted=false] [prev=I@T commit=N read_ctx=N]:
+        put in flight a message as a peer could send it: a vote request, its answer, or an empty append."""
+        src, dst = self._node(args.pop_key("from", "") or ""), self._node(args.pop_key("to", "") or "")
+        kind, term = args.pop_key("type"), int(args.pop_key("term", "0") or 0)
+
+        def at(key: str) -> tuple[int, int]:
+            index, _, of_term = (args.pop_key(key, "0@0") or "").partition("@")
+            return int(index), int(of_term)
+
+        msg: Message
+        if kind in ("Vote", "PreVote"):
+            msg = RequestVote(src, dst, term, *at("last"), pre_vote=kind == "PreVote")
+        elif kind in ("VoteResp", "PreVoteResp"):
+            granted = args.pop_key("granted", "true") == "true"
+            msg = VoteResponse(src, dst, term, granted, pre_vote=kind == "PreVoteResp")
+        elif kind == "App":
+            prev = at("prev")
+            commit, ctx = int(args.pop_key("commit", "0") or 0), int(args.pop_key("read_ctx", "0") or 0)
+            msg = AppendEntries(src, dst, term, *prev, [], commit, ctx)
+        else:
+            raise ScenarioError("inject makes Vote, PreVote, VoteResp, PreVoteResp and App (without entries)")
+        self.sim.send(msg)
+        self.lines.append(f"injected {message(msg)}")
+
     def _groups(self) -> str:
         groups: dict[int, list[str]] = {}
         for node_id in self.sim.ids:
@@ -581,10 +606,11 @@ class Scenario:
         """read node: a ReadIndex request (ctx 1, 2, ...)."""
         node_id = self._one(args)
         self._up(node_id)
+        if self.sim.core(node_id).role is not Role.LEADER:  # the core would refuse it
+            self.lines.append(f"{node_id} read: refused, not the leader")
+            return
         header = f"{node_id} read {self.sim.next_ctx + 1}"
-        if self._event(header, node_id, partial(self.sim.read, node_id), quiet=False, always=True) is None:
-            self.sim.next_ctx -= 1  # the ctx was not used
-            self.lines[-1] = f"{node_id} read: refused, not the leader"
+        self._event(header, node_id, partial(self.sim.read, node_id), quiet=False, always=True)
 
     def cmd_compact(self, args: Args) -> None:
         """compact node: snapshot the state machine at the applied index and forget the log it covers."""
