@@ -37,6 +37,7 @@ from raftchat.raft.messages import (
     InstallSnapshot,
     Message,
     RequestVote,
+    SnapshotResponse,
     VoteResponse,
 )
 
@@ -55,6 +56,8 @@ OPS: dict[str, Callable[[object, object], bool]] = {
     ">": lambda a, b: a > b,  # type: ignore[operator]
 }
 MAX_DELIVERIES = 10_000
+_KINDS = (RequestVote, VoteResponse, AppendEntries, AppendResponse, InstallSnapshot, SnapshotResponse)
+FILTER_KEYS = ("from", "to", "type", *sorted({f.name for k in _KINDS for f in fields(k)} - {"src", "dst"}))
 
 
 class ScenarioError(Exception):
@@ -405,22 +408,22 @@ class Scenario:
 
     def _filter(self, args: Args) -> Callable[[Message], bool]:
         """Messages matching every ``key=a,b`` / ``key!=a,b`` given: from, to, type, or a
-        message field (term, read_ctx, snap_index, ...)."""
+        message field (term, read_ctx, snap_index, ...; a message without it never equals)."""
         tests = []
         for key, op, value in args.keys:
-            if op not in ("=", "!="):
-                raise ScenarioError(f"filters take = or !=, not {op!r}")
+            if op not in ("=", "!=") or key not in FILTER_KEYS:
+                raise ScenarioError(
+                    f"filters are key=a,b or key!=a,b with key one of {', '.join(FILTER_KEYS)}"
+                )
             tests.append((key, op == "=", set(value.split(","))))
         args.keys.clear()
 
-        def field(msg: Message, key: str) -> str:
+        def field(msg: Message, key: str) -> str | None:
             if key in ("from", "to"):
                 return msg.src if key == "from" else msg.dst
             if key == "type":
                 return message_type(msg)
-            if not hasattr(msg, key):
-                raise ScenarioError(f"{message_type(msg)} has no field {key!r}")
-            return str(getattr(msg, key))
+            return str(getattr(msg, key)) if hasattr(msg, key) else None
 
         return lambda msg: all((field(msg, key) in values) == want for key, want, values in tests)
 
