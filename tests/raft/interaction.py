@@ -495,7 +495,7 @@ class Scenario:
         node_id = self._one(args)
         self._up(node_id)
         core = self.sim.core(node_id)
-        for k in range(1, 2 * self.sim.config.election_ticks + 2):
+        for k in range(1, 2 * self.sim.config.election_ticks + 1):
             role, term, asked = core.role, core.term, self.sim.sent_types.copy()
             self._tick(node_id, f"[{k}] ", False)
             votes = self.sim.sent_types["PreVote"] + self.sim.sent_types["Vote"]
