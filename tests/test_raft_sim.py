@@ -446,29 +446,6 @@ def test_chunks_of_an_older_term_are_refused() -> None:
     assert rd.messages == [SnapshotResponse("b", "a", 3, 0)]
 
 
-def test_a_batch_of_large_entries_is_cut_to_max_batch_bytes() -> None:
-    sim = quiet_sim(3, max_batch_bytes=1000)
-    elect(sim, "n1")
-    sim.partition(["n3"])
-    for k in range(12):
-        sim.propose("n1", bytes([k]) * 300)
-    sim.deliver_all()
-    sim.heal()
-    sent: list[AppendEntries] = []
-    for _ in range(4 * sim.config.election_ticks):
-        sim.tick_all()
-        sim.deliver_all(
-            keep=lambda m: not (isinstance(m, AppendEntries) and m.dst == "n3" and sent.append(m))
-        )
-        if _caught_up(sim, "n3", "n1"):
-            break
-    assert _caught_up(sim, "n3", "n1")
-    assert max(len(m.entries) for m in sent) == 3, "3 x (300 + overhead) bytes fit in 1000, 4 do not"
-    big = quiet_sim(1, max_batch_bytes=10)
-    elect(big, "n1")
-    assert big.propose("n1", b"x" * 100) is not None  # an entry larger than the budget still goes
-
-
 def test_an_asker_that_cannot_win_does_not_hold_back_a_follower_that_can() -> None:
     """A follower waits for a pre-vote asker once per term. An asker that reaches only this
     follower asks again every timeout for the same term; the follower must still time out

@@ -81,7 +81,7 @@ def _data(data: bytes) -> str:
     text = data.decode("ascii", "replace")
     if not (data.isascii() and text.isprintable() and not any(c in text for c in " []():")):
         text = repr(data)
-    return text if len(text) <= 24 else f"{text[:20]}...({len(data)}B)"
+    return text if len(text) <= 24 else f"{text[:20].rstrip('.')}...({len(data)}B)"
 
 
 def entry(e: Entry) -> str:
@@ -588,19 +588,20 @@ class Scenario:
     # ------------------------------------------------------------------ commands: clients and disks
 
     def cmd_propose(self, args: Args) -> None:
-        """propose node [data] [n=K]: K proposals (data c1, c2, ... unless given)."""
+        """propose node [data] [n=K] [size=B]: K proposals (data c1, c2, ... unless given),
+        each padded with dots to B bytes."""
         node_id = self._one(args)
         self._up(node_id)
         times = int(args.pop_key("n", "1") or 1)
-        data = args.words.pop(0).encode() if args.words else None
+        size = int(args.pop_key("size", "0") or 0)
+        word = args.words.pop(0) if args.words else None
         for _ in range(times):
-            label = data.decode() if data is not None else f"c{self.sim.next_cmd + 1}"
+            if word is None:
+                self.sim.next_cmd += 1
+            data = (word or f"c{self.sim.next_cmd}").encode().ljust(size, b".")
+            propose = partial(self.sim.propose, node_id, data)
             index = self._event(
-                f"{node_id} propose {label}",
-                node_id,
-                partial(self.sim.propose, node_id, data),
-                quiet=False,
-                always=True,
+                f"{node_id} propose {_data(data)}", node_id, propose, quiet=False, always=True
             )
             if index is None:
                 self.lines.append("  refused: not the leader")
