@@ -696,61 +696,68 @@ class Scenario:
         if not args.words:
             raise ScenarioError("assert what? a node, net, read or cluster")
         target = args.words.pop(0)
-        failures = list(self._check(target, args))
+        failures = [
+            why
+            for what, actual, op, wanted in self._facts(target, args)
+            if (why := _compare(what, actual, op, wanted))
+        ]
         args.keys.clear()
         if failures:
             raise ScenarioError("assertion failed: " + "; ".join(failures))
         self.lines.append("ok")
 
-    def _check(self, target: str, args: Args) -> Iterator[str]:
+    def _facts(self, target: str, args: Args) -> Iterator[tuple[str, object, str, str]]:
+        """(what, its actual value, op, wanted value) for each comparison an assert asks for."""
         sim = self.sim
         if target == "net":
-            wanted = [(k, op, v) for k, op, v in args.keys if k == "count"]
+            wanted = [key for key in args.keys if key[0] == "count"] or [("count", ">", "0")]
             args.keys = [key for key in args.keys if key[0] != "count"]
             match = self._filter(args)
             count = sum(1 for m in self._pending() if match(m))
-            for _, op, value in wanted or [("count", ">", "0")]:
-                yield from filter(None, [_compare("messages in flight", count, op, value)])
-            return
-        if target == "read":
+            for _, op, value in wanted:
+                yield "messages in flight", count, op, value
+        elif target == "read":
             ctx = int(args.pop_key("ctx") or 0)
-            state = "served" if ctx in sim.served else "dropped" if ctx in sim.dropped else "pending"
+            facts = {
+                "state": "served" if ctx in sim.served else "dropped" if ctx in sim.dropped else "pending",
+                "index": sim.served.get(ctx, 0),
+            }
             for key, op, value in args.keys:
-                actual = {"state": state, "index": sim.served.get(ctx, 0)}.get(key)
-                if actual is None:
+                if key not in facts:
                     raise ScenarioError(f"read keys: ctx, state, index; not {key!r}")
-                yield from filter(None, [_compare(f"read {ctx} {key}", actual, op, value)])
-            return
-        if target == "cluster":
+                yield f"read {ctx} {key}", facts[key], op, value
+        elif target == "cluster":
             for key, op, value in args.keys:
                 if key == "committed":
-                    actual: object = sim.max_committed
+                    yield key, sim.max_committed, op, value
                 elif key.startswith("sent."):
-                    actual = sim.sent_types[key.removeprefix("sent.")]
+                    yield key, sim.sent_types[key.removeprefix("sent.")], op, value
                 else:
                     raise ScenarioError(f"cluster keys: committed, sent.<type>; not {key!r}")
-                yield from filter(None, [_compare(key, actual, op, value)])
-            return
-        node_id = self._node(target)
-        values = self._values(node_id)
-        for key, op, value in args.keys:
-            if key in ("sm", "log"):  # the same applied state machine / log as another node
-                other = self._node(value)
-                mine, theirs = sim.nodes[node_id], sim.nodes[other]
-                if key == "sm":
-                    same = mine.sm == theirs.sm
+        else:
+            node_id = self._node(target)
+            values = self._values(node_id)
+            for key, op, value in args.keys:
+                if key in ("sm", "log"):  # the same applied state machine / log as another node
+                    yield (
+                        f"{node_id} {key}",
+                        value if self._same(key, node_id, self._node(value)) else f"not {value}",
+                        op,
+                        value,
+                    )
+                elif key in values:
+                    actual = values[key]
+                    yield f"{node_id} {key}", int(actual) if actual.isdigit() else actual, op, value
                 else:
-                    same = mine.core is not None and theirs.core is not None
-                    same = same and mine.core.entries_from(0) == theirs.core.entries_from(0)
-                if same != (op == "="):
-                    yield f"{node_id} {key} {'differs from' if op == '=' else 'equals'} {other}'s"
-                continue
-            if key not in values:
-                raise ScenarioError(f"node keys: {', '.join(STATUS_KEYS)}, sm, log; not {key!r} of {node_id}")
-            actual = values[key]
-            yield from filter(
-                None, [_compare(f"{node_id} {key}", int(actual) if actual.isdigit() else actual, op, value)]
-            )
+                    raise ScenarioError(f"node keys: {', '.join(STATUS_KEYS)}, sm, log; not {key!r}")
+
+    def _same(self, key: str, node_id: str, other: str) -> bool:
+        mine, theirs = self.sim.nodes[node_id], self.sim.nodes[other]
+        if key == "sm":
+            return mine.sm == theirs.sm
+        if mine.core is None or theirs.core is None:
+            raise ScenarioError("log= compares the logs of two live nodes")
+        return mine.core.entries_from(0) == theirs.core.entries_from(0)
 
     def cmd_expect_violation(self, args: Args) -> None:
         """expect-violation "text": a later command must break a safety property with this text."""
