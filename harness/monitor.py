@@ -26,6 +26,9 @@ from raftchat.localcluster import LocalCluster, node_status
 MAX_KNOWN = 50_000  # chain hashes remembered by index (about 3 million entries at one per 64)
 MAX_REPORTED = 20  # divergences listed in the results; the count says if there were more
 STATUS_TIMEOUT = 0.3  # a paused node must not stall the poll for long
+# A digest costs a node a pass over its state (a second for tens of MiB on a loaded machine);
+# the node keeps it, so a poll that timed out finds it ready at the next round.
+DIGEST_TIMEOUT = 1.0
 NS_PER_S = 1_000_000_000
 
 
@@ -120,7 +123,8 @@ class NodeMonitor:
 
     def _status(self, node: Any, options: dict[str, Any]) -> dict[str, Any] | None:
         if self.raft_status:
-            return node_status(node.client, STATUS_TIMEOUT, **options)
+            timeout = DIGEST_TIMEOUT if options.get("digest") else STATUS_TIMEOUT
+            return node_status(node.client, timeout, **options)
         try:
             return self.cluster.status(node.id)
         except Exception:  # a node that is down, paused or cut off
