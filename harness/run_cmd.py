@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import leaders, verdicts
 from harness import plan as plans
-from harness import verdicts
 from harness.runner import EXIT_ERROR, RunOutcome, run_plan
 from systems import SYSTEMS, SystemUnavailable
 
@@ -123,6 +123,8 @@ def summary(outcome: RunOutcome) -> str:
             lines.append(
                 f"  {stuck['description']}: observed {stuck['observed']}, expected {stuck['expected']}"
             )
+        if context := leaders.describe(r.get("anomaly_context")):
+            lines.append(f"  {context}")
     if checker.get("reason"):
         lines.append(f"checker: {checker['reason']}")
     lines += node_lines(r)

@@ -156,15 +156,15 @@ class Run:
                 f"{self.plan.nodes} {self.system.name} {self.system_version} nodes up{where}, {ready}; "
                 f"{self.plan.workload} workload; faults: {faults}"
             )
-            if self.system.node_checks:
-                self.monitor = NodeMonitor(
-                    cluster,
-                    recorder.now,
-                    self.run_dir / NODES_JSONL,
-                    self.plan.status_interval,
-                    FAILPOINT_EXIT if cluster.failpoints else None,
-                )
-                self.monitor.start()
+            self.monitor = NodeMonitor(  # every system: roles and memory; raftchat: the node checks
+                cluster,
+                recorder.now,
+                self.run_dir / NODES_JSONL,
+                self.plan.status_interval,
+                FAILPOINT_EXIT if getattr(cluster, "failpoints", False) else None,
+                raft_status=self.system.node_checks,
+            )
+            self.monitor.start()
             asyncio.run(self._drive(cluster, network, recorder))
         except Interrupted:
             self.interrupted = True
@@ -192,7 +192,8 @@ class Run:
                 self._keep_logs(cluster)
             if self.monitor is not None:
                 self.monitor.close()
-                self._node_checks(end)
+                if self.system.node_checks:
+                    self._node_checks(end)
             if network is not None:
                 network.teardown()
             for sig, handler in previous.items():
@@ -275,7 +276,8 @@ class Run:
             await workers.final_reads()
             self.phases["end"] = recorder.now() / 1e9
             if self.monitor is not None:
-                self.monitor.stop()  # from here on the convergence wait polls alone
+                self.monitor.stop()
+            if self.monitor is not None and self.system.node_checks:  # the convergence wait polls alone
                 self.progress.line(
                     f"final reads done; waiting up to {plan.converge_timeout:g} s for every node"
                 )

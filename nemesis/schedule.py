@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemesis import shapes
+from nemesis import garbage, shapes
 from nemesis.crash_voters import crash_voters
 from nemesis.net.base import Network
 from nemesis.process import PROCESS_THREAD, Cluster, ProcessFaults, random_minority
@@ -34,6 +34,7 @@ FAULTS: dict[str, str] = {
     "pause-leader": "SIGSTOP the current leader, SIGCONT it at the stop",
     "delay": "delay traffic to and from a random minority or all nodes by 50-200 ms",
     "loss": "drop 20% of the traffic to and from a random minority or all nodes",
+    "garbage": "throw malformed input at every node's client and peer ports (see nemesis/garbage.py)",
     "crash-voters": "voters crash right after electing a leader, which is paused while the rest elect "
     "another (see nemesis/crash_voters.py)",
 }
@@ -63,7 +64,8 @@ class Active:
     """The fault in effect: what to undo at the stop, and what its start recorded."""
 
     name: str
-    kind: str  # "partition", "kill", "pause", "slow", "script", or "none" when nothing could be done
+    # "partition", "kill", "pause", "slow", "script", "garbage", or "none" when nothing could be done
+    kind: str
     value: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,6 +108,9 @@ class Nemesis:
         self.leader_wait = LEADER_WAIT
         self.processes = ProcessFaults(cluster)
         self.active: Active | None = None
+        self.thrower: garbage.Thrower | None = None
+        if "garbage" in faults:
+            garbage.targets_of(cluster)  # refuse now a cluster whose ports are unknown
         self._lock = asyncio.Lock()  # start, stop and heal_all never interleave
 
     # ------------------------------------------------------------------ schedule
@@ -177,6 +182,12 @@ class Nemesis:
             value.update(action="cut", **shapes.describe(nodes, cut))
             if shape == "bridge" and (middle := shapes.bridge_node(nodes, cut)) is not None:
                 value["bridge"] = middle
+        elif name == "garbage":
+            self.active.kind = "garbage"
+            targets = garbage.targets_of(self.cluster)
+            self.thrower = garbage.Thrower(targets, nodes, random.Random(self.rng.random()))
+            self.thrower.start()
+            value.update(action="garbage", nodes=nodes, rate=self.thrower.rate)
         elif name in KILLS or name in PAUSES:
             if leader is not None:
                 targets = [leader]
@@ -237,6 +248,9 @@ class Nemesis:
         elif active.kind == "slow":
             await asyncio.to_thread(self.network.clear_slow)
             value.update(action="clear", nodes=active.value.get("nodes", []))
+        elif active.kind == "garbage" and self.thrower is not None:
+            value.update(action="stop", **await self.thrower.stop())
+            self.thrower = None
         elif active.kind == "script":
             await asyncio.to_thread(self.network.heal)
             healed = await self._in_process_thread(self.processes.heal)
