@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--net", choices=["auto", "netns", "proxy"], help="how partitions are made")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--bug", help="start every node with this deliberate bug")
+    parser.add_argument("--hosts", metavar="FILE", help="run one node on each SSH host of this YAML file")
     parser.add_argument("--store", default="store", help="where runs are kept (default: ./store)")
     parser.add_argument("--junit", metavar="OUT.xml", help="also write a JUnit report")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -73,6 +74,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "net": args.net,
         "seed": args.seed,
         "bug": args.bug,
+        "hosts": getattr(args, "hosts", None),
     }
 
 
