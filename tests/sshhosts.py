@@ -60,10 +60,6 @@ class Hosts:
         item.update(changes)
         return item
 
-    def write(self, path: Path, entries: list[dict]) -> Path:
-        path.write_text(yaml.safe_dump(entries, sort_keys=False))
-        return path
-
     def in_ns(self, name: str, *cmd: str) -> str:
         return subprocess.run(
             ["ip", "netns", "exec", self.namespace(name), *cmd], capture_output=True, text=True, check=True
@@ -96,6 +92,8 @@ class Hosts:
         out = subprocess.run(["ip", "netns", "pids", self.namespace(name)], capture_output=True, text=True)
         found = []
         for word in out.stdout.split():
+            if int(word) == self.sshd[name].pid:
+                continue  # the listener
             try:
                 cmdline = Path(f"/proc/{word}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
             except OSError:
@@ -103,6 +101,11 @@ class Hosts:
             if cmdline.startswith("sshd:"):
                 found.append(cmdline)
         return found
+
+
+def write_hosts(path: Path, entries: list[dict]) -> Path:
+    path.write_text(yaml.safe_dump(entries, sort_keys=False))
+    return path
 
 
 def keygen(path: Path) -> Path:

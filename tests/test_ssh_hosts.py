@@ -1,0 +1,163 @@
+"""Clusters on SSH hosts: real sshd in network namespaces, each "host" with its own address.
+
+h1-h5 are good hosts, h6 is bare (no python3, no etcd on its PATH), h7 has no sshd at all. All
+hosts share this machine's file system, so each check of "nothing left" looks at that host's own
+run directory (``/tmp/raftchat-harness/<name>``), its namespace's processes and its iptables rules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sshhosts
+from support import wait_until
+
+from harness import cli
+from remote.hosts import DEFAULT_DIR
+
+pytestmark = pytest.mark.cluster
+GOOD = ["h1", "h2", "h3", "h4", "h5"]
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory):
+    why = sshhosts.missing()
+    if why:
+        pytest.skip(why)
+    root = tmp_path_factory.mktemp("ssh-hosts")
+    made = sshhosts.make_hosts(root, [*GOOD, "h6", "h7"], no_sshd=("h7",), bare=("h6",))
+    made.baseline = {n: made.rules(n) for n in made.sshd}  # type: ignore[attr-defined]
+    yield made
+    sshhosts.remove_hosts(made)
+
+
+def host_dir(name: str) -> Path:
+    return Path(DEFAULT_DIR) / name
+
+
+def assert_nothing_left(hosts, names: list[str]) -> None:
+    """No run directory, no process but sshd, no rule and no qdisc the run added, on each host."""
+    for name in names:
+        assert not host_dir(name).exists() or not any(host_dir(name).iterdir()), (
+            f"{name}: files left in {host_dir(name)}: {sorted(p.name for p in host_dir(name).iterdir())}"
+        )
+        assert hosts.rules(name) == hosts.baseline[name], f"{name}: iptables rules left:\n{hosts.rules(name)}"
+        assert "netem" not in hosts.qdiscs(name)
+        wait_until(f"the harness's SSH sessions on {name} to end", lambda n=name: not hosts.sessions(n), 10)
+        assert hosts.other_processes(name) == [], f"{name}: processes left"
+
+
+@pytest.mark.slow
+def test_five_hosts_with_partitions_kills_and_pauses(hosts, tmp_path):
+    hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", [hosts.entry(n) for n in GOOD])
+    store = tmp_path / "store"
+    # Seed 8 draws partition, kill and pause as its first three faults (1.5 s apart).
+    args = ["run", "--hosts", str(hosts_file), "--store", str(store), "--quiet", "--seed", "8"]
+    args += ["--workload", "register", "--time-limit", "10", "--nemesis", "partition,kill,pause"]
+    args += ["--nemesis-interval", "1.5", "--rate", "40", "--concurrency", "5"]
+    code = cli.main(args)
+    run = (store / "latest").resolve()
+    results = json.loads((run / "results.json").read_text())
+    assert code == 0, results.get("error") or results.get("verdict")
+    assert results["valid"] is True and results["stats"]["client_ops"] > 50
+
+    starts = [json.loads(line) for line in (run / "history.jsonl").open() if '"nemesis"' in line]
+    starts = [r["value"] for r in starts if r.get("f") == "start"]
+    kinds = {v["action"] for v in starts}
+    assert {"cut", "kill", "pause"} <= kinds, starts
+    for value in starts:
+        named = set(value.get("nodes", [])) | {n for pair in value.get("cut", []) for n in pair}
+        assert named and named <= set(GOOD), value  # the faults name the hosts
+    cut = next(v for v in starts if v["action"] == "cut")
+    assert all(len(pair) == 2 for pair in cut["cut"])
+
+    for name in GOOD:  # each node's log and data came back from its host
+        assert (run / "logs" / f"{name}.log").stat().st_size > 0
+        assert (run / "cluster" / name / "raft.db").is_file()
+    remote = results["remote"]
+    assert set(remote["hosts"]) == set(GOOD) and remote["setup_s"] > 0 and remote["teardown_s"] > 0
+    assert all(any("iptables chain" in item for item in remote["removed"][n]) for n in GOOD)
+    assert_nothing_left(hosts, GOOD)
+
+
+def _fails_with(capsys, tmp_path, entries, *extra: str) -> str:
+    hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", entries)
+    store = tmp_path / "store"
+    started = time.monotonic()
+    code = cli.main(["run", "--hosts", str(hosts_file), "--store", str(store), "--quiet", *extra])
+    print(f"refused in {time.monotonic() - started:.1f} s")
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert not store.exists() or not any(store.rglob("results.json")), "a run that could not start was stored"
+    return err
+
+
+def test_unusable_hosts_are_named_and_nothing_is_left(hosts, tmp_path, capsys):
+    entry = hosts.entry
+    err = _fails_with(capsys, tmp_path, [entry("h1"), entry("h7")])
+    assert "host h7" in err and "cannot connect" in err and "host h1 " not in err
+
+    err = _fails_with(capsys, tmp_path, [entry("h1"), entry("h2", identity_file=str(hosts.wrong_key))])
+    assert "host h2" in err and "refused" in err and str(hosts.wrong_key) in err
+
+    err = _fails_with(capsys, tmp_path, [entry("h1"), entry("h6")])
+    assert "host h6" in err and "no python3" in err and "host h1 " not in err
+
+    err = _fails_with(capsys, tmp_path, [entry("h1"), entry("h6")], "--system", "etcd")
+    assert "host h6" in err and "`etcd` (apt-get install etcd-server)" in err
+
+    from nemesis.net.netns import NetnsNetwork
+
+    if not NetnsNetwork.netem_available():  # the hosts share this kernel: 'delay' is refused plainly
+        err = _fails_with(capsys, tmp_path, [entry("h1"), entry("h2")], "--nemesis", "delay")
+        assert "host h1" in err and "host h2" in err and "netem" in err
+    assert_nothing_left(hosts, ["h1", "h2", "h6"])
+
+
+@pytest.mark.slow
+def test_cleanup_removes_what_a_killed_harness_left(hosts, tmp_path):
+    names = ["h1", "h2", "h3"]
+    hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", [hosts.entry(n) for n in names])
+    cmd = [*HARNESS, "run", "--hosts", str(hosts_file), "--store", str(tmp_path / "store"), "--quiet"]
+    cmd += ["--workload", "register", "--time-limit", "120", "--nemesis", "partition-one", "--rate", "20"]
+    log = open(tmp_path / "harness.log", "wb")  # noqa: SIM115
+    harness = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+    try:
+
+        def running() -> bool:
+            pids = list(Path(DEFAULT_DIR).glob("h[123]/*/h[123]/supervisor.pid"))
+            chains = all("RC-" in hosts.rules(n) for n in names)
+            return len(pids) == 3 and chains and harness.poll() is None
+
+        wait_until("the nodes to run on every host", running, 120)
+        os.kill(harness.pid, signal.SIGKILL)  # a crash: no teardown at all
+        harness.wait(10)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+    for name in names:
+        assert hosts.other_processes(name), f"{name}: the killed run's node should still run"
+
+    dry = subprocess.run(
+        [*HARNESS, "cleanup", "--hosts", str(hosts_file), "--dry-run"], capture_output=True, text=True
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert all(f"host {n}: run " in dry.stdout for n in names), dry.stdout
+    assert all(hosts.other_processes(n) for n in names)
+
+    done = subprocess.run([*HARNESS, "cleanup", "--hosts", str(hosts_file)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in names:
+        assert f"host {name}: process" in done.stdout and f"host {name}: iptables chain" in done.stdout
+    assert_nothing_left(hosts, names)
+    again = subprocess.run([*HARNESS, "cleanup", "--hosts", str(hosts_file)], capture_output=True, text=True)
+    assert "nothing left behind" in again.stdout
