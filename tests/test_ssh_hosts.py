@@ -161,3 +161,41 @@ def test_cleanup_removes_what_a_killed_harness_left(hosts, tmp_path):
     assert_nothing_left(hosts, names)
     again = subprocess.run([*HARNESS, "cleanup", "--hosts", str(hosts_file)], capture_output=True, text=True)
     assert "nothing left behind" in again.stdout
+
+
+def test_a_cut_connection_is_opened_again_and_failures_name_host_command_status(hosts):
+    from remote.hosts import parse_hosts
+    from remote.ssh import CommandFailed, Connections
+
+    conns = Connections(parse_hosts([hosts.entry("h1")]))
+    try:
+        assert conns.run("h1", "echo $((6 * 7))").stdout.strip() == "42"
+        session = wait_until("the harness's sshd session on h1", lambda: _session_pids(hosts, "h1"), 10)
+        for pid in session:  # the host drops the connection (as a reboot or a cut would)
+            os.kill(pid, signal.SIGKILL)
+        wait_until("the connection to notice", lambda: all(c.is_closed() for c in conns._conns.values()), 10)
+        assert conns.run("h1", "echo again").stdout.strip() == "again"
+        assert conns.reconnects["h1"] == 1
+        with pytest.raises(CommandFailed) as failed:
+            conns.run("h1", "echo oops >&2; exit 7")
+        message = str(failed.value)
+        assert "host h1" in message and "echo oops" in message and "status 7" in message and "oops" in message
+        with pytest.raises(CommandFailed, match="timed out"):
+            conns.run("h1", "sleep 5", timeout=0.5)
+    finally:
+        conns.close()
+
+
+def _session_pids(hosts, name: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", hosts.namespace(name)], capture_output=True, text=True)
+    pids = []
+    for word in out.stdout.split():
+        if int(word) == hosts.sshd[name].pid:
+            continue
+        try:
+            cmdline = Path(f"/proc/{word}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if cmdline.startswith("sshd:"):
+            pids.append(int(word))
+    return pids
