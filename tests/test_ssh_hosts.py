@@ -122,44 +122,57 @@ def test_unusable_hosts_are_named_and_nothing_is_left(hosts, tmp_path, capsys):
     assert_nothing_left(hosts, ["h1", "h2", "h6"])
 
 
-@pytest.mark.slow
-def test_cleanup_removes_what_a_killed_harness_left(hosts, tmp_path):
-    names = ["h1", "h2", "h3"]
-    hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", [hosts.entry(n) for n in names])
+def _harness_running(hosts, names: list[str], tmp_path: Path, label: str) -> subprocess.Popen:
+    """A ``harness run`` on these hosts in a process of its own, once its nodes and chains exist."""
+    hosts_file = tmp_path / "hosts.yaml"
     cmd = [*HARNESS, "run", "--hosts", str(hosts_file), "--store", str(tmp_path / "store"), "--quiet"]
     cmd += ["--workload", "register", "--time-limit", "120", "--nemesis", "partition-one", "--rate", "20"]
-    log = open(tmp_path / "harness.log", "wb")  # noqa: SIM115
+    log = open(tmp_path / f"harness-{label}.log", "wb")  # noqa: SIM115
     harness = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+
+    def running() -> bool:
+        if harness.poll() is not None:
+            raise AssertionError(f"harness exited early: {(tmp_path / f'harness-{label}.log').read_text()}")
+        pids = [p for n in names for p in Path(DEFAULT_DIR).glob(f"{n}/*/{n}/supervisor.pid")]
+        return len(pids) == len(names) and all("RC-" in hosts.rules(n) for n in names)
+
     try:
-
-        def running() -> bool:
-            pids = list(Path(DEFAULT_DIR).glob("h[123]/*/h[123]/supervisor.pid"))
-            chains = all("RC-" in hosts.rules(n) for n in names)
-            return len(pids) == 3 and chains and harness.poll() is None
-
         wait_until("the nodes to run on every host", running, 120)
-        os.kill(harness.pid, signal.SIGKILL)  # a crash: no teardown at all
-        harness.wait(10)
-    finally:
-        if harness.poll() is None:
-            harness.kill()
-            harness.wait()
+    except BaseException:
+        harness.kill()
+        harness.wait()
+        raise
+    return harness
+
+
+@pytest.mark.slow
+def test_ctrl_c_and_a_killed_harness_leave_nothing_after_cleanup(hosts, tmp_path):
+    names = ["h1", "h2"]
+    hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", [hosts.entry(n) for n in names])
+
+    harness = _harness_running(hosts, names, tmp_path, "interrupted")
+    os.killpg(harness.pid, signal.SIGINT)  # Ctrl-C: the run tears itself down
+    assert harness.wait(60) == 3
+    assert_nothing_left(hosts, names)
+
+    harness = _harness_running(hosts, names, tmp_path, "killed")
+    os.kill(harness.pid, signal.SIGKILL)  # a crash: no teardown at all
+    harness.wait(10)
     for name in names:
         assert hosts.other_processes(name), f"{name}: the killed run's node should still run"
 
-    dry = subprocess.run(
-        [*HARNESS, "cleanup", "--hosts", str(hosts_file), "--dry-run"], capture_output=True, text=True
-    )
+    cleanup = [*HARNESS, "cleanup", "--hosts", str(hosts_file)]
+    dry = subprocess.run([*cleanup, "--dry-run"], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     assert all(f"host {n}: run " in dry.stdout for n in names), dry.stdout
-    assert all(hosts.other_processes(n) for n in names)
+    assert all(hosts.other_processes(n) for n in names)  # a dry run removes nothing
 
-    done = subprocess.run([*HARNESS, "cleanup", "--hosts", str(hosts_file)], capture_output=True, text=True)
+    done = subprocess.run(cleanup, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     for name in names:
         assert f"host {name}: process" in done.stdout and f"host {name}: iptables chain" in done.stdout
     assert_nothing_left(hosts, names)
-    again = subprocess.run([*HARNESS, "cleanup", "--hosts", str(hosts_file)], capture_output=True, text=True)
+    again = subprocess.run(cleanup, capture_output=True, text=True)
     assert "nothing left behind" in again.stdout
 
 
