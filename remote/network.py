@@ -75,9 +75,11 @@ class SshNetwork:
             self._check(self.conns.each(commands, lambda h: self.conns.arun(h, commands[h], input=rules)))
             for chain in self._rules:
                 self._rules[chain] = dict.fromkeys(self.ips, [])
-        nodes = [
-            NodeAddr(host, f"{ip}:{self.ports[host][0]}", f"{ip}:{self.ports[host][1]}")
-            for host, ip in self.ips.items()
+        nodes = [  # in the order of the hosts
+            NodeAddr(
+                host, f"{self.ips[host]}:{self.ports[host][0]}", f"{self.ips[host]}:{self.ports[host][1]}"
+            )
+            for host in self.runs
         ]
         return dataclasses.replace(config, nodes=nodes, routes={})
 

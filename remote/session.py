@@ -127,6 +127,8 @@ class Session:
             return "; ".join(problems)
         conn = await self.conns._connect(name)
         self.ips[name] = conn.get_extra_info("peername")[0]
+        if ":" in self.ips[name]:
+            return f"reached over IPv6 ({self.ips[name]}): the nodes and the faults need an IPv4 address"
         if self.system.name == "raftchat":
             ports = await self.conns.arun(
                 name,

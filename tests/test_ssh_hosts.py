@@ -212,3 +212,44 @@ def _session_pids(hosts, name: str) -> list[int]:
         if cmdline.startswith("sshd:"):
             pids.append(int(word))
     return pids
+
+
+def test_cuts_and_loss_are_rules_on_the_hosts_and_go_away(hosts):
+    from raftchat.localcluster import loopback_config
+    from remote.hosts import parse_hosts
+    from remote.session import Session
+    from systems import make_system
+
+    names = ["h1", "h2", "h3"]
+    session = Session(
+        parse_hosts([hosts.entry(n) for n in names]), make_system("raftchat"), ["partition", "loss"]
+    )
+    try:
+        session.preflight()
+        network = session.network()
+        config = network.setup(loopback_config(3))
+        assert config.ids == names and config.node("h2").peer.startswith(hosts.ips["h2"] + ":")
+
+        def reaches(src: str, dst: str) -> bool:  # h2's sshd, from inside h1's namespace
+            probe = f"import socket; socket.create_connection(('{hosts.ips[dst]}', 22), timeout=0.5)"
+            done = subprocess.run(
+                ["ip", "netns", "exec", hosts.namespace(src), sys.executable, "-c", probe],
+                capture_output=True,
+            )
+            return done.returncode == 0
+
+        assert reaches("h1", "h2") and reaches("h3", "h2")
+        network.cut([frozenset({"h1", "h2"})])
+        assert not reaches("h1", "h2") and not reaches("h2", "h1") and reaches("h3", "h2")
+        assert f"-s {hosts.ips['h2']}/32 -j DROP" in hosts.rules("h1")
+        assert session.conns.run("h2", "echo reachable").stdout.strip() == "reachable"  # the control's SSH
+        network.heal()
+        assert reaches("h1", "h2")
+        network.slow(["h3"], loss=0.5)
+        assert "--probability 0.5" in hosts.rules("h3") and "--probability 0.5" in hosts.rules("h1")
+        network.clear_slow()
+        assert "statistic" not in hosts.rules("h3")
+        network.teardown()
+    finally:
+        session.close()
+    assert_nothing_left(hosts, names)
