@@ -128,6 +128,13 @@ def summary(outcome: RunOutcome) -> str:
     if checker.get("reason"):
         lines.append(f"checker: {checker['reason']}")
     lines += node_lines(r)
+    if r.get("remote"):  # SSH hosts (remote/)
+        remote = r["remote"]
+        left = "nothing left on them" if remote.get("clean") else "the error says what is left"
+        lines.append(
+            f"hosts: {', '.join(remote['hosts'])}; set up in {remote.get('setup_s')} s, "
+            f"torn down in {remote.get('teardown_s')} s; {left}"
+        )
     if r.get("error"):
         lines.append(f"error: {r['error']}")
     kept = stored_files(outcome.run_dir)
@@ -187,6 +194,6 @@ def node_lines(r: dict[str, Any]) -> list[str]:
             taken = (
                 f" snapshots {snaps.get('taken', 0)}/{snaps.get('installed', 0)}" if node != "harness" else ""
             )
-            parts.append(f"{node} {peak} MiB{taken}")
+            parts.append(f"{node} {'?' if peak is None else peak} MiB{taken}")  # ?: not sampled (SSH host)
         lines.append("peak memory (and snapshots taken/installed): " + ", ".join(parts))
     return lines

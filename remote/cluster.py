@@ -95,7 +95,7 @@ class RemoteCluster(LocalCluster):
 
         key = self.data_dir / "cluster.key"
         auth.create_secret(str(key))
-        secret = key.read_bytes()
+        secret = key.read_text()  # hex text
         cfg.dump(self.config, self.config_path)
         texts = {}
         for host, run in self.runs.items():
@@ -107,9 +107,7 @@ class RemoteCluster(LocalCluster):
 
         async def write(host: str) -> None:
             run = self.runs[host]
-            await self.conns.arun(
-                host, f"umask 077 && cat > {quote(run + '/cluster.key')}", input=secret.decode("latin-1")
-            )
+            await self.conns.arun(host, f"umask 077 && cat > {quote(run + '/cluster.key')}", input=secret)
             await self.conns.arun(host, f"cat > {quote(run + '/cluster.yaml')}", input=texts[host])
 
         _raise_first(self.conns.each(self.runs, write))

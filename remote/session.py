@@ -51,6 +51,7 @@ class Session:
         self.times: dict[str, float] = {"opened": time.monotonic()}
         self.undone: dict[str, list[str]] = {}
         self.cluster_: RemoteCluster | None = None
+        self.clean = True  # whether the teardown removed everything it found on every host
 
     # -- checks ------------------------------------------------------------------------------------
 
@@ -237,6 +238,7 @@ class Session:
                 self.cluster_.fetch()
             if self.begun:
                 self.undone, failed = undo_runs(self.conns, {n: self.runs[n] for n in self.begun}, self.hosts)
+                self.clean = not failed
                 if failed:
                     raise HostError(
                         "the teardown left things behind:\n" + "\n".join(f"  {e}" for e in failed)
@@ -261,6 +263,7 @@ class Session:
             "teardown_s": span("teardown_start", "closed"),
             "reconnects": dict(self.conns.reconnects),
             "removed": self.undone,
+            "clean": self.clean,
         }
 
 
