@@ -61,7 +61,7 @@ def test_five_hosts_with_partitions_kills_and_pauses(hosts, tmp_path):
     store = tmp_path / "store"
     # Seed 8 draws partition, kill and pause as its first three faults (1.5 s apart).
     args = ["run", "--hosts", str(hosts_file), "--store", str(store), "--quiet", "--seed", "8"]
-    args += ["--workload", "register", "--time-limit", "10", "--nemesis", "partition,kill,pause"]
+    args += ["--workload", "register", "--time-limit", "12", "--nemesis", "partition,kill,pause"]
     args += ["--nemesis-interval", "1.5", "--rate", "40", "--concurrency", "5"]
     code = cli.main(args)
     run = (store / "latest").resolve()
