@@ -7,7 +7,7 @@ nemesis (from ``asyncio.to_thread``), the node monitor (its own thread) and the 
 main thread) can all call in; each call blocks until its command ends or times out.
 
 A connection cut by a fault or a reboot is opened again on the next command, and a command
-whose channel could not even open on the stale connection is retried once on the new one.
+lost with its connection is sent once more on the new one.
 A failing command raises CommandFailed naming the host, the command, its exit status and the
 end of its stderr.
 """
@@ -200,16 +200,27 @@ class Connections:
                     else (exc.stderr or b"").decode(errors="replace")
                 )
                 raise CommandFailed(host, command, None, f"no end within {timeout:g} s; {stderr}") from None
-            except asyncssh.ChannelOpenError as exc:
-                conn.close()  # stale: reopen and try once more (the command never started)
-                if attempt == 2:
-                    raise Unreachable(host, f"cannot open a channel: {exc.reason}") from None
-                continue
-            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            except (
+                asyncssh.ChannelOpenError,
+                asyncssh.ConnectionLost,
+                asyncssh.DisconnectError,
+                OSError,
+            ) as exc:
+                # Stale or cut: reopen and run it once more. Every command the harness sends is safe
+                # to repeat (a start finds its running node, a stop its stopped one, a rule set is
+                # replaced whole), so one lost with its connection is simply sent again.
                 conn.close()
-                raise Unreachable(
-                    host, f"the connection was lost during `{_short(command)}`: {exc}"
-                ) from None
+                if attempt == 2:
+                    why = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                    raise Unreachable(
+                        host, f"the connection was lost during `{_short(command)}`: {why}"
+                    ) from None
+                continue
+            if done.exit_status is None and done.exit_signal is None:  # the channel died with the connection
+                conn.close()
+                if attempt == 2:
+                    raise Unreachable(host, f"the connection was lost during `{_short(command)}`")
+                continue
             stderr = done.stderr or ""
             if isinstance(stderr, bytes):
                 stderr = stderr.decode(errors="replace")

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,13 @@ def test_a_cut_connection_is_opened_again_and_failures_name_host_command_status(
         wait_until("the connection to notice", lambda: all(c.is_closed() for c in conns._conns.values()), 10)
         assert conns.run("h1", "echo again").stdout.strip() == "again"
         assert conns.reconnects["h1"] == 1
+        # A command in flight when the connection is cut is sent again on a new one.
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(conns.run, "h1", "sleep 1; echo done")
+            for pid in wait_until("the command's session", lambda: _session_pids(hosts, "h1"), 10):
+                os.kill(pid, signal.SIGKILL)
+            assert pending.result(30).stdout.strip() == "done"
+        assert conns.reconnects["h1"] == 2
         with pytest.raises(CommandFailed) as failed:
             conns.run("h1", "echo oops >&2; exit 7")
         message = str(failed.value)
