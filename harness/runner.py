@@ -159,7 +159,7 @@ class Run:
             self.progress.line(f"run {self.run_dir}")
             if self.remote is None:
                 self.system.check_installed()
-            self.system_version = self.system.version()
+            self.system_version = self.remote.version() if self.remote else self.system.version()
             network = self._network()
             self.network_info = {"name": network.name, "tag": network.tag} if network else None
             cluster = self._cluster(network)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from signal import SIGKILL, SIGTERM
 from typing import Any
 
@@ -58,75 +58,35 @@ class RemoteProcess:
         return self.returncode
 
 
-class RemoteCluster(LocalCluster):
-    """One raftchat node per host; ``local_dir`` receives the nodes' data and logs at the end."""
+class RemoteNodes:
+    """Node processes on SSH hosts, one per host; mixed in before a system's cluster class, whose
+    ``leader``, ``status`` and ``wait_ready`` talk to the nodes' client ports from here."""
 
-    def __init__(
-        self,
-        conns: Connections,
-        runs: dict[str, str],
-        config: cfg.ClusterConfig,
-        local_dir: Path,
-        machine: str = "chat",
-        bugs: tuple[str, ...] = (),
-        failpoints: bool = False,
-        on_phase: Any = None,
-    ) -> None:
+    def _init_remote(self, conns: Connections, runs: dict[str, str], config: cfg.ClusterConfig,
+                     local_dir: Path, on_phase: Any) -> None:  # fmt: skip
         self.conns = conns
         self.runs = runs  # host (= node id) -> its run directory there
-        self.data_dir = Path(local_dir).resolve()
+        self.data_dir = Path(local_dir).resolve()  # receives the nodes' directories at the end
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.machine = machine
-        self.bugs = bugs
-        self.failpoints = failpoints
+        self.config = config
         self.command_prefix = None
-        self.procs: dict[str, RemoteProcess] = {}  # type: ignore[assignment]
+        self.failpoints = False
+        self.procs: dict[str, RemoteProcess] = {}
         self.expected_exits: set[int] = set()
         self.on_phase = on_phase or (lambda name: None)
-        self.config_path = self.data_dir / "cluster.yaml"  # the control machine's copy
-        self.config = config
         self.fetched = False
 
-    # -- set-up ------------------------------------------------------------------------------------
-
-    def write_configs(self) -> None:
-        """The cluster file and the shared key, on every host (paths of that host's run directory)."""
-        from raftchat import auth
-
-        key = self.data_dir / "cluster.key"
-        auth.create_secret(str(key))
-        secret = key.read_text()  # hex text
-        cfg.dump(self.config, self.config_path)
-        texts = {}
-        for host, run in self.runs.items():
-            remote = dataclasses.replace(self.config, secret_file=f"{run}/cluster.key")
-            local = self.data_dir / f"cluster-{host}.yaml"
-            cfg.dump(remote, local)
-            texts[host] = local.read_text()
-            local.unlink()
-
-        async def write(host: str) -> None:
-            run = self.runs[host]
-            await self.conns.arun(host, f"umask 077 && cat > {quote(run + '/cluster.key')}", input=secret)
-            await self.conns.arun(host, f"cat > {quote(run + '/cluster.yaml')}", input=texts[host])
-
-        _raise_first(self.conns.each(self.runs, write))
+    @property
+    def ids(self) -> list[str]:
+        return self.config.ids
 
     # -- processes ---------------------------------------------------------------------------------
 
-    def node_dir(self, node_id: str) -> str:
-        return f"{self.runs[node_id]}/{node_id}"
+    def node_dir(self, node_id: str) -> PurePosixPath:  # type: ignore[override]
+        return PurePosixPath(self.runs[node_id]) / node_id
 
     def remote_command(self, node_id: str) -> list[str]:
-        run = self.runs[node_id]
-        cmd = [f"{run}/venv/bin/python", "-m", "raftchat", "node", "--id", node_id]
-        cmd += ["--cluster", f"{run}/cluster.yaml", "--data-dir", self.node_dir(node_id)]
-        cmd += ["--state-machine", self.machine]
-        for bug in self.bugs:
-            cmd += ["--bug", bug]
-        if self.failpoints:
-            cmd.append("--failpoints")
-        return cmd
+        raise NotImplementedError
 
     def _start_script(self, node_id: str) -> str:
         inner = (
@@ -259,25 +219,109 @@ class RemoteCluster(LocalCluster):
             return f"  | (log unreadable: {exc})"
         return "\n".join(f"  | {line}" for line in out.stdout.rstrip().splitlines()) or "  | (empty log)"
 
-    def wait_ready(self, timeout: float) -> str:
+    def check_running(self) -> None:
+        for node_id, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise SystemStartError(
+                    f"node {node_id} exited with status {proc.returncode} while starting; the end of "
+                    f"{self.node_dir(node_id)}/node.log on host {node_id}:\n{self.log_tail(node_id)}"
+                )
+
+    def wait_until(self, ready: Any, timeout: float, what: str) -> str:
+        """Poll ``ready`` until it says something; nodes that die or a timeout raise with their logs."""
         deadline = time.monotonic() + timeout
         while True:
-            for node_id, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise SystemStartError(
-                        f"node {node_id} exited with status {proc.returncode} while starting; the end of "
-                        f"{self.node_dir(node_id)}/node.log on host {node_id}:\n{self.log_tail(node_id)}"
-                    )
-            leader = self.leader()
-            if leader is not None:
+            self.check_running()
+            answer = ready()
+            if answer is not None:
                 self.on_phase("ready")
-                return f"leader {leader}"
+                return answer
             if time.monotonic() >= deadline:
                 tails = "\n".join(f"{n}:\n{self.log_tail(n, 6)}" for n in self.ids)
-                raise SystemStartError(
-                    f"no leader within {timeout:.0f} s; the end of each node's log:\n{tails}"
-                )
+                raise SystemStartError(f"{what} within {timeout:.0f} s; the end of each node's log:\n{tails}")
             time.sleep(0.2)
+
+
+class RemoteCluster(RemoteNodes, LocalCluster):
+    """One raftchat node per host; ``local_dir`` receives the nodes' data and logs at the end."""
+
+    def __init__(
+        self,
+        conns: Connections,
+        runs: dict[str, str],
+        config: cfg.ClusterConfig,
+        local_dir: Path,
+        machine: str = "chat",
+        bugs: tuple[str, ...] = (),
+        failpoints: bool = False,
+        on_phase: Any = None,
+    ) -> None:
+        self._init_remote(conns, runs, config, local_dir, on_phase)
+        self.machine = machine
+        self.bugs = bugs
+        self.failpoints = failpoints
+        self.config_path = self.data_dir / "cluster.yaml"  # the control machine's copy
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def write_configs(self) -> None:
+        """The cluster file and the shared key, on every host (paths of that host's run directory)."""
+        from raftchat import auth
+
+        key = self.data_dir / "cluster.key"
+        auth.create_secret(str(key))
+        secret = key.read_text()  # hex text
+        cfg.dump(self.config, self.config_path)
+        texts = {}
+        for host, run in self.runs.items():
+            remote = dataclasses.replace(self.config, secret_file=f"{run}/cluster.key")
+            local = self.data_dir / f"cluster-{host}.yaml"
+            cfg.dump(remote, local)
+            texts[host] = local.read_text()
+            local.unlink()
+
+        async def write(host: str) -> None:
+            run = self.runs[host]
+            await self.conns.arun(host, f"umask 077 && cat > {quote(run + '/cluster.key')}", input=secret)
+            await self.conns.arun(host, f"cat > {quote(run + '/cluster.yaml')}", input=texts[host])
+
+        _raise_first(self.conns.each(self.runs, write))
+
+    def remote_command(self, node_id: str) -> list[str]:
+        run = self.runs[node_id]
+        cmd = [f"{run}/venv/bin/python", "-m", "raftchat", "node", "--id", node_id]
+        cmd += ["--cluster", f"{run}/cluster.yaml", "--data-dir", self.node_dir(node_id)]
+        cmd += ["--state-machine", self.machine]
+        for bug in self.bugs:
+            cmd += ["--bug", bug]
+        if self.failpoints:
+            cmd.append("--failpoints")
+        return cmd
+
+    def wait_ready(self, timeout: float) -> str:
+        return self.wait_until(self.leader_line, timeout, "no leader")
+
+    def leader_line(self) -> str | None:
+        leader = self.leader()
+        return None if leader is None else f"leader {leader}"
+
+
+def remote_process_cluster(
+    cluster_type: type, options: Any, conns: Connections, runs: dict[str, str], config: cfg.ClusterConfig,
+    local_dir: Path, on_phase: Any = None,
+) -> Any:  # fmt: skip
+    """A system's ``ProcessCluster`` (etcd's, ...) whose node commands run on the hosts instead."""
+
+    def remote_command(self: Any, node_id: str) -> list[str]:
+        return [str(word) for word in cluster_type.node_command(self, node_id)]
+
+    cls = type(
+        f"Remote{cluster_type.__name__}", (RemoteNodes, cluster_type), {"remote_command": remote_command}
+    )
+    cluster = cls.__new__(cls)  # not the local __init__: it makes the node directories here
+    cluster._init_remote(conns, runs, config, local_dir, on_phase)
+    cluster.options = options
+    return cluster
 
 
 def _raise_first(results: dict[str, Any]) -> None:

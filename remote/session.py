@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from remote import install, record
-from remote.cluster import RemoteCluster
+from remote.cluster import RemoteCluster, RemoteNodes, remote_process_cluster
 from remote.hosts import Host, parse_hosts
 from remote.network import SshNetwork
 from remote.ssh import Connections, SshError, quote
 from systems.base import SystemUnavailable
+
+# Systems whose nodes run on SSH hosts: raftchat (installed from wheels) and those whose nodes are
+# one command line each, with no files to write first (systems.processes.ProcessCluster).
+REMOTE_SYSTEMS = ("raftchat", "etcd")
 
 
 class HostError(SystemUnavailable):
@@ -50,7 +54,7 @@ class Session:
         self.begun: set[str] = set()  # hosts where the run's directory and record exist
         self.times: dict[str, float] = {"opened": time.monotonic()}
         self.undone: dict[str, list[str]] = {}
-        self.cluster_: RemoteCluster | None = None
+        self.cluster_: RemoteNodes | None = None
         self.clean = True  # whether the teardown removed everything it found on every host
 
     # -- checks ------------------------------------------------------------------------------------
@@ -72,10 +76,10 @@ class Session:
                 f"{len(problems)} of {len(self.hosts)} hosts cannot take part:\n"
                 + "\n".join(f"  {problems[n]}" for n in self.hosts if n in problems)
             )
-        if self.system.name != "raftchat":
+        if self.system.name not in REMOTE_SYSTEMS:
             raise HostError(
-                f"every host has {self.system.name} installed, but the harness runs only raftchat nodes "
-                "over SSH so far; run this system without 'hosts'"
+                f"every host has {self.system.name} installed, but over SSH the harness runs only "
+                f"{' and '.join(REMOTE_SYSTEMS)} nodes so far; run this system without 'hosts'"
             )
 
     async def _probe(self, name: str) -> str:
@@ -89,11 +93,11 @@ class Session:
         script = "echo uid $(id -u); " + "".join(
             f"command -v {quote(p)} >/dev/null 2>&1 || echo lack {quote(p)}; " for p in programs
         )
-        if self.system.name == "raftchat":
-            script += (
-                "if command -v python3 >/dev/null 2>&1; then "
-                f"echo python $(python3 -c {quote(install.PROBE)} 2>&1 | tail -n 1); else echo nopython; fi; "
-            )
+        probe = install.PROBE if self.system.name == "raftchat" else "print('any', 'version', 'here')"
+        script += (
+            "if command -v python3 >/dev/null 2>&1; then "
+            f"echo python $(python3 -c {quote(probe)} 2>&1 | tail -n 1); else echo nopython; fi; "
+        )
         script += "sudo -n true 2>/dev/null && echo sudo; exit 0"
         out = (await self.conns.arun(name, script, timeout=30)).stdout
         lines = [line.split(" ", 1) + [""] for line in out.splitlines() if line.strip()]
@@ -106,7 +110,11 @@ class Session:
                 + ", ".join(f"`{p}` (apt-get install {programs[p]})" for p in lacking)
                 + f" for {self.system.name if self.system.name != 'raftchat' else 'the faults'}"
             )
-        if self.system.name == "raftchat":
+        if "nopython" in facts and self.system.name != "raftchat" and not lacking:
+            problems.append(
+                "no python3 on the PATH: the harness picks free ports with it (apt-get install python3)"
+            )
+        elif self.system.name == "raftchat":
             if "nopython" in facts:
                 problems.append(
                     "no python3 on the PATH: raftchat nodes need Python 3.11 or newer "
@@ -130,19 +138,19 @@ class Session:
         self.ips[name] = conn.get_extra_info("peername")[0]
         if ":" in self.ips[name]:
             return f"reached over IPv6 ({self.ips[name]}): the nodes and the faults need an IPv4 address"
-        if self.system.name == "raftchat":
-            ports = await self.conns.arun(
-                name,
-                "python3 -c "
-                + quote(
-                    "import socket, sys\nss = [socket.socket() for _ in range(2)]\n"
-                    "[s.bind((sys.argv[1], 0)) for s in ss]\nprint(*(s.getsockname()[1] for s in ss))"
-                )
-                + f" {quote(self.ips[name])}",
-                timeout=30,
+        # Free ports on the host's address, for the node's peer and client ports.
+        ports = await self.conns.arun(
+            name,
+            "python3 -c "
+            + quote(
+                "import socket, sys\nss = [socket.socket() for _ in range(2)]\n"
+                "[s.bind((sys.argv[1], 0)) for s in ss]\nprint(*(s.getsockname()[1] for s in ss))"
             )
-            peer, client = (int(p) for p in ports.stdout.split())
-            self.ports[name] = (peer, client)
+            + f" {quote(self.ips[name])}",
+            timeout=30,
+        )
+        peer, client = (int(p) for p in ports.stdout.split())
+        self.ports[name] = (peer, client)
         if "delay" in net:
             link = f"rcn{self.tag}"
             probe = await self.conns.arun(
@@ -194,6 +202,18 @@ class Session:
 
         if not self.begun:
             self.begin()
+        if self.system.name != "raftchat":  # its package is installed on the hosts: nothing to install
+            self.cluster_ = remote_process_cluster(
+                self.system.cluster_type,
+                self.system.options,
+                self.conns,
+                self.runs,
+                config,
+                local_dir,
+                self._phase,
+            )
+            self.times["installed"] = time.monotonic()
+            return self.cluster_
         wheels = {
             key: install.wheels_for(tag) for key, tag in {t.key: t for t in self.pythons.values()}.items()
         }
@@ -224,6 +244,14 @@ class Session:
         )
         self.cluster_.write_configs()
         return self.cluster_
+
+    def version(self) -> str:
+        """The system's version: raftchat's is this package's; another's, the first host's program's."""
+        if self.system.name == "raftchat":
+            return self.system.version()
+        host, program = next(iter(self.hosts)), next(iter(self.system.programs))
+        out = self.conns.run(host, f"{quote(program)} --version 2>&1 | head -n 1", check=False).stdout.strip()
+        return f"{out.split()[-1] if out else 'unknown'} (on {host})"
 
     def _phase(self, name: str) -> None:
         self.times.setdefault(name, time.monotonic())

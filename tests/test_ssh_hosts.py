@@ -89,6 +89,38 @@ def test_five_hosts_with_partitions_kills_and_pauses(hosts, tmp_path):
     assert_nothing_left(hosts, GOOD)
 
 
+@pytest.mark.slow
+def test_etcd_members_on_hosts(hosts, tmp_path):
+    """etcd, installed on every host (here: this machine's package), run over SSH like raftchat."""
+    import shutil
+
+    if shutil.which("etcd") is None:
+        pytest.skip("etcd is not installed (apt-get install etcd-server)")
+    names = ["h1", "h2", "h3"]
+    hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", [hosts.entry(n) for n in names])
+    store = tmp_path / "store"
+    args = ["run", "--hosts", str(hosts_file), "--store", str(store), "--quiet", "--system", "etcd"]
+    args += [
+        "--seed",
+        "8",
+        "--time-limit",
+        "8",
+        "--nemesis",
+        "partition,kill,pause",
+        "--nemesis-interval",
+        "1.5",
+    ]
+    args += ["--rate", "40", "--concurrency", "4"]
+    code = cli.main(args)
+    results = json.loads(((store / "latest").resolve() / "results.json").read_text())
+    assert code == 0, results.get("error") or results.get("verdict")
+    assert "(on h1)" in results["system_version"] and set(results["remote"]["hosts"]) == set(names)
+    history = (store / "latest" / "history.jsonl").read_text()
+    assert '"action":"cut"' in history and '"action":"kill"' in history
+    assert all((store / "latest" / "logs" / f"{n}.log").stat().st_size > 0 for n in names)
+    assert_nothing_left(hosts, names)
+
+
 def _fails_with(capsys, tmp_path, entries, *extra: str) -> str:
     hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", entries)
     store = tmp_path / "store"
