@@ -27,6 +27,7 @@ from remote.hosts import Host
 
 CONNECT_TIMEOUT = 10.0  # seconds to connect and log in
 COMMAND_TIMEOUT = 60.0  # default seconds a command may take
+REMOTE_GRACE = 5.0  # seconds we wait beyond a command's timeout for the host's timeout(1) to end it
 KEEPALIVE = 5.0  # seconds between keepalives: a dead connection is noticed within a few of them
 T = TypeVar("T")
 
@@ -186,9 +187,11 @@ class Connections:
             conn = await self._connect(name)
             try:
                 done = await conn.run(
-                    command,
+                    # The host ends the command at its timeout too (an SSH channel closed on our side
+                    # leaves its process running there): nothing outlives a command that timed out.
+                    f"timeout -k 2 {timeout:g} sh -c {quote(command)}",
                     input=input,
-                    timeout=timeout,
+                    timeout=timeout + REMOTE_GRACE,
                     check=False,
                     encoding=None if binary else "utf-8",
                     errors="replace",
@@ -225,6 +228,8 @@ class Connections:
             if isinstance(stderr, bytes):
                 stderr = stderr.decode(errors="replace")
             status = done.exit_status if done.exit_status is not None else -1
+            if status in (124, 137) and check:  # timeout(1) ended it
+                raise CommandFailed(host, command, None, f"no end within {timeout:g} s; {stderr}")
             if check and status != 0:
                 raise CommandFailed(host, command, status, stderr)
             return Result(status, done.stdout if done.stdout is not None else (b"" if binary else ""), stderr)

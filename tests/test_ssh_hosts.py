@@ -234,7 +234,12 @@ def test_a_cut_connection_is_opened_again_and_failures_name_host_command_status(
         message = str(failed.value)
         assert "host h1" in message and "echo oops" in message and "status 7" in message and "oops" in message
         with pytest.raises(CommandFailed, match="timed out"):
-            conns.run("h1", "sleep 5", timeout=0.5)
+            conns.run("h1", "sleep 7", timeout=0.5)
+        wait_until(  # the host ended it too
+            "the timed-out command to end on h1",
+            lambda: not any("sleep 7" in c for c in hosts.other_processes("h1")),
+            5,
+        )
     finally:
         conns.close()
 
