@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,9 +123,7 @@ def test_etcd_members_on_hosts(hosts, tmp_path):
 def _fails_with(capsys, tmp_path, entries, *extra: str) -> str:
     hosts_file = sshhosts.write_hosts(tmp_path / "hosts.yaml", entries)
     store = tmp_path / "store"
-    started = time.monotonic()
     code = cli.main(["run", "--hosts", str(hosts_file), "--store", str(store), "--quiet", *extra])
-    print(f"refused in {time.monotonic() - started:.1f} s")
     err = capsys.readouterr().err
     assert code == 3, err
     assert not store.exists() or not any(store.rglob("results.json")), "a run that could not start was stored"
