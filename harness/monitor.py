@@ -155,7 +155,7 @@ class NodeMonitor:
                 self._since[node] = (proc.pid, newest)
         else:
             pid = proc.pid if alive and proc else None
-        sample["rss"] = rss_bytes(pid) if pid else None
+        sample["rss"] = getattr(self.cluster, "rss", rss_bytes)(pid) if pid else None  # remote: not sampled
         self._write(sample)
 
     def _compare(self, node: str, t: float, applied: Any, chain: dict[str, Any]) -> None:
