@@ -223,7 +223,7 @@ class RaftchatSystem(System):
     def describe(self) -> str:
         config = self.cluster.config
         return (
-            f"raftchat: {len(config.nodes)} node processes (LocalCluster), segment log with fdatasync per flush, "
+            f"raftchat: {len(config.nodes)} node processes (LocalCluster), segment log, fdatasync per flush, "
             f"election {config.election_timeout_ms}-{2 * config.election_timeout_ms} ms, heartbeat "
             f"{config.heartbeat_ms} ms; load to leader {self.leader_id} via "
             + ("raftchat.client.Client" if self.client_kind == "real" else "the raw framed-msgpack client")

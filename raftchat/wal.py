@@ -7,7 +7,8 @@ reported durable is on the disk, and at most the last append can be incomplete a
 Segment files are ``log-<seq>.seg``, each starting with a 16-byte header (magic, format,
 kind). A *base* segment starts the log afresh (:meth:`SegmentLog.rewrite`, used for
 compaction); the segments after it are *continuations*, made when the active one grows past
-``segment_bytes``. Every segment is built under a temporary name, fsynced, renamed into
+``segment_bytes`` (checked before an append, so a failure to make the next segment has
+written nothing). Every segment is built under a temporary name, fsynced, renamed into
 place and the directory fsynced, so a segment with its final name is always whole; segments
 older than the newest base are leftovers of a compaction that crashed before removing them.
 
@@ -125,6 +126,8 @@ class SegmentLog:
     def append(self, bodies: list[bytes]) -> None:
         """Write records and fdatasync them: durable when this returns."""
         self._check()
+        if self.size >= self.segment_bytes:  # before writing, so a failure here has written nothing
+            self._switch(self._build(self.seq + 1, CONTINUATION, []))
         buf = b"".join(map(frame, bodies))
         try:
             view = memoryview(buf)
@@ -134,8 +137,6 @@ class SegmentLog:
         except OSError as exc:
             self._fail(exc)
         self.size += len(buf)
-        if self.size >= self.segment_bytes:
-            self._switch(self._build(self.seq + 1, CONTINUATION, []))
 
     def rewrite(self, bodies: list[bytes]) -> None:
         """Start the log afresh from a new base segment holding ``bodies``; the older
@@ -147,7 +148,10 @@ class SegmentLog:
             path = self.dir / segment_name(seq)
             if not path.exists():
                 break
-            path.unlink()
+            try:
+                path.unlink()
+            except OSError:
+                break  # harmless: a segment older than the newest base is removed at open
 
     def close(self) -> None:
         if self._fd >= 0:

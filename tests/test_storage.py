@@ -366,3 +366,28 @@ def test_snapshot_files_without_a_log_are_refused(tmp_path: Path) -> None:
         segment(tmp_path, seq).unlink()
     with pytest.raises(StorageError, match="snapshot files but no log segments"):
         Storage.open(tmp_path, CLUSTER, NODE)
+
+
+def test_a_failed_write_is_cut_back_and_stops_further_writes(tmp_path: Path) -> None:
+    """A real failed write (the file-size limit, as a full disk would fail it): what part of
+    the record reached the file is cut off again, and the log refuses writes until reopened."""
+    import resource
+    import signal
+
+    storage = Storage.open(tmp_path, CLUSTER, NODE)
+    storage.save(HardState(1), entries(1, 2))
+    size = segment(tmp_path).stat().st_size
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, limits[1]))
+        with pytest.raises(StorageError, match="write failed"):
+            storage.save(HardState(2), [Entry(3, 1, b"x" * 1000)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert segment(tmp_path).stat().st_size == size
+    with pytest.raises(StorageError, match="an earlier write failed"):
+        storage.save(HardState(2), entries(3, 3))
+    storage.close()
+    assert reopen(tmp_path) == (HardState(1), None, entries(1, 2))
