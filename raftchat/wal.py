@@ -13,9 +13,9 @@ place and the directory fsynced, so a segment with its final name is always whol
 older than the newest base are leftovers of a compaction that crashed before removing them.
 
 Recovery (:func:`open_log`): an incomplete or failing record at the very end of the last
-segment is a torn append (never acknowledged) and is cut off. Any other failing record is
-damage to data that was reported durable: an error naming the file and offset, never a
-silent loss.
+segment, with no intact record anywhere after it, is a torn append (never acknowledged) and
+is cut off. Any other failing record is damage to data that was reported durable: an error
+naming the file and offset, never a silent loss.
 """
 
 from __future__ import annotations
@@ -101,10 +101,29 @@ def _records(path: Path, data: bytes, last: bool) -> tuple[list[Record], int]:
         if torn is not None:
             if not last:
                 raise damaged(path, offset, torn)
+            if _intact_record_after(data, offset + 1):  # e.g. a flipped bit in a length field
+                raise damaged(path, offset, f"{torn}, with intact records after it")
             return records, offset
         records.append(Record(data[offset + 8 : stop], path, offset))
         offset = stop
     return records, offset
+
+
+def _intact_record_after(data: bytes, start: int) -> bool:
+    """Whether a whole record with a good checksum starts anywhere from ``start`` on. After a
+    torn append nothing can (only the last append can be incomplete); after damage to a
+    record's header, the records written after it are still there."""
+    end = len(data)
+    for offset in range(start, end - _FRAME.size + 1):
+        length, crc = _FRAME.unpack_from(data, offset)
+        stop = offset + _FRAME.size + length
+        if (
+            length > 0
+            and stop <= end
+            and zlib.crc32(data[offset + 8 : stop], zlib.crc32(data[offset : offset + 4])) == crc
+        ):
+            return True
+    return False
 
 
 class SegmentLog:

@@ -276,6 +276,24 @@ def test_checksum_failure_in_the_middle_is_an_error_naming_file_and_offset(tmp_p
     assert segment(tmp_path).read_bytes() == raw  # nothing was cut or rewritten
 
 
+@pytest.mark.parametrize(
+    ("bit", "found"),
+    [(0x80, "running past the end .* with intact records after it"), (0x01, "fails its checksum")],
+)
+def test_a_damaged_length_field_is_never_taken_for_a_torn_tail(tmp_path: Path, bit: int, found: str) -> None:
+    """A flipped bit in a length makes a record seem to run past the end of the file (or end
+    in the wrong place): the intact records after it show that it is damage, not a torn write."""
+    write(tmp_path, (HardState(1), entries(1, 2)))
+    middle = segment(tmp_path).stat().st_size
+    write(tmp_path, (HardState(1), entries(3, 4)), (HardState(2), entries(5, 6)))
+    raw = bytearray(segment(tmp_path).read_bytes())
+    raw[middle + (0 if bit == 0x80 else 3)] ^= bit
+    segment(tmp_path).write_bytes(bytes(raw))
+    with pytest.raises(StorageError, match=f"{found} at offset {middle}"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    assert segment(tmp_path).read_bytes() == raw
+
+
 def test_a_valid_record_that_leaves_a_gap_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, (HardState(1), entries(1, 2)))
     end = segment(tmp_path).stat().st_size
