@@ -137,7 +137,7 @@ class RaftchatClientSession:
 
 
 class RaftchatSystem(System):
-    """Real raftchat node processes from LocalCluster, fsync on (SQLite WAL, synchronous=FULL)."""
+    """Real raftchat node processes from LocalCluster, fsync on (segment log, fdatasync per flush)."""
 
     name = "raftchat"
 
@@ -223,7 +223,7 @@ class RaftchatSystem(System):
     def describe(self) -> str:
         config = self.cluster.config
         return (
-            f"raftchat: {len(config.nodes)} node processes (LocalCluster), SQLite WAL synchronous=FULL, "
+            f"raftchat: {len(config.nodes)} node processes (LocalCluster), segment log, fdatasync per flush, "
             f"election {config.election_timeout_ms}-{2 * config.election_timeout_ms} ms, heartbeat "
             f"{config.heartbeat_ms} ms; load to leader {self.leader_id} via "
             + ("raftchat.client.Client" if self.client_kind == "real" else "the raw framed-msgpack client")

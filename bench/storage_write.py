@@ -1,6 +1,6 @@
-"""What one durable flush costs: raftchat's Storage.save (one SQLite WAL transaction,
-synchronous=FULL) against the floor of an append-only file written with os.write and made
-durable with os.fdatasync, for the same entries, in the same run, on the same disk.
+"""What one durable flush costs: raftchat's Storage.save (one record appended to its segment
+log and fdatasynced, with the encoding and checks around it) against the floor of a bare
+os.write + os.fdatasync of the same bytes' worth, in the same run, on the same disk.
 
     python bench/storage_write.py                     # 300 flushes of 1 and of 32 entries
     python bench/storage_write.py --flushes 1000 --dir /var/tmp
@@ -21,7 +21,7 @@ from raftchat.storage import Storage
 
 
 def _storage(root: Path, flushes: int, batch: int) -> list[float]:
-    st = Storage.open(root / "sqlite", "bench", "n1")
+    st = Storage.open(root / "storage", "bench", "n1")
     times, index = [], 0
     try:
         for _ in range(flushes):
@@ -65,14 +65,14 @@ def main() -> None:
                 sq += _storage(root / f"s{batch}-{rep}", args.flushes // 3, batch)
                 (root / f"a{batch}").mkdir(exist_ok=True)
                 ao += _append_only(root / f"a{batch}", args.flushes // 3, batch)
-            for name, t in (("Storage.save (SQLite)", sq), ("append + fdatasync", ao)):
+            for name, t in (("Storage.save", sq), ("append + fdatasync", ao)):
                 t.sort()
                 print(
                     f"  {batch:2d} entries  {name:22s} median {statistics.median(t) * 1000:6.2f} ms"
                     f"  p99 {t[int(len(t) * 0.99) - 1] * 1000:6.2f} ms"
                 )
             ratio = statistics.median(sq) / statistics.median(ao)
-            print(f"  {batch:2d} entries  ratio SQLite / floor (medians) {ratio:.2f}")
+            print(f"  {batch:2d} entries  ratio Storage.save / floor (medians) {ratio:.2f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

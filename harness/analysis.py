@@ -44,7 +44,7 @@ def analyse(
     Returns the linearizability verdict (True, False, "unknown") or None when the history is
     unreadable; composing it with the node checks is :mod:`harness.verdicts`' job.
     """
-    from harness import plots, stats
+    from harness import leaders, plots, stats
 
     samples = stats.read_samples(run_dir / store.NODES_JSONL)
     results["node_stats"] = stats.nodes(samples)
@@ -78,6 +78,10 @@ def analyse(
     result = check(ops, model, timeout=timeout, max_memory=max_memory)
     results["linearizable"] = result.valid
     results["checker"] = result.to_json()
+    results["leader_changes"] = len(leaders.leader_changes(samples))
+    context = leaders.anomaly_context(results["checker"].get("failure"), samples)
+    if context is not None:
+        results["anomaly_context"] = context
     write_html(
         run_dir / store.TIMELINE,
         result,

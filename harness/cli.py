@@ -221,11 +221,40 @@ def _add_cleanup(commands: argparse._SubParsersAction) -> None:
     )
     cleaning.add_argument("--tag", help="only this run's leftovers (default: every finished run's)")
     cleaning.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    cleaning.add_argument(
+        "--hosts",
+        metavar="FILE",
+        help="on these SSH hosts instead: what killed runs left (processes, rules, files)",
+    )
     cleaning.set_defaults(run=_cleanup)
+
+
+def _cleanup_hosts(args: argparse.Namespace) -> int:
+    """``--hosts FILE``: every host's records of runs whose harness is gone, undone over SSH."""
+    from remote.hosts import HostsError, load_hosts_file
+    from remote.session import cleanup_hosts
+
+    try:
+        hosts = load_hosts_file(args.hosts)
+    except HostsError as exc:
+        print(f"harness cleanup: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    removed, failed = cleanup_hosts(hosts, args.tag, args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for item in removed:
+        print(f"{verb} {item}")
+    for error in failed:
+        print(f"harness cleanup: {error}", file=sys.stderr)
+    if not removed and not failed:
+        print("nothing left behind on the hosts")
+    return EXIT_USAGE if failed else 0
 
 
 def _cleanup(args: argparse.Namespace) -> int:
     from nemesis import cleanup
+
+    if args.hosts:
+        return _cleanup_hosts(args)
 
     removed = cleanup.find_leftovers(args.tag) if args.dry_run else cleanup.cleanup(args.tag)
     verb = "would remove" if args.dry_run else "removed"

@@ -26,6 +26,9 @@ from raftchat.localcluster import LocalCluster, node_status
 MAX_KNOWN = 50_000  # chain hashes remembered by index (about 3 million entries at one per 64)
 MAX_REPORTED = 20  # divergences listed in the results; the count says if there were more
 STATUS_TIMEOUT = 0.3  # a paused node must not stall the poll for long
+# A digest costs a node a pass over its state (a second for tens of MiB on a loaded machine);
+# the node keeps it, so a poll that timed out finds it ready at the next round.
+DIGEST_TIMEOUT = 1.0
 NS_PER_S = 1_000_000_000
 
 
@@ -48,8 +51,12 @@ class NodeMonitor:
         path: Path,
         interval: float = 1.0,
         failpoint_exit: int | None = None,
+        raft_status: bool = True,
     ) -> None:
         self.cluster = cluster
+        # raftchat nodes answer the rich status (chain, digest, snapshots); another system's
+        # cluster answers what its ``status`` gives (role, term), enough for who led when.
+        self.raft_status = raft_status
         self.now = now  # the history's clock (ns since the start), so events line up with it
         self.interval = interval
         self.failpoint_exit = failpoint_exit  # an exit status that a failpoint fault asked for
@@ -107,12 +114,21 @@ class NodeMonitor:
             options: dict[str, Any] = {"since": since}
             if digest:
                 options["digest"] = True
-            status = node_status(node.client, STATUS_TIMEOUT, **options)
+            status = self._status(node, options)
             answers[node.id] = status
             self._record(node.id, status)
         self._write({"t": self._seconds(), "node": "harness", "rss": rss_bytes_self()})
         self.polls += 1
         return answers
+
+    def _status(self, node: Any, options: dict[str, Any]) -> dict[str, Any] | None:
+        if self.raft_status:
+            timeout = DIGEST_TIMEOUT if options.get("digest") else STATUS_TIMEOUT
+            return node_status(node.client, timeout, **options)
+        try:
+            return self.cluster.status(node.id)
+        except Exception:  # a node that is down, paused or cut off
+            return None
 
     def _record(self, node: str, status: dict[str, Any] | None) -> None:
         t = self._seconds()
@@ -139,7 +155,7 @@ class NodeMonitor:
                 self._since[node] = (proc.pid, newest)
         else:
             pid = proc.pid if alive and proc else None
-        sample["rss"] = rss_bytes(pid) if pid else None
+        sample["rss"] = getattr(self.cluster, "rss", rss_bytes)(pid) if pid else None  # remote: not sampled
         self._write(sample)
 
     def _compare(self, node: str, t: float, applied: Any, chain: dict[str, Any]) -> None:
@@ -175,6 +191,8 @@ class NodeMonitor:
 
     def check_exits(self) -> None:
         """Note node processes that ended without the harness stopping them, and restarts."""
+        if not self.raft_status:  # other systems' exits are not judged (see harness.health)
+            return
         t = self._seconds()
         for node, proc in list(self.cluster.procs.items()):
             if self._pids.get(node) != proc.pid:

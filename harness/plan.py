@@ -52,6 +52,7 @@ class Plan:
     raftchat: dict[str, int] = field(default_factory=lambda: {"snapshot_every": DEFAULT_SNAPSHOT_EVERY})
     converge_timeout: float = 8.0  # after the final reads, every node must agree within this long
     status_interval: float = 1.0  # seconds between two polls of every node's status (and memory)
+    hosts: list[Any] | str | None = None  # SSH hosts, one node each (remote/); a file name; None: local
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,7 +83,7 @@ def validate(data: dict[str, Any]) -> Plan:
         raise PlanError(f"unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(_FIELDS)}")
     plan = Plan()
     for key, value in data.items():
-        if value is None and key not in ("seed", "bug", "checker_max_memory"):
+        if value is None and key not in ("seed", "bug", "checker_max_memory", "hosts"):
             continue  # an empty YAML value means "the default"
         setattr(plan, key, value)
     if data.get("name") is None and isinstance(plan.system, str):
@@ -130,7 +131,29 @@ def validate(data: dict[str, Any]) -> Plan:
     if plan.bug is not None and not isinstance(plan.bug, str):
         raise PlanError(f"'bug' must be a bug name, got {plan.bug!r}")
     _check_names(plan)
+    if plan.hosts is not None:
+        _check_hosts(plan, data)
     return plan
+
+
+def _check_hosts(plan: Plan, data: dict[str, Any]) -> None:
+    """``hosts``: SSH hosts (remote.hosts), one node on each; the faults run on the hosts."""
+    from remote.hosts import HostsError, load_hosts_file, parse_hosts
+
+    try:
+        hosts = load_hosts_file(plan.hosts) if isinstance(plan.hosts, str) else parse_hosts(plan.hosts)
+    except HostsError as exc:
+        raise PlanError(f"'hosts': {exc}") from None
+    if data.get("nodes") is not None and data["nodes"] != len(hosts):
+        raise PlanError(
+            f"'nodes' is {data['nodes']} but 'hosts' names {len(hosts)}: one node runs on each host"
+        )
+    if data.get("net") not in (None, "auto"):
+        raise PlanError(
+            "'net': with 'hosts' the faults run on the hosts (iptables and tc over SSH); leave it out"
+        )
+    plan.nodes = len(hosts)
+    plan.hosts = [host.to_dict() for host in hosts]
 
 
 def _tuning(value: Any) -> dict[str, int]:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import leaders, verdicts
 from harness import plan as plans
-from harness import verdicts
 from harness.runner import RunOutcome, run_plan
 from harness.verdicts import EXIT_ERROR
 from systems import SYSTEMS, SystemUnavailable
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--net", choices=["auto", "netns", "proxy"], help="how partitions are made")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--bug", help="start every node with this deliberate bug")
+    parser.add_argument("--hosts", metavar="FILE", help="run one node on each SSH host of this YAML file")
     parser.add_argument("--store", default="store", help="where runs are kept (default: ./store)")
     parser.add_argument("--junit", metavar="OUT.xml", help="also write a JUnit report")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -74,6 +75,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "net": args.net,
         "seed": args.seed,
         "bug": args.bug,
+        "hosts": getattr(args, "hosts", None),
     }
 
 
@@ -124,9 +126,18 @@ def summary(outcome: RunOutcome) -> str:
             lines.append(
                 f"  {stuck['description']}: observed {stuck['observed']}, expected {stuck['expected']}"
             )
+        if context := leaders.describe(r.get("anomaly_context")):
+            lines.append(f"  {context}")
     if checker.get("reason"):
         lines.append(f"checker: {checker['reason']}")
     lines += node_lines(r)
+    if r.get("remote"):  # SSH hosts (remote/)
+        remote = r["remote"]
+        left = "nothing left on them" if remote.get("clean") else "the error says what is left"
+        lines.append(
+            f"hosts: {', '.join(remote['hosts'])}; set up in {remote.get('setup_s')} s, "
+            f"torn down in {remote.get('teardown_s')} s; {left}"
+        )
     if r.get("error"):
         lines.append(f"error: {r['error']}")
     kept = stored_files(outcome.run_dir)
@@ -186,6 +197,6 @@ def node_lines(r: dict[str, Any]) -> list[str]:
             taken = (
                 f" snapshots {snaps.get('taken', 0)}/{snaps.get('installed', 0)}" if node != "harness" else ""
             )
-            parts.append(f"{node} {peak} MiB{taken}")
+            parts.append(f"{node} {'?' if peak is None else peak} MiB{taken}")  # ?: not sampled (SSH host)
         lines.append("peak memory (and snapshots taken/installed): " + ", ".join(parts))
     return lines

@@ -69,11 +69,23 @@ def run_plan(
 
     resolved = plans.load(plan, overrides)
     system = make_system(resolved.system, resolved.system_options)
-    system.check_installed()  # before anything is stored: a setup that cannot run is not a run
-    check_network(resolved, system)
-    run_dir = store.new_run_dir(Path(store_root), resolved.name, latest=False)
-    plans.dump(resolved, run_dir / store.PLAN)
-    return Run(resolved, run_dir, Progress(enabled=progress), store_root=Path(store_root)).execute()
+    remote = None
+    if resolved.hosts:  # SSH hosts (remote/): every host connected and checked before anything is stored
+        from remote.session import open_session
+
+        remote = open_session(resolved, system)
+    else:
+        system.check_installed()  # before anything is stored: a setup that cannot run is not a run
+        check_network(resolved, system)
+    try:
+        run_dir = store.new_run_dir(Path(store_root), resolved.name, latest=False)
+        plans.dump(resolved, run_dir / store.PLAN)
+        run = Run(resolved, run_dir, Progress(enabled=progress), store_root=Path(store_root), remote=remote)
+    except BaseException:
+        if remote is not None:
+            remote.close()
+        raise
+    return run.execute()
 
 
 def check_network(plan: plans.Plan, system: Any) -> None:
@@ -90,9 +102,16 @@ def check_network(plan: plans.Plan, system: Any) -> None:
 
 class Run:
     def __init__(
-        self, plan: plans.Plan, run_dir: Path, progress: Progress, store_root: Path | None = None
+        self,
+        plan: plans.Plan,
+        run_dir: Path,
+        progress: Progress,
+        store_root: Path | None = None,
+        remote: Any = None,
     ) -> None:
         self.plan = plan
+        self.remote = remote  # a remote.session.Session when the nodes run on SSH hosts
+        self.remote_report: dict[str, Any] | None = None
         self.run_dir = run_dir
         self.store_root = store_root  # where ``latest`` is pointed once the run has started
         self.progress = progress
@@ -130,8 +149,9 @@ class Run:
             for sig in previous:
                 signal.signal(sig, self._on_signal)
             self.progress.line(f"run {self.run_dir}")
-            self.system.check_installed()
-            self.system_version = self.system.version()
+            if self.remote is None:
+                self.system.check_installed()
+            self.system_version = self.remote.version() if self.remote else self.system.version()
             network = self._network()
             self.network_info = {"name": network.name, "tag": network.tag} if network else None
             cluster = self._cluster(network)
@@ -146,15 +166,15 @@ class Run:
                 f"{self.plan.nodes} {self.system.name} {self.system_version} nodes up{where}, {ready}; "
                 f"{self.plan.workload} workload; faults: {faults}"
             )
-            if self.system.node_checks:
-                self.monitor = NodeMonitor(
-                    cluster,
-                    recorder.now,
-                    self.run_dir / store.NODES_JSONL,
-                    self.plan.status_interval,
-                    FAILPOINT_EXIT if cluster.failpoints else None,
-                )
-                self.monitor.start()
+            self.monitor = NodeMonitor(  # every system: roles and memory; raftchat: the node checks
+                cluster,
+                recorder.now,
+                self.run_dir / store.NODES_JSONL,
+                self.plan.status_interval,
+                FAILPOINT_EXIT if getattr(cluster, "failpoints", False) else None,
+                raft_status=self.system.node_checks,
+            )
+            self.monitor.start()
             asyncio.run(self._drive(cluster, network, recorder))
         except Interrupted:
             self.interrupted = True
@@ -182,16 +202,28 @@ class Run:
                 self._keep_logs(cluster)
             if self.monitor is not None:
                 self.monitor.close()
-                self._node_checks(end)
+                if self.system.node_checks:
+                    self._node_checks(end)
             if network is not None:
                 network.teardown()
+            if self.remote is not None:  # every host's processes, rules and run files: gone
+                self._close_remote()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.progress.finish()
         return self._check_and_store()
 
+    def _close_remote(self) -> None:
+        try:
+            self.remote.close()
+        except Exception as exc:
+            self.error = self.error or f"{type(exc).__name__}: {exc}"
+        self.remote_report = self.remote.report()
+
     def _network(self) -> Network | None:
         """Node traffic goes through a cuttable network only when a fault needs one."""
+        if self.remote is not None:  # on SSH hosts: their addresses, and iptables/tc there
+            return self.remote.network()
         if not set(self.plan.nemesis) & NETWORK_FAULTS:
             return None
         if "proxy" in self.system.networks:
@@ -209,6 +241,8 @@ class Run:
         if network is not None:
             config = network.setup(config)
         prefix = network.command_prefix if network is not None else None
+        if self.remote is not None:
+            return self.remote.cluster(config, self.workload, self.plan, self.run_dir / "cluster")
         return self.system.cluster(self.run_dir / "cluster", config, prefix, self.workload, self.plan)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -265,7 +299,8 @@ class Run:
             await workers.final_reads()
             self.phases["end"] = recorder.now() / 1e9
             if self.monitor is not None:
-                self.monitor.stop()  # from here on the convergence wait polls alone
+                self.monitor.stop()
+            if self.monitor is not None and self.system.node_checks:  # the convergence wait polls alone
                 self.progress.line(
                     f"final reads done; waiting up to {plan.converge_timeout:g} s for every node"
                 )
@@ -296,7 +331,12 @@ class Run:
         }
         self.node_checks = {
             "convergence": monitor.convergence_check(),
-            "health": health_check(monitor.exit_events(end), self.run_dir / store.LOGS, monitor.wall_origin),
+            # On SSH hosts the logs carry the hosts' clocks, which are never compared with ours.
+            "health": health_check(
+                monitor.exit_events(end),
+                self.run_dir / store.LOGS,
+                monitor.wall_origin if self.remote is None else None,
+            ),
             "recovery": recovery,
         }
         self.node_checks["health"]["failpoint_exits"] = monitor.failpoint_exits
@@ -323,6 +363,8 @@ class Run:
             "setup_failed": not self.setup_done,
             "phases": {k: round(v, 6) for k, v in self.phases.items()},
         }
+        if self.remote is not None:
+            results["remote"] = self.remote_report
         if self.setup_done:
             linearizable = analyse(
                 self.run_dir,

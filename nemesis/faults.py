@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 # How a fault starts and stops (the stop undoes the start):
 #   partition: cut node pairs / heal;  kill: SIGKILL / restart;  pause: SIGSTOP / SIGCONT;
-#   slow: delay or drop traffic / clear;  script: a scripted sequence / heal everything.
-Action = Literal["partition", "kill", "pause", "slow", "script"]
+#   slow: delay or drop traffic / clear;  script: a scripted sequence / heal everything;
+#   garbage: throw malformed input at every node's ports / stop throwing.
+Action = Literal["partition", "kill", "pause", "slow", "script", "garbage"]
 # Whom it hits: the current leader, a random minority, every node, a minority or every node
 # (an even draw), or the nodes its partition shape separates.
 Target = Literal["leader", "minority", "all", "minority-or-all", "shape"]
@@ -83,6 +84,12 @@ _TABLE = (
         "minority-or-all",
         _NET,
         link="loss",
+    ),
+    Fault(
+        "garbage",
+        "throw malformed input at every node's client and peer ports (see nemesis/garbage.py)",
+        "garbage",
+        "all",
     ),
     Fault(
         "crash-voters",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemesis import shapes
+from nemesis import garbage, shapes
 from nemesis.crash_voters import crash_voters
 from nemesis.faults import FAULTS, NETWORK_FAULTS, Fault
 from nemesis.net.base import Network
@@ -77,6 +77,9 @@ class Nemesis:
         self.leader_wait = LEADER_WAIT
         self.processes = ProcessFaults(cluster)
         self.active: Active | None = None
+        self.thrower: garbage.Thrower | None = None
+        if any(FAULTS[f].action == "garbage" for f in faults):
+            garbage.targets_of(cluster)  # refuse now a cluster whose ports are unknown
         self._lock = asyncio.Lock()  # start, stop and heal_all never interleave
 
     # ------------------------------------------------------------------ schedule
@@ -142,6 +145,7 @@ class Nemesis:
             "pause": self._start_process_fault,
             "slow": self._start_slow,
             "script": self._start_script,
+            "garbage": self._start_garbage,
         }
         await starters[fault.action](fault, nodes, leader, value)
         return value
@@ -175,6 +179,12 @@ class Nemesis:
             link = {"loss": LOSS}
         await asyncio.to_thread(self.network.slow, targets, **link)
         value.update(action="slow", nodes=targets, **link)
+
+    async def _start_garbage(self, fault: Fault, nodes: list[str], leader: str | None, value: dict) -> None:
+        targets = garbage.targets_of(self.cluster)
+        self.thrower = garbage.Thrower(targets, nodes, random.Random(self.rng.random()))
+        self.thrower.start()
+        value.update(action="garbage", nodes=nodes, rate=self.thrower.rate)
 
     async def _start_script(self, fault: Fault, nodes: list[str], leader: str | None, value: dict) -> None:
         value["action"] = "script"
@@ -215,6 +225,7 @@ class Nemesis:
             "pause": self._resume,
             "slow": self._clear_slow,
             "script": self._heal_script,
+            "garbage": self._stop_garbage,
         }
         stop = stoppers.get(active.kind)
         if stop is None:
@@ -239,6 +250,13 @@ class Nemesis:
     async def _clear_slow(self, active: Active, value: dict[str, Any]) -> None:
         await asyncio.to_thread(self.network.clear_slow)
         value.update(action="clear", nodes=active.value.get("nodes", []))
+
+    async def _stop_garbage(self, active: Active, value: dict[str, Any]) -> None:
+        if self.thrower is None:
+            value["action"] = "none"
+            return
+        value.update(action="stop", **await self.thrower.stop())
+        self.thrower = None
 
     async def _heal_script(self, active: Active, value: dict[str, Any]) -> None:
         await asyncio.to_thread(self.network.heal)

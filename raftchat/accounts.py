@@ -58,8 +58,8 @@ class KeyDeriver:
 
     async def replace_password(self, op: Any) -> Any:
         """``op`` with ``password`` replaced by ``key``; other ops unchanged."""
-        if not isinstance(op, dict) or op.get("op") not in self.keyed:
-            return op
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str) or op["op"] not in self.keyed:
+            return op  # validation names what is wrong with it
         name, who = op["op"], self.keyed[op["op"]]
         password, user = op.get("password"), op.get(who)
         if not isinstance(password, str):

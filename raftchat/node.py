@@ -364,11 +364,11 @@ class Node:
             if self._stopping.is_set() or index <= self.snapshot_index:
                 return  # shutting down, or a newer snapshot arrived from the leader meanwhile
             snapshot = Snapshot(index, term, data)
-            # Writing tens of MiB takes longer than an election timeout: a thread does it (no
-            # SQLite there), and the loop only records it, in a small transaction.
+            # Writing tens of MiB takes longer than an election timeout: a thread does it, and
+            # the loop only records it (a new base segment holding the few entries after it).
             await asyncio.to_thread(self.storage.write_snapshot, snapshot)
             if self._stopping.is_set():
-                return  # the file is removed at the next open, as one that no row names
+                return  # the file is removed at the next open, as one that the log does not name
             self.storage.compact(snapshot, written=True)  # drops it if one as new arrived meanwhile
             if index <= self.snapshot_index:
                 return

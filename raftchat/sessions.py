@@ -124,6 +124,8 @@ class Replica:
         self.chain: bytes | None = GENESIS
         self.checkpoints: deque[tuple[int, bytes]] = deque(maxlen=CHECKPOINTS_KEPT)
         self._restored = False  # for the planted bugs that strike right after a restore
+        self._changes = 0  # bumped by every apply and restore: the digest cache's key
+        self._digest: tuple[int, str] | None = None
 
     def apply_entry(self, index: int, term: int, data: bytes) -> Applied | None:
         """Apply committed entry ``index`` and extend the hash chain with it and its outcome."""
@@ -161,6 +163,7 @@ class Replica:
 
     def apply(self, data: bytes) -> Applied | None:
         """Apply one committed log entry; ``None`` for a leader's no-op entry."""
+        self._changes += 1
         if not data:
             return None
         try:
@@ -242,6 +245,7 @@ class Replica:
 
     def restore(self, data: bytes) -> None:
         """Replace machine state, sessions and applied index with a snapshot's."""
+        self._changes += 1
         try:
             state = msgpack.unpackb(data, raw=False)
             if state["format"] != _FORMAT:

@@ -1,218 +1,199 @@
-"""Durable Raft state (term, vote, commit, log) in one SQLite file; snapshots beside it.
+"""Durable Raft state (term, vote, commit, log) in an append-only segment log; snapshots beside it.
 
-SQLite gives atomic multi-row transactions, so a crash leaves either all of a
-``save()`` or none of it. Per-row CRCs catch what it cannot: bit rot and hand edits.
+Every flush is one record appended to the log and one ``fdatasync`` (``raftchat.wal``): the
+new entries and, when it changed, the hard state, so a vote is durable exactly when the
+entries written with it are, and a crash leaves either all of a :meth:`Storage.save` or
+none of it. Replaying the records in order rebuilds the state: entries starting at index
+``i`` replace whatever the log held from ``i`` on (the conflicting suffix a new leader
+overwrote), and the last hard state written wins.
+
+A snapshot's bytes live in a file of their own (``snapshot-<index>-<term>-<crc>.bin``,
+fsynced before the log names it). Recording a snapshot rewrites the log as a new base
+segment (identity, hard state, snapshot, the entries after it), after which the older
+segments and the previous snapshot file are deleted: that is compaction. A file can be
+written by a thread while the event loop keeps saving entries (:meth:`Storage.write_snapshot`).
+
 Any inconsistency found at open is an error, never a silent reset, because a node that
 forgets what it promised (its vote, its acknowledged entries) can break Raft's safety.
-
-A snapshot's bytes live in a file of their own (``snapshot-<index>-<term>-<crc>.bin``, fsynced
-before the ``snapshot`` row that names it commits), not in the database: a state of tens
-of MiB written into SQLite goes through its WAL twice and holds the write lock meanwhile,
-which stalled a node for longer than an election timeout. A file can be written by a
-thread while the event loop keeps saving entries (:meth:`Storage.write_snapshot`).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import struct
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgpack
+
+from raftchat import wal
 from raftchat.bugs import FORGET_VOTE, LOSE_UNSYNCED
 from raftchat.raft.messages import Entry, HardState, Snapshot
+from raftchat.wal import StorageError
 
-FORMAT_VERSION = 2  # 2: snapshot bytes in their own file (1 kept them in the snapshot row)
-DB_NAME = "raft.db"
+__all__ = ["FORMAT_VERSION", "Storage", "StorageError", "checksum"]
+
+# 3: an append-only segment log (2 kept the log in SQLite, raft.db, and snapshots in files;
+# 1 kept snapshots in the database too).
+FORMAT_VERSION = 3
+OLD_DB_NAME = "raft.db"
 _SNAPSHOT_GLOB = "snapshot-*.bin"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _LOST_ENTRIES = 5  # how many entries the "lose-unsynced" bug drops
-
-_SNAPSHOT_TABLE = """CREATE TABLE snapshot (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    idx INTEGER NOT NULL,
-    term INTEGER NOT NULL,
-    file TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    crc INTEGER NOT NULL
-)"""
-_SCHEMA = f"""
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE hard_state (
-    id INTEGER PRIMARY KEY CHECK (id = 0),
-    term INTEGER NOT NULL,
-    voted_for TEXT,
-    commit_index INTEGER NOT NULL
-);
-{_SNAPSHOT_TABLE};
-CREATE TABLE log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL);
-"""
-_TABLES = ("meta", "hard_state", "snapshot", "log")
-
-
-class StorageError(Exception):
-    """The data directory cannot be used as it is; the message says why and what to do."""
+_BASE, _BATCH = 0, 1  # record kinds: the state a base segment starts from; one flush
 
 
 def checksum(index: int, term: int, data: bytes) -> int:
-    """CRC32 over index, term and data, so a row moved or retermed is caught too."""
+    """CRC32 over index, term and data, so a snapshot file renamed or retermed is caught too."""
     return zlib.crc32(data, zlib.crc32(struct.pack(">qq", index, term)))
 
 
-@dataclass(slots=True)
-class _State:
-    hard_state: HardState
-    snapshot: Snapshot | None
-    entries: list[Entry]
+@dataclass(frozen=True, slots=True)
+class _SnapshotMeta:
+    """What the log records of a snapshot: enough to find its file and verify it."""
+
+    index: int
+    term: int
+    file: str
+    size: int
+    crc: int
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> _SnapshotMeta:
+        crc = checksum(snapshot.index, snapshot.term, snapshot.data)
+        return cls(snapshot.index, snapshot.term, _snapshot_name(snapshot), len(snapshot.data), crc)
 
 
 class Storage:
     """One node's durable state. Use from one thread at a time (any thread)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, bugs: frozenset[str]) -> None:
-        self.path = path
-        self.dir = path.parent
+    def __init__(self, path: Path, cluster_id: str, node_id: str, bugs: frozenset[str]) -> None:
+        self.path = path  # the data directory
+        self.dir = path
         self.bugs = bugs
-        self._conn = conn
-        self._verified: _State | None = None  # what open() read, handed out by the first load()
-        self._replaced_snapshot: str | None = None  # file to delete once the transaction commits
+        self._ids = (cluster_id, node_id)
+        self._log: wal.SegmentLog | None = None
+        self._hard_state = HardState()
+        self._snapshot: _SnapshotMeta | None = None
+        self._entries: list[Entry] = []  # the log after the snapshot, as on disk
+        self._snapshot_data: Snapshot | None = None  # read at open, handed out by the first load()
 
     @classmethod
     def open(
-        cls, data_dir: str | Path, cluster_id: str, node_id: str, bugs: frozenset[str] = frozenset()
+        cls,
+        data_dir: str | Path,
+        cluster_id: str,
+        node_id: str,
+        bugs: frozenset[str] = frozenset(),
+        segment_bytes: int = wal.SEGMENT_BYTES,
     ) -> Storage:
-        """Open (creating if absent) ``data_dir/raft.db`` and verify everything in it."""
+        """Open (creating if absent) the log in ``data_dir`` and verify everything in it; a
+        segment past ``segment_bytes`` is followed by a new one."""
         data_dir = Path(data_dir)
-        path = data_dir / DB_NAME
         try:
+            fresh = not data_dir.exists()
             data_dir.mkdir(parents=True, exist_ok=True)
+            if fresh:
+                wal.fsync_dir(data_dir.parent)
+            seqs = wal.segments(data_dir)
         except OSError as exc:
-            raise StorageError(f"cannot create data directory {data_dir}: {exc.strerror}") from exc
-        if not path.exists():
-            _create(path, cluster_id, node_id)
-        _check_header(path)
+            raise StorageError(f"cannot use data directory {data_dir}: {exc.strerror}") from exc
+        storage = cls(data_dir, cluster_id, node_id, bugs)
+        if (data_dir / OLD_DB_NAME).exists():
+            raise StorageError(
+                f"{data_dir} holds {OLD_DB_NAME}, storage format 1 or 2 (SQLite), but this program "
+                f"reads format {FORMAT_VERSION} (an append-only log). Run the raftchat version that "
+                "wrote it, or move the directory away so the node rejoins empty and catches up from "
+                "the leader (only safe if a majority of the cluster still holds the data)."
+            )
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StorageError(f"{path}: cannot open the database: {exc}") from exc
-        storage = cls(path, conn, bugs)
-        try:
-            storage._configure()
-            storage._check_meta(cluster_id, node_id)
-            storage._verified = storage._read_all()  # verifies checksums and continuity
+            if not seqs:
+                if any(data_dir.glob(_SNAPSHOT_GLOB)):
+                    raise StorageError(
+                        f"{data_dir} holds snapshot files but no log segments: the log was removed. "
+                        "Restore it from a backup, or move the directory away."
+                    )
+                storage._log = wal.create(data_dir, FORMAT_VERSION, storage._base_body(), segment_bytes)
+            else:
+                storage._log, records = wal.open_log(data_dir, FORMAT_VERSION, segment_bytes)
+                storage._replay(records)
+                if storage._snapshot is not None:
+                    storage._snapshot_data = storage._read_snapshot(storage._snapshot)
             storage._remove_other_snapshot_files()  # left by a crash before or after a compaction
             if LOSE_UNSYNCED in bugs:
                 storage._lose_unsynced()
+        except OSError as exc:
+            storage.close()
+            raise StorageError(f"{data_dir}: cannot read the log: {exc.strerror}") from exc
         except BaseException:
-            conn.close()
+            storage.close()
             raise
         return storage
 
     # -- opening and verification -------------------------------------------------
 
-    def _configure(self) -> None:
-        with self._errors("cannot read the database"):
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            problems = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
+    def _replay(self, records: Iterator[wal.Record]) -> None:
+        """Rebuild the state from the records (a base, then flushes), checking each one."""
+        for n, record in enumerate(records):
+            try:
+                kind, *fields = msgpack.unpackb(record.body)
+                if kind == _BASE and n == 0:
+                    self._apply_base(record, *fields)
+                elif kind == _BATCH and n > 0:
+                    hard, raw = fields
+                    entries = [Entry(i, t, d) for i, t, d in raw]
+                    problem = self._check_append(entries)
+                    if problem:
+                        raise wal.damaged(record.path, record.offset, problem)
+                    if hard is not None:
+                        self._hard_state = HardState(*hard)
+                    self._put(entries)
+                else:
+                    raise wal.damaged(record.path, record.offset, f"an unexpected record of kind {kind!r}")
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                raise wal.damaged(record.path, record.offset, f"an undecodable record ({exc})") from exc
+
+    def _apply_base(self, record: wal.Record, cluster_id, node_id, hard, snap, raw) -> None:
+        for key, found, wanted in (
+            ("cluster_id", cluster_id, self._ids[0]),
+            ("node_id", node_id, self._ids[1]),
+        ):
+            if found != wanted:
                 raise StorageError(
-                    f"{self.path}: SQLite integrity check failed: {'; '.join(problems[:5])}. "
-                    "The file is damaged; restore it from a backup, or move the data directory "
-                    "away so the node rejoins empty and catches up from the leader."
+                    f"{record.path} belongs to {key} {found!r}, but this node was started with "
+                    f"{key} {wanted!r}. Start it with {key} {found!r}, or use another data directory."
                 )
-            tables = {
-                row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-        missing = [t for t in _TABLES if t not in tables]
-        if missing:
-            raise StorageError(
-                f"{self.path}: missing table(s) {', '.join(missing)}; this is not a raftchat database "
-                "or it is damaged. Move it away or point the node at another data directory."
+        self._hard_state = HardState(*hard)
+        self._snapshot = _SnapshotMeta(*snap) if snap is not None else None
+        entries = [Entry(i, t, d) for i, t, d in raw]
+        if entries and entries[0].index != self._snap_index + 1 or self._check_append(entries):
+            raise wal.damaged(
+                record.path, record.offset, "a base record whose entries do not follow its snapshot"
             )
+        self._entries = entries
 
-    def _check_meta(self, cluster_id: str, node_id: str) -> None:
-        with self._errors("cannot read metadata"):
-            meta = dict(self._conn.execute("SELECT key, value FROM meta"))
-        version = meta.get("format_version")
-        if version == "1":
-            self._migrate_from_v1()
-            version = str(FORMAT_VERSION)
-        if version != str(FORMAT_VERSION):
-            raise StorageError(
-                f"{self.path}: storage format version {version!r}, but this program reads version "
-                f"{FORMAT_VERSION}. Use the raftchat version that wrote it."
-            )
-        for key, wanted in (("cluster_id", cluster_id), ("node_id", node_id)):
-            if meta.get(key) != wanted:
-                raise StorageError(
-                    f"{self.path} belongs to {key} {meta.get(key)!r}, but this node was started with "
-                    f"{key} {wanted!r}. Start it with {key} {meta.get(key)!r}, or use another data directory."
-                )
-
-    def _migrate_from_v1(self) -> None:
-        """Format 1 kept the snapshot's bytes in its row: move them to their file."""
-        with self._errors("cannot migrate from storage format 1"):
-            row = self._conn.execute("SELECT idx, term, data, crc FROM snapshot").fetchone()
-            snapshot = None
-            if row:
-                index, term, data, crc = row
-                if checksum(index, term, data) != crc:
-                    raise self._corrupt(f"the snapshot at index {index} fails its checksum")
-                snapshot = Snapshot(index, term, data)
-                self.write_snapshot(snapshot)
-            with self._transaction():
-                self._conn.execute("DROP TABLE snapshot")
-                self._conn.execute(_SNAPSHOT_TABLE)
-                if snapshot is not None:
-                    self._put_snapshot(snapshot)
-                self._conn.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),)
-                )
-
-    def _read_all(self) -> _State:
-        with self._errors("cannot read the raft state"):
-            row = self._conn.execute("SELECT term, voted_for, commit_index FROM hard_state").fetchone()
-            snap_row = self._conn.execute("SELECT idx, term, file, size, crc FROM snapshot").fetchone()
-            rows = self._conn.execute("SELECT idx, term, data, crc FROM log ORDER BY idx").fetchall()
-        hard_state = HardState(*row) if row else HardState()
-        snapshot = self._read_snapshot(*snap_row) if snap_row else None
-        expected = (snapshot.index if snapshot else 0) + 1
-        entries = []
-        for index, term, data, crc in rows:
-            if index != expected:
-                raise self._corrupt(f"the log jumps from index {expected - 1} to {index}")
-            if checksum(index, term, data) != crc:
-                raise self._corrupt(f"log entry {index} fails its checksum")
-            entries.append(Entry(index, term, data))
-            expected += 1
-        return _State(hard_state, snapshot, entries)
-
-    def _read_snapshot(self, index: int, term: int, name: str, size: int, crc: int) -> Snapshot:
-        path = self.dir / name
+    def _read_snapshot(self, meta: _SnapshotMeta) -> Snapshot:
+        path = self.dir / meta.file
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise self._corrupt(
-                f"the snapshot at index {index} cannot be read from {path}: {exc.strerror}"
+                f"the snapshot at index {meta.index} cannot be read from {path}: {exc.strerror}"
             ) from exc
-        if len(data) != size:
-            raise self._corrupt(f"the snapshot at index {index} in {path} has {len(data)} bytes, not {size}")
-        if checksum(index, term, data) != crc:
-            raise self._corrupt(f"the snapshot at index {index} fails its checksum")
-        return Snapshot(index, term, data)
+        if len(data) != meta.size:
+            raise self._corrupt(
+                f"the snapshot at index {meta.index} in {path} has {len(data)} bytes, not {meta.size}"
+            )
+        if checksum(meta.index, meta.term, data) != meta.crc:
+            raise self._corrupt(f"the snapshot at index {meta.index} fails its checksum")
+        return Snapshot(meta.index, meta.term, data)
 
     def _remove_other_snapshot_files(self) -> None:
-        """Delete snapshot files the ``snapshot`` row does not name (and unfinished ones)."""
-        with self._errors("cannot read the snapshot record"):
-            row = self._conn.execute("SELECT file FROM snapshot").fetchone()
-        keep = row[0] if row else None
+        """Delete snapshot files the log does not name (and unfinished ones)."""
+        keep = self._snapshot.file if self._snapshot else None
         for path in [*self.dir.glob(_SNAPSHOT_GLOB), *self.dir.glob("snapshot-*.tmp")]:
             if path.name != keep:
                 path.unlink(missing_ok=True)
@@ -226,14 +207,16 @@ class Storage:
 
     def _lose_unsynced(self) -> None:
         """Bug switch: behave as if the last fsyncs never reached the disk."""
-        state = self._verified or self._read_all()
-        if not state.entries:
+        if not self._entries:
             return
-        lost = state.entries[-_LOST_ENTRIES:]
+        lost = self._entries[-_LOST_ENTRIES:]
         new_last = lost[0].index - 1
-        with self._transaction():
-            self._conn.execute("DELETE FROM log WHERE idx >= ?", (lost[0].index,))
-            self._conn.execute("UPDATE hard_state SET commit_index = MIN(commit_index, ?)", (new_last,))
+        hard = self._hard_state
+        self._rewrite(
+            HardState(hard.term, hard.voted_for, min(hard.commit, new_last)),
+            self._snapshot,
+            self._entries[: -len(lost)],
+        )
         print(
             f"WARNING: bug 'lose-unsynced' dropped log entries {lost[0].index}..{lost[-1].index} "
             f"from {self.path}",
@@ -244,32 +227,44 @@ class Storage:
 
     def load(self) -> tuple[HardState, Snapshot | None, list[Entry]]:
         """Everything saved: hard state, snapshot, and the entries after it in order."""
-        state, self._verified = self._verified or self._read_all(), None
-        return state.hard_state, state.snapshot, state.entries
+        snapshot, self._snapshot_data = self._snapshot_data, None
+        if snapshot is None and self._snapshot is not None:
+            snapshot = self._read_snapshot(self._snapshot)
+        return self._hard_state, snapshot, list(self._entries)
 
     def save(
         self, hard_state: HardState | None, entries: list[Entry], snapshot: Snapshot | None = None
     ) -> None:
-        """Persist one Ready in a single transaction (a snapshot's file first); durable
-        (fsynced) when it returns."""
+        """Persist one Ready: one record and one fdatasync (a snapshot's file first, and
+        then a rewritten base segment); durable when it returns."""
+        if hard_state is not None:
+            voted_for = None if FORGET_VOTE in self.bugs else hard_state.voted_for
+            hard_state = HardState(hard_state.term, voted_for, hard_state.commit)
         if snapshot is not None:
             self.write_snapshot(snapshot)
-        with self._transaction():
-            if snapshot is not None:
-                self._install_snapshot(snapshot)
+            meta, kept = _SnapshotMeta.of(snapshot), self._after_install(snapshot)
+            problem = _check_follows(meta.index, kept, entries)
+            if problem:
+                raise ValueError(problem)
             if entries:
-                self._append(entries)
-            if hard_state is not None:
-                voted_for = None if FORGET_VOTE in self.bugs else hard_state.voted_for
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO hard_state (id, term, voted_for, commit_index) "
-                    "VALUES (0, ?, ?, ?)",
-                    (hard_state.term, voted_for, hard_state.commit),
-                )
+                kept = kept[: entries[0].index - meta.index - 1] + entries
+            self._rewrite(hard_state or self._hard_state, meta, kept)
+            return
+        problem = self._check_append(entries)
+        if problem:
+            raise ValueError(problem)
+        if not entries and hard_state is None:
+            return
+        hard = None if hard_state is None else (hard_state.term, hard_state.voted_for, hard_state.commit)
+        body = msgpack.packb([_BATCH, hard, [(e.index, e.term, e.data) for e in entries]])
+        self._log.append([body])
+        if hard_state is not None:
+            self._hard_state = hard_state
+        self._put(entries)
 
     def write_snapshot(self, snapshot: Snapshot) -> Path:
         """Write a snapshot's bytes to its file and fsync it (file, then directory). Touches
-        no SQLite state, so a thread may do it while another saves; :meth:`compact` or
+        nothing else, so a thread may do it while another saves; :meth:`compact` or
         :meth:`save` then records it."""
         path = self.dir / _snapshot_name(snapshot)
         tmp = None
@@ -280,7 +275,7 @@ class Storage:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-            _fsync_dir(self.dir)
+            wal.fsync_dir(self.dir)
         except OSError as exc:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
@@ -296,153 +291,88 @@ class Storage:
         """
         if not written:
             self.write_snapshot(snapshot)
-        name = _snapshot_name(snapshot)
-        with self._transaction():
-            current = self._conn.execute("SELECT idx, file FROM snapshot").fetchone()
-            stale = bool(current and snapshot.index <= current[0])
-            if not stale:
-                self._put_snapshot(snapshot)
-                self._conn.execute("DELETE FROM log WHERE idx <= ?", (snapshot.index,))
-        if stale and name != current[1]:
-            (self.dir / name).unlink(missing_ok=True)
+        meta = _SnapshotMeta.of(snapshot)
+        if snapshot.index <= self._snap_index:
+            if self._snapshot is None or meta.file != self._snapshot.file:
+                (self.dir / meta.file).unlink(missing_ok=True)
+            return
+        self._rewrite(self._hard_state, meta, self._entries[snapshot.index - self._snap_index :])
 
     def close(self) -> None:
-        self._conn.close()
+        if self._log is not None:
+            self._log.close()
 
     # -- internals ----------------------------------------------------------------
 
-    def _install_snapshot(self, snapshot: Snapshot) -> None:
+    @property
+    def _snap_index(self) -> int:
+        return self._snapshot.index if self._snapshot else 0
+
+    def _term_at(self, index: int) -> int | None:
+        if self._snapshot is not None and index == self._snapshot.index:
+            return self._snapshot.term
+        offset = index - self._snap_index - 1
+        return self._entries[offset].term if 0 <= offset < len(self._entries) else None
+
+    def _after_install(self, snapshot: Snapshot) -> list[Entry]:
         """A snapshot from the leader. Entries after it survive only if the log agrees with
         it at its index (Raft's InstallSnapshot rule); otherwise the whole log goes."""
-        known = self._conn.execute("SELECT term FROM log WHERE idx = ?", (snapshot.index,)).fetchone()
-        if known is None:
-            known = self._conn.execute(
-                "SELECT term FROM snapshot WHERE idx = ?", (snapshot.index,)
-            ).fetchone()
-        if known is not None and known[0] == snapshot.term:
-            self._conn.execute("DELETE FROM log WHERE idx <= ?", (snapshot.index,))
-        else:
-            self._conn.execute("DELETE FROM log")
-        self._put_snapshot(snapshot)
+        if self._term_at(snapshot.index) == snapshot.term:
+            return self._entries[max(0, snapshot.index - self._snap_index) :]
+        return []
 
-    def _put_snapshot(self, snapshot: Snapshot) -> None:
-        """Record a snapshot whose file is written; its predecessor's file goes after commit."""
-        name = _snapshot_name(snapshot)
-        old = self._conn.execute("SELECT file FROM snapshot").fetchone()
-        self._conn.execute(
-            "INSERT OR REPLACE INTO snapshot (id, idx, term, file, size, crc) VALUES (0, ?, ?, ?, ?, ?)",
-            (
-                snapshot.index,
-                snapshot.term,
-                name,
-                len(snapshot.data),
-                checksum(snapshot.index, snapshot.term, snapshot.data),
-            ),
+    def _check_append(self, entries: list[Entry]) -> str | None:
+        return _check_follows(self._snap_index, self._entries, entries)
+
+    def _put(self, entries: list[Entry]) -> None:
+        """Entries from index i replace the log from i on (they were checked to leave no gap)."""
+        if entries:
+            del self._entries[entries[0].index - self._snap_index - 1 :]
+            self._entries.extend(entries)
+
+    def _rewrite(self, hard: HardState, snapshot: _SnapshotMeta | None, entries: list[Entry]) -> None:
+        """Start the log afresh from this state; then the old snapshot file can go."""
+        old = self._snapshot
+        self._log.rewrite([self._base_body(hard, snapshot, entries)])
+        self._hard_state, self._snapshot, self._entries = hard, snapshot, list(entries)
+        self._snapshot_data = None
+        if old is not None and (snapshot is None or old.file != snapshot.file):
+            (self.dir / old.file).unlink(missing_ok=True)  # only once the log naming the new one is durable
+
+    def _base_body(
+        self, h: HardState | None = None, s: _SnapshotMeta | None = None, entries: list[Entry] = ()
+    ) -> bytes:
+        """The record a base segment starts with: identity and the whole state."""
+        h = h or HardState()
+        return msgpack.packb(
+            [
+                _BASE,
+                *self._ids,
+                (h.term, h.voted_for, h.commit),
+                None if s is None else (s.index, s.term, s.file, s.size, s.crc),
+                [(e.index, e.term, e.data) for e in entries],
+            ]
         )
-        if old and old[0] != name:
-            self._replaced_snapshot = old[0]
 
-    def _append(self, entries: list[Entry]) -> None:
-        first = entries[0].index
-        for offset, entry in enumerate(entries):
-            if entry.index != first + offset:
-                raise ValueError(
-                    f"entries must have consecutive indexes; got {entry.index} after {first + offset - 1}"
-                )
-        row = self._conn.execute("SELECT idx FROM snapshot").fetchone()
-        snap_index = row[0] if row else 0
-        last = self._conn.execute("SELECT MAX(idx) FROM log").fetchone()[0] or snap_index
-        if not snap_index < first <= last + 1:
-            raise ValueError(
-                f"cannot store entries from index {first}: the log covers {snap_index + 1}..{last} "
-                "(entries must follow the snapshot and leave no gap)"
-            )
-        self._conn.execute("DELETE FROM log WHERE idx >= ?", (first,))
-        self._conn.executemany("INSERT INTO log (idx, term, data, crc) VALUES (?, ?, ?, ?)", _rows(entries))
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._verified = None
-        with self._errors("write failed"):
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-        if self._replaced_snapshot:
-            self._replaced_snapshot, old = None, self._replaced_snapshot
-            (self.dir / old).unlink(missing_ok=True)  # only once the row naming the new one is durable
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Turn SQLite's terse errors into ones that name the file."""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StorageError(
-                f"{self.path}: {doing}: {exc}. If the disk is full or read-only, fix that and restart; "
-                "if the file is damaged, restore it from a backup or move the data directory away."
-            ) from exc
+def _check_follows(snap_index: int, log: list[Entry], entries: list[Entry]) -> str | None:
+    """Why ``entries`` cannot go after ``log`` (which follows a snapshot at ``snap_index``), or None."""
+    if not entries:
+        return None
+    first = entries[0].index
+    for offset, entry in enumerate(entries):
+        if entry.index != first + offset:
+            return f"entries must have consecutive indexes; got {entry.index} after {first + offset - 1}"
+    last = snap_index + len(log)
+    if not snap_index < first <= last + 1:
+        return (
+            f"cannot store entries from index {first}: the log covers {snap_index + 1}..{last} "
+            "(entries must follow the snapshot and leave no gap)"
+        )
+    return None
 
 
 def _snapshot_name(snapshot: Snapshot) -> str:
     """Named by index, term and checksum: two snapshots of different bytes never share a file."""
     crc = checksum(snapshot.index, snapshot.term, snapshot.data)
     return f"snapshot-{snapshot.index:020d}-{snapshot.term}-{crc:08x}.bin"
-
-
-def _fsync_dir(path: Path) -> None:
-    dir_fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _rows(entries: Iterable[Entry]) -> Iterator[tuple[int, int, bytes, int]]:
-    for e in entries:
-        yield e.index, e.term, e.data, checksum(e.index, e.term, e.data)
-
-
-def _check_header(path: Path) -> None:
-    """SQLite happily 'opens' any file and fails later with a vague message; check first."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot read: {exc.strerror}") from exc
-    if header != _SQLITE_MAGIC:
-        raise StorageError(
-            f"{path} is not a SQLite database (it does not start with the SQLite header). "
-            "It may have been overwritten; restore it from a backup or move it away."
-        )
-
-
-def _create(path: Path, cluster_id: str, node_id: str) -> None:
-    """Build the database under a temporary name and rename it into place, so a crash
-    mid-creation never leaves a half-made raft.db that a later open would trust."""
-    tmp = path.with_name(path.name + ".creating")
-    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
-        leftover.unlink(missing_ok=True)
-    try:
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("format_version", str(FORMAT_VERSION)), ("cluster_id", cluster_id), ("node_id", node_id)],
-            )
-            conn.execute("INSERT INTO hard_state (id, term, voted_for, commit_index) VALUES (0, 0, NULL, 0)")
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except (OSError, sqlite3.Error) as exc:
-        raise StorageError(f"cannot create {path}: {exc}") from exc

@@ -187,6 +187,16 @@ class RedisClient:
             retry=no_retry,
             decode_responses=True,
         )
+        self._by_address = {tuple(n.client_hostport): n.id for n in cluster.config.nodes}
+
+    @property
+    def served(self) -> str | None:
+        """The primary the last operation went to (as the sentinels named it), not the worker's
+        own node: the one whose acknowledged write a failover may lose."""
+        address = getattr(self.primary.connection_pool, "master_address", None)
+        if not address:
+            return None
+        return self._by_address.get((address[0], int(address[1])))
 
     async def close(self) -> None:
         await self.primary.aclose()

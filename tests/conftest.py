@@ -20,6 +20,14 @@ from raftchat.localcluster import LocalCluster
 CLUSTER_FIXTURES = frozenset({"cluster", "make_cluster", "live_cluster"})
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--rewrite-scenarios",
+        action="store_true",
+        help="rewrite the expected traces of tests/raft/scenarios/*.txt from what the code prints now",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):

@@ -33,6 +33,13 @@ from raftchat.raft.messages import (
     VoteResponse,
 )
 
+# Where a node may crash part-way through handling a Ready, as a real process could.
+CRASH_POINTS = (
+    "before persisting a Ready",
+    "after persisting a Ready, before sending",
+    "after sending, before applying",
+)
+
 
 class InvariantViolation(AssertionError):
     """A Raft safety property failed."""
@@ -149,6 +156,8 @@ class Sim:
         self.trace: deque[str] = deque(maxlen=40)
         self.events = 0
         self.notice_crashes = True  # tell some peers of a crash through RaftCore.peer_gone
+        # node -> CRASH_POINTS index: crash there while handling that node's next Ready (a failpoint)
+        self.failpoints: dict[str, int] = {}
         self.sent: dict[str, int] = {}  # message kind -> count, for tests and stats
         self.next_ctx = 0
         self.next_cmd = 0
@@ -370,20 +379,20 @@ class Sim:
         core = node.core
         while core.has_ready():
             rd = core.ready()
-            crash_at = -1
-            if self.crash_in_ready and self.rng.random() < self.crash_in_ready:
-                crash_at = self.rng.randrange(3)
+            crash_at = self.failpoints.pop(node_id, -1)
+            if crash_at < 0 and self.crash_in_ready and self.rng.random() < self.crash_in_ready:
+                crash_at = self.rng.randrange(len(CRASH_POINTS))
             if crash_at == 0:
-                self.crash(node_id, "before persisting a Ready")
+                self.crash(node_id, CRASH_POINTS[0])
                 return
             self.persist(node, rd)
             if crash_at == 1:
-                self.crash(node_id, "after persisting a Ready, before sending")
+                self.crash(node_id, CRASH_POINTS[1])
                 return
             for m in rd.messages:
                 self.send(m)
             if crash_at == 2:
-                self.crash(node_id, "after sending, before applying")
+                self.crash(node_id, CRASH_POINTS[2])
                 return
             self.apply(node, rd)
             core.advance(rd)

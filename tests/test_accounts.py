@@ -7,6 +7,9 @@ log. The password itself never reaches a node's disk: only its scrypt key does.
 
 from __future__ import annotations
 
+import asyncio
+
+from raftchat.accounts import KeyDeriver
 from raftchat.client import OperationError, SyncClient
 
 WRITES_REFUSED = 5
@@ -78,3 +81,11 @@ def test_another_users_account_needs_their_password(cluster) -> None:
                 data = path.read_bytes()
                 for password in (b"alice-pw", b"bob-pw", b"new-pw"):
                     assert password not in data, f"{password!r} is in {path}"
+
+
+def test_an_operation_name_of_any_type_is_left_to_validation() -> None:
+    """A name that is a map or a list must not crash the password step (found by the garbage fault)."""
+    deriver = KeyDeriver("c1", {"send_message": "sender"})
+    for name in ({"a": 1}, [1, 2], None, 3, b"send_message"):
+        op = {"op": name, "password": "p", "sender": "amy"}
+        assert asyncio.run(deriver.replace_password(op)) is op

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
-PACKAGES = ("raftchat", "harness", "checker", "histories", "nemesis", "workloads", "systems")
+PACKAGES = ("raftchat", "harness", "checker", "histories", "nemesis", "workloads", "systems", "remote")
 
 
 def _rows(text: str) -> dict[str, str]:

@@ -68,6 +68,57 @@ def test_leader_and_minority_crash_lose_nothing(make_cluster, nodes):
     asyncio.run(scenario())
 
 
+def test_kill_9_of_every_node_during_writes_loses_no_acknowledged_write(make_cluster):
+    """Each node's log is all that is left after a kill -9 of the whole cluster mid-write:
+    every write acknowledged before the kill must be there after the restart, twice over
+    (the second time on logs that were recovered and appended to since)."""
+    cluster = make_cluster(3)
+
+    async def write_until_killed(round_: int) -> list[str]:
+        client = Client(cluster.config, timeout=10)
+        acked: list[list[str]] = [[] for _ in range(4)]
+
+        async def writer(i: int) -> None:
+            for n in range(10_000):
+                text = f"r{round_}-w{i}-{n}"
+                result = await client.call("send_message", password="pw", sender="ann", to="ben", text=text)
+                assert result.status == "ok", result
+                acked[i].append(text)
+
+        try:
+            if round_ == 0:
+                for user in ("ann", "ben"):
+                    assert (await client.call("create_account", password="pw", user=user)).status == "ok"
+            tasks = [asyncio.create_task(writer(i)) for i in range(4)]
+            deadline = asyncio.get_running_loop().time() + 20
+            while sum(map(len, acked)) < 150 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            for node in cluster.ids:  # writes still in flight: the kill lands mid-append somewhere
+                cluster.kill(node)
+            done = [list(a) for a in acked]  # what was acknowledged before every node was gone
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            assert sum(map(len, done)) >= 150, "the cluster stopped acknowledging before the kill"
+            return [text for a in done for text in a]
+        finally:
+            await client.close()
+
+    async def inbox() -> list[str]:
+        client = Client(cluster.config, timeout=10)
+        try:
+            return await _inbox(client, "ben")
+        finally:
+            await client.close()
+
+    acked: list[str] = []
+    for round_ in range(2):
+        acked += asyncio.run(write_until_killed(round_))
+        cluster.start_all()
+        cluster.wait_for_leader(timeout=15)
+        _check_no_loss(acked, asyncio.run(inbox()))
+
+
 def test_full_restart_keeps_state(make_cluster):
     cluster = make_cluster(3)
 

@@ -52,7 +52,7 @@ _values = st.recursive(
     max_leaves=12,
 )
 _ops = st.fixed_dictionaries(
-    {"op": st.sampled_from(OPS) | st.text(max_size=10)},
+    {"op": st.sampled_from(OPS) | st.text(max_size=10) | _values},
     optional={
         "user": _values,
         "sender": _values,

@@ -25,7 +25,7 @@ from nemesis import (
 )
 from nemesis.faults import KILLS, PARTITION_SHAPES, PARTITIONS, PAUSES, band_name
 from nemesis.process import process_state
-from raftchat.localcluster import LocalCluster, node_status
+from raftchat.localcluster import LocalCluster, loopback_config, node_status
 
 PROCESS_FAULTS = ["kill", "kill-leader", "kill-all", "pause", "pause-leader"]
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -105,6 +105,7 @@ class FakeCluster:
 
     procs: dict = {}
     ids = ["n1", "n2", "n3", "n4", "n5"]
+    config = loopback_config(5)  # addresses for the garbage fault; nothing listens there
 
     def leader(self) -> str | None:
         return "n4"

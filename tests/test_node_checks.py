@@ -249,3 +249,16 @@ def test_a_replica_that_skips_an_entry_after_a_restore_is_caught_as_divergence(t
     assert outcome.exit_code == verdicts.EXIT_DIVERGED, outcome.results.get("checks")
     first = outcome.results["convergence"]["divergences"][0]
     assert first["index"] > 0 and len(first["nodes"]) == 2
+
+
+def test_the_digest_is_kept_until_the_state_changes():
+    entries = _entries(60)
+    replica = _replay(entries[:50])
+    first = replica.digest()
+    assert replica.digest() == first  # asked again: the same answer, from the cache
+    replica.apply_entry(*entries[50])
+    assert replica.digest() != first  # an apply changes it
+    assert replica.digest() == _replay(entries[:51]).digest()
+    again = replica.digest()
+    replica.restore(_replay(entries[:50]).snapshot())
+    assert replica.digest() == first != again  # so does a restore

@@ -43,3 +43,10 @@ def test_a_partition_isolating_the_primary_loses_acknowledged_writes(tmp_path):
     assert starts, r["stats"]
     sentinel_logs = sorted((outcome.run_dir / "cluster" / "sentinels").glob("*/node.log"))
     assert any("+switch-master" in log.read_text() for log in sentinel_logs), "no failover happened"
+    # The anomaly names the primaries that served it (not the workers' own nodes): the old one
+    # that acknowledged the lost write and the new one that read without it, with the failover
+    # between them or both claiming to be primary at once.
+    context = r["anomaly_context"]
+    served = {s["node"] for s in context["served_by"]}
+    split = len(context["claiming_leadership"]) > 1
+    assert len(served) >= 2 and (context["straddles_leader_change"] or split), context

@@ -1,14 +1,18 @@
-"""Durable Raft state in SQLite: real files, reopened the way a restarted node would."""
+"""Durable Raft state in an append-only segment log: real files with real fsync, reopened the
+way a restarted node would, torn and damaged the way disks and crashes do it."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
+import msgpack
 import pytest
 
+from raftchat import wal
 from raftchat.raft.messages import Entry, HardState, Snapshot
-from raftchat.storage import Storage, StorageError, checksum
+from raftchat.storage import Storage, StorageError
 
 CLUSTER, NODE = "cluster-a", "n1"
 
@@ -25,8 +29,8 @@ def reopen(path: Path, bugs: frozenset[str] = frozenset()) -> tuple[HardState, S
         storage.close()
 
 
-def write(path: Path, *saves: tuple, bugs: frozenset[str] = frozenset()) -> None:
-    storage = Storage.open(path, CLUSTER, NODE, bugs)
+def write(path: Path, *saves: tuple, bugs: frozenset[str] = frozenset(), **kwargs) -> None:
+    storage = Storage.open(path, CLUSTER, NODE, bugs, **kwargs)
     for args in saves:
         storage.save(*args)
     storage.close()
@@ -35,7 +39,7 @@ def write(path: Path, *saves: tuple, bugs: frozenset[str] = frozenset()) -> None
 def test_fresh_directory(tmp_path: Path) -> None:
     data_dir = tmp_path / "deep" / "n1"
     storage = Storage.open(data_dir, CLUSTER, NODE)
-    assert storage.path == data_dir / "raft.db"
+    assert storage.path == data_dir and [p.name for p in data_dir.iterdir()] == [wal.segment_name(1)]
     assert storage.load() == (HardState(), None, [])
     storage.close()
     assert reopen(data_dir) == (HardState(), None, [])
@@ -108,7 +112,9 @@ def test_wrong_cluster_id(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as info:
         Storage.open(tmp_path, "cluster-b", NODE)
     message = str(info.value)
-    assert "cluster-a" in message and "cluster-b" in message and str(tmp_path / "raft.db") in message
+    assert (
+        "cluster-a" in message and "cluster-b" in message and str(tmp_path / wal.segment_name(1)) in message
+    )
 
 
 def test_wrong_node_id(tmp_path: Path) -> None:
@@ -116,66 +122,7 @@ def test_wrong_node_id(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as info:
         Storage.open(tmp_path, CLUSTER, "n2")
     message = str(info.value)
-    assert "'n1'" in message and "'n2'" in message and str(tmp_path / "raft.db") in message
-
-
-@pytest.mark.parametrize("content", [b"", b"hello, this is not a database" * 100])
-def test_garbage_instead_of_database(tmp_path: Path, content: bytes) -> None:
-    (tmp_path / "raft.db").write_bytes(content)
-    with pytest.raises(StorageError, match="not a SQLite database"):
-        Storage.open(tmp_path, CLUSTER, NODE)
-    assert (tmp_path / "raft.db").read_bytes() == content  # never silently reset
-
-
-def test_damaged_database_pages(tmp_path: Path) -> None:
-    write(tmp_path, (HardState(1), entries(1, 200)))
-    path = tmp_path / "raft.db"
-    raw = bytearray(path.read_bytes())
-    raw[200 : len(raw)] = b"\xff" * (len(raw) - 200)  # keep the header, wreck the pages
-    path.write_bytes(bytes(raw))
-    with pytest.raises(StorageError, match=str(path)):
-        Storage.open(tmp_path, CLUSTER, NODE)
-
-
-def test_missing_table(tmp_path: Path) -> None:
-    write(tmp_path)
-    with sqlite3.connect(tmp_path / "raft.db") as conn:
-        conn.execute("DROP TABLE snapshot")
-    with pytest.raises(StorageError, match="missing table.*snapshot"):
-        Storage.open(tmp_path, CLUSTER, NODE)
-
-
-def test_other_sqlite_database(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "raft.db") as conn:
-        conn.execute("CREATE TABLE photos (id INTEGER)")
-    with pytest.raises(StorageError, match="not a raftchat database"):
-        Storage.open(tmp_path, CLUSTER, NODE)
-
-
-def test_flipped_byte_in_entry_fails_checksum(tmp_path: Path) -> None:
-    write(tmp_path, (HardState(1), entries(1, 5)))
-    with sqlite3.connect(tmp_path / "raft.db") as conn:
-        (data,) = conn.execute("SELECT data FROM log WHERE idx = 3").fetchone()
-        flipped = bytes([data[0] ^ 0x01]) + data[1:]
-        conn.execute("UPDATE log SET data = ? WHERE idx = 3", (flipped,))
-    with pytest.raises(StorageError, match="log entry 3 fails its checksum"):
-        Storage.open(tmp_path, CLUSTER, NODE)
-
-
-def test_changed_term_fails_checksum(tmp_path: Path) -> None:
-    write(tmp_path, (HardState(1), entries(1, 5)))
-    with sqlite3.connect(tmp_path / "raft.db") as conn:
-        conn.execute("UPDATE log SET term = 9 WHERE idx = 4")
-    with pytest.raises(StorageError, match="entry 4 fails its checksum"):
-        Storage.open(tmp_path, CLUSTER, NODE)
-
-
-def test_gap_in_log_is_detected(tmp_path: Path) -> None:
-    write(tmp_path, (HardState(1), entries(1, 5)))
-    with sqlite3.connect(tmp_path / "raft.db") as conn:
-        conn.execute("DELETE FROM log WHERE idx = 3")
-    with pytest.raises(StorageError, match="jumps from index 2 to 4"):
-        Storage.open(tmp_path, CLUSTER, NODE)
+    assert "'n1'" in message and "'n2'" in message and str(tmp_path / wal.segment_name(1)) in message
 
 
 def test_corrupt_snapshot_is_detected(tmp_path: Path) -> None:
@@ -212,23 +159,6 @@ def test_snapshot_files_follow_the_stored_snapshot(tmp_path: Path) -> None:
     write(tmp_path, (HardState(2, None, 9), [], Snapshot(9, 2, b"s9")))  # installed from a leader
     [kept] = tmp_path.glob("snapshot-*")
     assert kept.name.startswith("snapshot-00000000000000000009-2-") and kept.read_bytes() == b"s9"
-
-
-def test_format_1_moves_its_snapshot_into_a_file(tmp_path: Path) -> None:
-    write(tmp_path, (HardState(1, None, 4), entries(1, 5)))
-    with sqlite3.connect(tmp_path / "raft.db") as conn:  # the layout format 1 wrote
-        conn.execute("DROP TABLE snapshot")
-        conn.execute(
-            "CREATE TABLE snapshot (id INTEGER PRIMARY KEY CHECK (id = 0), idx INTEGER NOT NULL, "
-            "term INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL)"
-        )
-        conn.execute("INSERT INTO snapshot VALUES (0, 3, 1, ?, ?)", (b"old s3", checksum(3, 1, b"old s3")))
-        conn.execute("DELETE FROM log WHERE idx <= 3")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
-    assert reopen(tmp_path) == (HardState(1, None, 4), Snapshot(3, 1, b"old s3"), entries(4, 5))
-    with sqlite3.connect(tmp_path / "raft.db") as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone() == ("2",)
-    assert reopen(tmp_path)[1] == Snapshot(3, 1, b"old s3")
 
 
 def test_forget_vote_bug(tmp_path: Path) -> None:
@@ -276,3 +206,206 @@ def test_large_batch(tmp_path: Path) -> None:
     storage.close()
     hard, _, log = reopen(tmp_path)
     assert hard.commit == 1500 and [e.index for e in log] == list(range(1, 2001))
+
+
+# -- the segment log: torn tails, damage, segments, old formats ---------------------------
+
+
+def segment(path: Path, seq: int = 1) -> Path:
+    return path / wal.segment_name(seq)
+
+
+def test_each_save_is_one_record_after_the_base(tmp_path: Path) -> None:
+    write(
+        tmp_path, (HardState(1, "n1", 0), entries(1, 3)), (HardState(1, "n1", 3), []), (None, entries(4, 4))
+    )
+    log, records = wal.open_log(tmp_path, 3)
+    log.close()
+    offsets = [r.offset for r in records]
+    assert offsets[0] == 16 and len(offsets) == 4  # the base, then one record per save
+
+
+def test_torn_last_record_is_cut_at_every_offset(tmp_path: Path) -> None:
+    """A crash mid-append leaves any prefix of the last record: each one is cut off at open,
+    the state is the one before that save, and the log takes appends again afterwards."""
+    good = tmp_path / "good"
+    write(good, (HardState(1, "n1", 0), entries(1, 3)), (HardState(2, "n2", 2), entries(4, 5, term=2)))
+    before = segment(good).stat().st_size
+    write(good, (HardState(3, "n3", 5), entries(6, 8, term=3)))
+    after = segment(good).stat().st_size
+    expected = (HardState(2, "n2", 2), None, entries(1, 3) + entries(4, 5, term=2))
+    raw = segment(good).read_bytes()
+    for cut in range(before, after):
+        torn = tmp_path / f"cut{cut}"
+        shutil.copytree(good, torn)
+        segment(torn).write_bytes(raw[:cut])
+        assert reopen(torn) == expected, cut
+        assert segment(torn).stat().st_size == before  # the torn bytes are gone from the disk
+        write(torn, (None, entries(6, 6, term=4)))
+        assert reopen(torn)[2] == expected[2] + entries(6, 6, term=4)
+        shutil.rmtree(torn)
+    assert reopen(good)[0] == HardState(3, "n3", 5)
+
+
+@pytest.mark.parametrize("damage", ["zeros", "flipped"])
+def test_a_written_but_unsynced_last_record_is_cut(tmp_path: Path, damage: str) -> None:
+    """The file grew but the last record's bytes never made it (zeros), or made it partly."""
+    write(tmp_path, (HardState(1), entries(1, 2)))
+    before = segment(tmp_path).stat().st_size
+    write(tmp_path, (HardState(1), entries(3, 4)))
+    raw = bytearray(segment(tmp_path).read_bytes())
+    if damage == "zeros":
+        raw[before:] = bytes(len(raw) - before)
+    else:
+        raw[-1] ^= 0x40
+    segment(tmp_path).write_bytes(bytes(raw))
+    assert reopen(tmp_path) == (HardState(1), None, entries(1, 2))
+
+
+def test_checksum_failure_in_the_middle_is_an_error_naming_file_and_offset(tmp_path: Path) -> None:
+    write(tmp_path, (HardState(1), entries(1, 2)))
+    middle = segment(tmp_path).stat().st_size
+    write(tmp_path, (HardState(1), entries(3, 4)), (HardState(1), entries(5, 6)))
+    raw = bytearray(segment(tmp_path).read_bytes())
+    raw[middle + 12] ^= 0x01  # inside the record of entries 3..4, which has one after it
+    segment(tmp_path).write_bytes(bytes(raw))
+    with pytest.raises(
+        StorageError, match=f"{segment(tmp_path)}: a record fails its checksum at offset {middle}"
+    ):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    assert segment(tmp_path).read_bytes() == raw  # nothing was cut or rewritten
+
+
+@pytest.mark.parametrize(
+    ("bit", "found"),
+    [(0x80, "running past the end .* with intact records after it"), (0x01, "fails its checksum")],
+)
+def test_a_damaged_length_field_is_never_taken_for_a_torn_tail(tmp_path: Path, bit: int, found: str) -> None:
+    """A flipped bit in a length makes a record seem to run past the end of the file (or end
+    in the wrong place): the intact records after it show that it is damage, not a torn write."""
+    write(tmp_path, (HardState(1), entries(1, 2)))
+    middle = segment(tmp_path).stat().st_size
+    write(tmp_path, (HardState(1), entries(3, 4)), (HardState(2), entries(5, 6)))
+    raw = bytearray(segment(tmp_path).read_bytes())
+    raw[middle + (0 if bit == 0x80 else 3)] ^= bit
+    segment(tmp_path).write_bytes(bytes(raw))
+    with pytest.raises(StorageError, match=f"{found} at offset {middle}"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    assert segment(tmp_path).read_bytes() == raw
+
+
+def test_a_valid_record_that_leaves_a_gap_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, (HardState(1), entries(1, 2)))
+    end = segment(tmp_path).stat().st_size
+    with open(segment(tmp_path), "ab") as f:  # a well-formed record of entries 4..5: 3 is missing
+        f.write(wal.frame(msgpack.packb([1, None, [(4, 1, b"a"), (5, 1, b"b")]])))
+    with pytest.raises(StorageError, match=f"cannot store entries from index 4.*at offset {end}"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    with open(segment(tmp_path), "r+b") as f:
+        f.truncate(end)
+        f.seek(end)
+        f.write(wal.frame(b"\xc1 not msgpack"))
+    with pytest.raises(StorageError, match=f"undecodable record.*at offset {end}"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+
+
+def test_segments_rotate_and_compaction_drops_them(tmp_path: Path) -> None:
+    small = {"segment_bytes": 100}
+    write(tmp_path, *[(HardState(1, None, i), entries(i, i)) for i in range(1, 41)], **small)
+    seqs = wal.segments(tmp_path)
+    assert len(seqs) > 5 and seqs == list(range(1, len(seqs) + 1))
+    assert reopen(tmp_path) == (HardState(1, None, 40), None, entries(1, 40))
+    storage = Storage.open(tmp_path, CLUSTER, NODE, **small)
+    storage.compact(Snapshot(35, 1, b"s35"))
+    storage.close()
+    assert wal.segments(tmp_path) == [seqs[-1] + 1]  # one base: the entries after 35 copied into it
+    assert reopen(tmp_path) == (HardState(1, None, 40), Snapshot(35, 1, b"s35"), entries(36, 40))
+
+
+def test_damage_in_a_full_segment_is_never_taken_for_a_torn_tail(tmp_path: Path) -> None:
+    write(tmp_path, *[(HardState(1), entries(i, i)) for i in range(1, 21)], segment_bytes=100)
+    first = segment(tmp_path, 1)
+    raw = first.read_bytes()
+    first.write_bytes(raw[:-3])  # its last record cut short: it was fsynced before segment 2 began
+    with pytest.raises(StorageError, match=f"{first}: a record of .* running past the end.*at offset"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    first.write_bytes(raw)
+    segment(tmp_path, 2).unlink()
+    with pytest.raises(StorageError, match="log segment log-0+2.seg is missing"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+
+
+def test_a_compaction_that_crashed_before_removing_old_segments(tmp_path: Path) -> None:
+    write(tmp_path, (HardState(1, "n1", 6), entries(1, 8)))
+    old = segment(tmp_path).read_bytes()
+    storage = Storage.open(tmp_path, CLUSTER, NODE)
+    storage.compact(Snapshot(6, 1, b"s6"))
+    storage.close()
+    segment(tmp_path, 1).write_bytes(old)  # as if the crash came before the old one was unlinked
+    (tmp_path / (wal.segment_name(3) + ".tmp")).write_bytes(b"half a base")  # and a later one half-built
+    assert reopen(tmp_path) == (HardState(1, "n1", 6), Snapshot(6, 1, b"s6"), entries(7, 8))
+    assert sorted(p.name for p in tmp_path.iterdir() if "log" in p.name) == [wal.segment_name(2)]
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, this is not a log segment" * 100])
+def test_garbage_instead_of_a_segment(tmp_path: Path, content: bytes) -> None:
+    segment(tmp_path).write_bytes(content)
+    with pytest.raises(StorageError, match="is not a raftchat log segment"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    assert segment(tmp_path).read_bytes() == content  # never silently reset
+
+
+def test_a_segment_of_another_format(tmp_path: Path) -> None:
+    write(tmp_path, (HardState(1), entries(1, 2)))
+    raw = bytearray(segment(tmp_path).read_bytes())
+    raw[12] = 9
+    segment(tmp_path).write_bytes(bytes(raw))
+    with pytest.raises(StorageError, match="storage format 9, but this program reads format 3"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+
+
+def test_an_old_sqlite_data_directory_is_refused(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "raft.db") as conn:  # what formats 1 and 2 wrote
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('format_version', '2')")
+    before = (tmp_path / "raft.db").read_bytes()
+    with pytest.raises(StorageError, match="holds raft.db, storage format 1 or 2.*reads format 3"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raft.db"]
+    assert (tmp_path / "raft.db").read_bytes() == before
+
+
+def test_snapshot_files_without_a_log_are_refused(tmp_path: Path) -> None:
+    write(tmp_path, (HardState(1), entries(1, 5)))
+    storage = Storage.open(tmp_path, CLUSTER, NODE)
+    storage.compact(Snapshot(3, 1, b"s3"))
+    storage.close()
+    for seq in wal.segments(tmp_path):
+        segment(tmp_path, seq).unlink()
+    with pytest.raises(StorageError, match="snapshot files but no log segments"):
+        Storage.open(tmp_path, CLUSTER, NODE)
+
+
+def test_a_failed_write_is_cut_back_and_stops_further_writes(tmp_path: Path) -> None:
+    """A real failed write (the file-size limit, as a full disk would fail it): what part of
+    the record reached the file is cut off again, and the log refuses writes until reopened."""
+    import resource
+    import signal
+
+    storage = Storage.open(tmp_path, CLUSTER, NODE)
+    storage.save(HardState(1), entries(1, 2))
+    size = segment(tmp_path).stat().st_size
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, limits[1]))
+        with pytest.raises(StorageError, match="write failed"):
+            storage.save(HardState(2), [Entry(3, 1, b"x" * 1000)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert segment(tmp_path).stat().st_size == size
+    with pytest.raises(StorageError, match="an earlier write failed"):
+        storage.save(HardState(2), entries(3, 3))
+    storage.close()
+    assert reopen(tmp_path) == (HardState(1), None, entries(1, 2))

@@ -85,19 +85,22 @@ def test_chat_prefix_length_is_checked_against_the_username_limit() -> None:
         make_workload("chat", {"prefix": "abcdefghijklm", "users_per_group": 10}, 1, 0)
 
 
-def test_chat_teams_rotate_to_fresh_groups_and_first_worker_reads() -> None:
-    workload = make_workload("chat", {"workers_per_group": 2, "ops_per_group": 4}, 4, 0)
+def test_chat_teams_rotate_to_fresh_groups_and_share_the_final_reads() -> None:
+    workload = make_workload("chat", {"workers_per_group": 2, "ops_per_group": 4}, 5, 0)
     rng = random.Random(0)
     team0 = [workload.next_op(w, rng).value["group"] for w in [0, 1] * 6]
     team1 = [workload.next_op(w, rng).value["group"] for w in [2, 3, 3]]
-    assert team0 == ["g0"] * 4 + ["g2"] * 4 + ["g4"] * 4 and team1 == ["g1"] * 3
-    assert workload.final_reads(1) == [] and workload.final_reads(3) == []
+    team2 = [workload.next_op(4, rng).value["group"] for _ in range(9)]  # a team of one worker
+    assert team0 == ["g0"] * 4 + ["g3"] * 4 + ["g6"] * 4 and team1 == ["g1"] * 3
+    assert team2 == ["g2"] * 4 + ["g5"] * 4 + ["g8"]
+    groups = {
+        w: [r.value["group"] for r in workload.final_reads(w) if r.f == "list_accounts"] for w in range(5)
+    }
+    # Each group the team touched is read by exactly one of its workers, round-robin.
+    assert groups == {0: ["g0", "g6"], 1: ["g3"], 2: ["g1"], 3: [], 4: ["g2", "g5", "g8"]}
     reads = workload.final_reads(0)
-    assert [(r.f, r.value["group"]) for r in reads if r.f == "list_accounts"] == [
-        ("list_accounts", g) for g in ("g0", "g2", "g4")
-    ]
     fetched = [r.value["user"] for r in reads if r.f == "fetch_messages"]
-    assert fetched == [f"g{g}u{i}" for g in (0, 2, 4) for i in range(3)]
+    assert fetched == [f"g{g}u{i}" for g in (0, 6) for i in range(3)]
     assert {r.value["from_index"] for r in reads if r.f == "fetch_messages"} == {1}
 
 

@@ -185,13 +185,17 @@ class ChatWorkload(OptionsWorkload):
         return Invocation(f, {**args, "group": group})
 
     def final_reads(self, worker: int) -> list[Invocation]:
-        """Only each team's first worker reads (the rest return nothing): every inbox of
-        every group the team touched from index 1, and the group's accounts. Reads all go
-        to the leader, so repeating them from each worker would add little but time."""
-        if worker % self.options.workers_per_group != 0:
-            return []
+        """Every inbox of every group the team touched, from index 1, and the group's
+        accounts, each group read once: the team's workers share its groups round-robin
+        (a soak touches thousands of groups, and one worker reading them all would take
+        minutes)."""
+        team, per = self.team_of(worker), self.options.workers_per_group
+        size = min(per, self.concurrency - team.index * per)  # the last team may be smaller
+        mine = worker % per
         reads = []
-        for group in self.team_of(worker).groups:
+        for i, group in enumerate(team.groups):
+            if i % size != mine:
+                continue
             for user in self.users(group):
                 args = {"user": user, "from_index": 1, "password": self.password(user), "group": group}
                 reads.append(Invocation("fetch_messages", args))
