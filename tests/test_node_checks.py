@@ -246,7 +246,11 @@ def test_a_replica_that_skips_an_entry_after_a_restore_is_caught_as_divergence(t
         "bug": "skip-after-restore",
     }
     outcome = run_plan(None, {**plan, "raftchat": {"snapshot_every": 25}}, tmp_path / "store", progress=False)
-    assert outcome.exit_code == verdicts.EXIT_DIVERGED, outcome.results.get("checks")
+    # The lost entry may also show to clients (then "not linearizable" outranks "diverged"):
+    # what must hold is that the convergence check saw the replicas part.
+    checks = outcome.results.get("checks")
+    assert checks["convergence"] is False, checks
+    assert outcome.exit_code in (verdicts.EXIT_DIVERGED, verdicts.EXIT_INVALID), checks
     first = outcome.results["convergence"]["divergences"][0]
     assert first["index"] > 0 and len(first["nodes"]) == 2
 
