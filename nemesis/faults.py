@@ -4,7 +4,7 @@ Each fault says what it does, what it needs (a network mechanism to cut, failpoi
 the nodes, the kernel's netem qdisc when the network is namespaces), how it starts and stops
 (its ``action``: one starter and one stopper in ``Nemesis`` per action), whom it hits and how
 the plots name its band. The schedule, the plan validator, the plots and the README's list of
-faults all read this table (``tests/test_nemesis_schedule.py`` holds the README to it).
+faults all read this table (``tests/nemesis/test_nemesis_schedule.py`` holds the README to it).
 
 No fault needs root by itself: the proxy network carries every network fault without it
 (network namespaces, the faithful mechanism, need root; see ``nemesis/network.py``).

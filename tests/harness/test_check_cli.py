@@ -16,7 +16,7 @@ import pytest
 
 from histories import Op, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
 NO_CORPUS = f"the history corpus is not at {CORPUS} (shared/corpus beside the repository)"
 EXIT = {"linearizable": 0, "not-linearizable": 1}

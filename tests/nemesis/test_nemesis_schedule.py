@@ -28,7 +28,7 @@ from nemesis.process import process_state
 from raftchat.localcluster import LocalCluster, loopback_config, node_status
 
 PROCESS_FAULTS = ["kill", "kill-leader", "kill-all", "pause", "pause-leader"]
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_lists_exactly_the_registered_faults() -> None:

@@ -11,7 +11,7 @@ from harness import plan
 from harness.selftest import BUG_PLANS, COMMON, HIDDEN_IN_REAL_RUNS
 from raftchat import bugs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAYER_MODULES = {
     "node": "raftchat/node.py",
     "raft": "raftchat/raft/core.py",

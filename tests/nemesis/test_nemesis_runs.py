@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import netns_missing
-from test_harness_run import processes_mentioning
+from support import netns_missing, processes_mentioning
 
 from harness.runner import run_plan
 

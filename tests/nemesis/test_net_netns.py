@@ -27,7 +27,7 @@ from nemesis.net.netns import LinkFaultUnavailable, NetnsError, NetnsNetwork
 from raftchat import config as cfg
 from raftchat.localcluster import LocalCluster
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NODES = [f"n{i}" for i in range(1, 6)]
 
 pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes

@@ -24,7 +24,7 @@ from raftchat.client import Client, OperationError, Outcome, SeqTracker, SyncCli
 from raftchat.localcluster import node_status
 from raftchat.protocol import STATUSES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------------- bookkeeping units
 

@@ -19,7 +19,7 @@ from harness import cli, nightly
 from harness.nightly import MatrixError, expand, overall_exit_code, parse_matrix
 from harness.runner import RunOutcome
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUDGET_S = 40 * 60  # the matrix's 23 minutes and an 11-minute soak run
 
 

@@ -37,7 +37,7 @@ DEFAULT_SCHEDULES = 1000
 
 
 def _replay_hint(seed: int) -> str:
-    return f"reproduce with: RAFTSIM_SEED={seed} python -m pytest -q tests/test_raft_sim.py -k replay -s"
+    return f"reproduce with: RAFTSIM_SEED={seed} python -m pytest -q tests/raft/test_raft_sim.py -k replay -s"
 
 
 def _run_or_explain(seed: int) -> Sim:
@@ -92,7 +92,7 @@ def test_a_failing_schedule_names_its_seed(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(sys.modules[__name__], "run_schedule", broken)
     with pytest.raises(pytest.fail.Exception) as info:
         _run_or_explain(77)
-    assert "RAFTSIM_SEED=77 python -m pytest -q tests/test_raft_sim.py -k replay" in str(info.value)
+    assert "RAFTSIM_SEED=77 python -m pytest -q tests/raft/test_raft_sim.py -k replay" in str(info.value)
 
 
 # ---------------------------------------------------------------------- scenario helpers

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import processes_mentioning
 
 from harness.runner import run_plan
 from systems import SystemUnavailable, make_system
@@ -58,19 +59,6 @@ def test_a_missing_java_runtime_names_its_package(tmp_path, monkeypatch):
     assert Path(SERVER_JAR).exists()
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(cmdline)
-    return found
-
-
 def _load_started(store: Path) -> bool:
     """The history is opened before the ensemble starts: wait for operations in it."""
     return any(path.stat().st_size > 5_000 for path in store.glob("zookeeper/*/history.jsonl"))
@@ -87,13 +75,13 @@ def test_kill_9_of_the_harness_leaves_no_jvm_behind(tmp_path):
         while time.monotonic() < deadline and not _load_started(store):
             time.sleep(0.2)
         assert _load_started(store), "the run never started its load"
-        assert len(_processes_mentioning(str(store))) >= 3, "the ensemble is not running"
+        assert len(processes_mentioning(str(store))) >= 3, "the ensemble is not running"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
     deadline = time.monotonic() + 10
-    while _processes_mentioning(str(store)) and time.monotonic() < deadline:
+    while processes_mentioning(str(store)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _processes_mentioning(str(store)), "a ZooKeeper server outlived the killed harness"
+    assert not processes_mentioning(str(store)), "a ZooKeeper server outlived the killed harness"

@@ -20,7 +20,7 @@ from checker.result import CheckResult
 from histories import Op, read_history, synth
 
 pytestmark = needs_chromium
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 FLAGS = [*CHROMIUM_FLAGS, "--window-size=1400,900"]
 
 

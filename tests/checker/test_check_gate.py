@@ -20,7 +20,7 @@ from checker.models import MODELS
 from harness.runner import run_plan
 from histories import read_history
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
 WORKLOADS = {"chat": "chat", "register": "cas-register", "kv": "kv"}  # workload -> its model
 CORPUS_FILES = {  # a file of each corpus format -> the model it was recorded for

@@ -27,7 +27,7 @@ from histories import (
 )
 from histories.edncodec import EdnError, Keyword, dumps, parse_value, read_elements
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(
     not CORPUS.is_dir(),
     reason=f"external history corpus not found at {CORPUS} (shared/corpus beside the repo)",

@@ -16,7 +16,7 @@ from checker.prepare import operations
 from harness.plan import PlanError, validate
 from histories import Op, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _records(rows: list[tuple]) -> list[Op]:

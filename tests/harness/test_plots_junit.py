@@ -24,7 +24,7 @@ from harness.junit import outcome, write_junit
 from histories.format import NEMESIS, Op
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAULTS = [("partition", 3.0, 6.0), ("kill", 8.0, None)]
 
 

@@ -20,7 +20,7 @@ from raftchat.client import OperationError
 from raftchat.shell import COMMANDS, Action, Shell, UsageError, help_text, parse
 from raftchat.statemachine import Result
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------------- parsing
 

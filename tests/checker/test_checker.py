@@ -17,7 +17,7 @@ from checker.prepare import operations
 from checker.result import UNKNOWN
 from histories.format import Op
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 
 
 def hist(*rows: tuple) -> list[Op]:

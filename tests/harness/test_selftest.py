@@ -22,7 +22,7 @@ import pytest
 from harness.runner import run_plan
 from harness.selftest import BUG_PLANS, HIDDEN_IN_REAL_RUNS, BugReport, Trial, run_selftest, table, undetected
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 # bug -> (seconds of load, overrides of its self-test plan) that show it fast; 3 nodes where
 # enough (crash-voters needs 5: with 3 the restarted voter can win the second election).
