@@ -8,10 +8,7 @@ a crashed parent never leaves nodes behind.
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -21,7 +18,7 @@ from typing import Any
 
 from raftchat import auth, protocol, tls
 from raftchat import config as cfg
-from raftchat.lifetime import die_with_parent
+from raftchat.lifetime import NodeProcesses
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -65,7 +62,7 @@ def node_status(address: str, timeout: float = 0.5, ssl_context: Any = None, **o
     return meta_request(address, {"meta": "status", **options}, timeout, ssl_context)
 
 
-class LocalCluster:
+class LocalCluster(NodeProcesses):
     def __init__(
         self,
         data_dir: str | Path,
@@ -77,13 +74,11 @@ class LocalCluster:
         failpoints: bool = False,
     ) -> None:
         self.failpoints = failpoints  # start nodes with --failpoints, for nemeses that arm them
+        super().__init__()
         self.data_dir = Path(data_dir).resolve()
         self.command_prefix = command_prefix  # e.g. run each node inside its network namespace
         self.machine = machine
         self.bugs = bugs
-        self.procs: dict[str, subprocess.Popen] = {}
-        # Pids this object killed or stopped: any other exit of a node is the node's own doing.
-        self.expected_exits: set[int] = set()
         self.config_path = self.data_dir / "cluster.yaml"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if config is not None:
@@ -142,72 +137,6 @@ class LocalCluster:
 
     def log_path(self, node_id: str) -> Path:
         return self.data_dir / node_id / "node.log"
-
-    def start(self, node_id: str) -> subprocess.Popen:
-        """Start one node process (if it is not running)."""
-        proc = self.procs.get(node_id)
-        if proc is not None and proc.poll() is None:
-            return proc
-        self.log_path(node_id).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path(node_id), "ab") as log:
-            proc = subprocess.Popen(
-                self.command(node_id),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                preexec_fn=die_with_parent,
-                start_new_session=True,  # a Ctrl-C at the terminal reaches us, and we stop the nodes in order
-            )
-        self.procs[node_id] = proc
-        return proc
-
-    def start_all(self) -> None:
-        for node_id in self.ids:
-            self.start(node_id)
-
-    def signal(self, node_id: str, sig: int) -> None:
-        proc = self.procs.get(node_id)
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, sig)
-
-    def kill(self, node_id: str) -> None:
-        """kill -9, and reap it."""
-        proc = self.procs.get(node_id)
-        if proc is not None and proc.poll() is None:
-            self.expected_exits.add(proc.pid)
-            proc.kill()
-            proc.wait()
-
-    def stop(self, node_id: str, timeout: float = 5.0) -> None:
-        proc = self.procs.get(node_id)
-        if proc is None or proc.poll() is not None:
-            return
-        self.expected_exits.add(proc.pid)
-        proc.send_signal(signal.SIGCONT)  # a paused node cannot handle SIGTERM
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                self.expected_exits.add(proc.pid)
-                proc.send_signal(signal.SIGCONT)
-                proc.terminate()
-        deadline = time.monotonic() + 5.0
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def alive(self, node_id: str) -> bool:
-        proc = self.procs.get(node_id)
-        return proc is not None and proc.poll() is None
 
     @property
     def client_tls(self) -> Any:

@@ -9,19 +9,16 @@ namespaces the netns teardown and ``harness cleanup`` also kill whatever runs in
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from raftchat.config import ClusterConfig
-from raftchat.lifetime import die_with_parent
+from raftchat.lifetime import NodeProcesses
 from systems.base import SystemStartError, log_tail
 
 
-class ProcessCluster:
+class ProcessCluster(NodeProcesses):
     """Subclasses give ``node_command`` (and ``env``), ``leader``, ``status`` and ``wait_ready``."""
 
     def __init__(
@@ -30,10 +27,10 @@ class ProcessCluster:
         config: ClusterConfig,
         command_prefix: Callable[[str], list[str]] | None = None,
     ) -> None:
+        super().__init__()
         self.data_dir = Path(data_dir).resolve()
         self.config = config
         self.command_prefix = command_prefix  # e.g. run each node inside its network namespace
-        self.procs: dict[str, subprocess.Popen] = {}
         for node_id in self.ids:
             self.node_dir(node_id).mkdir(parents=True, exist_ok=True)
 
@@ -57,57 +54,8 @@ class ProcessCluster:
         prefix = self.command_prefix(node_id) if self.command_prefix else []
         return [*prefix, *self.node_command(node_id)]
 
-    def start(self, node_id: str) -> subprocess.Popen:
-        """Start one node process (if it is not running)."""
-        proc = self.procs.get(node_id)
-        if proc is not None and proc.poll() is None:
-            return proc
-        with open(self.log_path(node_id), "ab") as log:
-            proc = subprocess.Popen(
-                self.command(node_id),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.node_dir(node_id),
-                env=self.env(node_id),
-                preexec_fn=die_with_parent,
-                start_new_session=True,  # a Ctrl-C reaches the harness only; it stops the nodes in order
-            )
-        self.procs[node_id] = proc
-        return proc
-
-    def start_all(self) -> None:
-        for node_id in self.ids:
-            self.start(node_id)
-
-    def signal(self, node_id: str, sig: int) -> None:
-        proc = self.procs.get(node_id)
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, sig)
-
-    def kill(self, node_id: str) -> None:
-        """kill -9, and reap it."""
-        proc = self.procs.get(node_id)
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-    def stop_all(self, timeout: float = 5.0) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)  # a paused node cannot handle SIGTERM
-                proc.terminate()
-        deadline = time.monotonic() + timeout
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def alive(self, node_id: str) -> bool:
-        proc = self.procs.get(node_id)
-        return proc is not None and proc.poll() is None
+    def cwd(self, node_id: str) -> Path:
+        return self.node_dir(node_id)
 
     def arm(self, node_id: str, failpoint: str | None) -> bool:
         return False  # only raftchat has failpoints
