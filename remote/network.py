@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterable
 
-from nemesis.net.netns import LinkFault, delay_batch
+from nemesis.net.netns import LinkFault, delay_batch, link_rules
 from raftchat.config import ClusterConfig, NodeAddr
 from remote import record
 from remote.ssh import Connections, quote
@@ -176,20 +176,7 @@ class SshNetwork:
         self._check(results)
 
     def _apply_slow(self, settings: dict[str, LinkFault]) -> None:
-        loss_rules: dict[str, list[str]] = {h: [] for h in self.ips}
-        delays: dict[str, dict[str, list[str]]] = {}
-        for src in self.ips:
-            for dst in self.ips:
-                ends = [dataclasses.astuple(settings[n]) for n in (src, dst) if n in settings]
-                if src == dst or not ends:
-                    continue
-                link = LinkFault(*(max(v) for v in zip(*ends, strict=True)))
-                if link.loss > 0:
-                    statistic = f"-m statistic --mode random --probability {link.loss:.6f}"
-                    loss_rules[src].append(f"-d {self.ips[dst]}/32 {statistic} -j DROP")
-                if link.delayed:
-                    leaf = f"netem delay {link.delay_ms:g}ms {link.jitter_ms:g}ms"
-                    delays.setdefault(src, {}).setdefault(leaf, []).append(self.ips[dst])
+        loss_rules, delays = link_rules(self.ips, settings)
         self._fill(self.slow_chain, loss_rules)
         self._set_delays(delays)
         self._slow = settings

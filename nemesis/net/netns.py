@@ -79,6 +79,29 @@ class LinkFault:
         return self.delay_ms > 0 or self.jitter_ms > 0
 
 
+def link_rules(
+    ips: dict[str, str], settings: dict[str, LinkFault]
+) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+    """What per-node link faults mean for each directed link, the worse of its two ends: per
+    sender, iptables rules that drop a share of its packets to each address, and its delayed
+    destination addresses grouped by netem leaf. Used for namespaces and for SSH hosts alike."""
+    loss_rules: dict[str, list[str]] = {node: [] for node in ips}
+    delays: dict[str, dict[str, list[str]]] = {}
+    for src in ips:
+        for dst in ips:
+            ends = [dataclasses.astuple(settings[n]) for n in (src, dst) if n in settings]
+            if src == dst or not ends:
+                continue
+            link = LinkFault(*(max(values) for values in zip(*ends, strict=True)))
+            if link.loss > 0:
+                statistic = f"-m statistic --mode random --probability {link.loss:.6f}"
+                loss_rules[src].append(f"-d {ips[dst]}/32 {statistic} -j DROP")
+            if link.delayed:
+                leaf = f"netem delay {link.delay_ms:g}ms {link.jitter_ms:g}ms"
+                delays.setdefault(src, {}).setdefault(leaf, []).append(ips[dst])
+    return loss_rules, delays
+
+
 class NetnsError(RuntimeError):
     """Building, changing or removing the namespaces failed; the message carries the command's stderr."""
 
@@ -605,20 +628,7 @@ class NetnsNetwork:
 
     def _apply_slow(self, settings: dict[str, LinkFault]) -> None:
         """Install the faults these per-node settings give each directed link; remove all others."""
-        loss_rules: dict[str, list[str]] = {node: [] for node in self.ips}
-        delays: dict[str, dict[str, list[str]]] = {}
-        for src in self.ips:
-            for dst in self.ips:
-                ends = [dataclasses.astuple(settings[n]) for n in (src, dst) if n in settings]
-                if src == dst or not ends:
-                    continue
-                link = LinkFault(*(max(values) for values in zip(*ends, strict=True)))
-                if link.loss > 0:
-                    statistic = f"-m statistic --mode random --probability {link.loss:.6f}"
-                    loss_rules[src].append(f"-d {self.ips[dst]}/32 {statistic} -j DROP")
-                if link.delayed:
-                    leaf = f"netem delay {link.delay_ms:g}ms {link.jitter_ms:g}ms"
-                    delays.setdefault(src, {}).setdefault(leaf, []).append(dst)
+        loss_rules, delays = link_rules(self.ips, settings)
         self._fill(SLOW_CHAIN, loss_rules)
         self._set_delays(delays)
         self._slow = settings
@@ -627,7 +637,7 @@ class NetnsNetwork:
         """Give each sender's veth a qdisc leaf per group of destinations; remove the others' qdiscs."""
         jobs = []
         for node in sorted(self._delayed | set(delays)):
-            groups = {leaf: [self.ips[d] for d in dsts] for leaf, dsts in delays.get(node, {}).items()}
+            groups = delays.get(node, {})
             script = f"tc qdisc del dev {NS_DEV} root 2>/dev/null; " + (
                 "exec tc -batch -" if groups else "exit 0"
             )

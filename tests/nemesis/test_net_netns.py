@@ -301,7 +301,8 @@ def test_delay_needs_netem(net5) -> None:
 def test_delay_plumbing_classifies_only_node_traffic(net5) -> None:
     """netem is missing here, so the htb + u32 tree that would carry it is checked with a plain fifo."""
     net, config = net5
-    net._set_delays({"n1": {"pfifo limit 100": ["n2", "n3"], "pfifo limit 200": ["n4"]}})
+    ip = net.ips
+    net._set_delays({"n1": {"pfifo limit 100": [ip["n2"], ip["n3"]], "pfifo limit 200": [ip["n4"]]}})
     ns = net.namespace("n1")
     qdiscs = subprocess.run(
         ["ip", "netns", "exec", ns, "tc", "qdisc", "show", "dev", "eth0"], capture_output=True
