@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from checker import check, check_operations  # noqa: E402
 from checker.models import get_model  # noqa: E402
-from checker.prepare import operations  # noqa: E402
+from checker.prepare import read_operations  # noqa: E402
 from histories import read_history, write_jsonl  # noqa: E402
 from histories.synth import ANOMALIES, APPENDS, generate  # noqa: E402
 
@@ -148,7 +148,7 @@ class Outcome:
 def child_check(model: str, path: str, timeout: float) -> None:
     """Run in the child: read, then time the search alone; print one JSON line."""
     start = time.perf_counter()
-    ops = operations(read_history(path).ops)
+    ops = read_operations(path)  # a jsonl file streamed: records are not kept beside operations
     parsed = time.perf_counter()
     result = check_operations(ops, model, timeout=timeout, shrink=False)
     searched = time.perf_counter() - parsed
