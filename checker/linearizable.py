@@ -172,13 +172,13 @@ class _Entries:
         self.heads = [n, n + 2, n + 4]  # sentinels; each tail is its head + 1
         self.nxt, self.prv = [0] * (n + 6), [0] * (n + 6)
         nxt, prv = self.nxt, self.prv
-        for seg in range(3):
-            last = self.heads[seg]
-            for i in range(n):
-                if seg_of[i] == seg:
-                    nxt[last], prv[i], last = i, last, i
+        last = list(self.heads)  # the last op linked into each list so far
+        for i, seg in enumerate(seg_of):
+            at = last[seg]
+            nxt[at], prv[i], last[seg] = i, at, i
+        for seg, at in enumerate(last):
             tail = self.heads[seg] + 1
-            nxt[last], prv[tail] = tail, last
+            nxt[at], prv[tail] = tail, at
 
     def first(self, seg: int) -> int:
         """The first op of list ``seg`` (past the last op, its tail: an index >= n)."""
@@ -290,15 +290,19 @@ class _Path:
                 return True
             self.hi = self.hi_of[r]
         if len(self.stack) > len(self.best[0]):
-            self._deepest()
+            self._deepest(i)
         self.pushes += 1
         return False
 
-    def _deepest(self) -> None:
-        path = self.best[0]
-        del path[self.agree :]
-        path.extend(f[0] for f in self.stack[self.agree :])
-        self.agree = len(self.stack)
+    def _deepest(self, i: int) -> None:
+        """The stack (its top: ``i``) is the deepest path so far: record it."""
+        path, depth = self.best[0], len(self.stack)
+        if self.agree == depth - 1 == len(path):  # one step further on the same path
+            path.append(i)
+        else:
+            del path[self.agree :]
+            path.extend(f[0] for f in self.stack[self.agree :])
+        self.agree = depth
         self.best = (path, self.sid, self.known | self.unknown, self.r)
 
     def pop(self) -> tuple[int, int]:
