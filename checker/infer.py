@@ -60,13 +60,14 @@ def infer(model: Model, ops: list[Operation]) -> Inferred | None:
     ops = [op for op in ops if op.ret is not None or not (read_only and read_only(op))]
     if not ops:
         return Inferred(PartitionResult(True, [], explored=0))
+    fs = {op.f for op in ops}
     if model.name in ("register", "cas-register"):
-        if all(op.f in ("read", "write") for op in ops):
+        if fs <= {"read", "write"}:
             return _attempt(model, ops, _register_clusters)
-        if model.name == "cas-register" and all(op.f in ("read", "write", "cas") for op in ops):
+        if model.name == "cas-register" and fs <= {"read", "write", "cas"}:
             return _attempt(model, ops, _cas_clusters)
         return None
-    if model.name == "kv" and all(op.f in ("get", "put", "append") for op in ops):
+    if model.name == "kv" and fs <= {"get", "put", "append"}:
         if getattr(model, "initial", "") != "":
             return None
         return _attempt(model, ops, _kv_clusters)
@@ -118,8 +119,10 @@ class _Cluster:
     def ops(self) -> list[Operation]:
         """Its operations in their one possible order (ties of level by call)."""
         if self._order is None:
-            self.members.sort(key=_by_level)
-            inner = [op for _, op in self.members]
+            # (level, call, id, position): a key that never ties, so ops are never compared
+            keyed = sorted([(lv, op.call, op.id, k, op) for k, (lv, op) in enumerate(self.members)])
+            self.members = [(entry[0], entry[4]) for entry in keyed]
+            inner = [entry[4] for entry in keyed]
             self._order = inner if self.head is None else [self.head, *inner]
         return self._order
 
@@ -131,7 +134,11 @@ class _Cluster:
 
     def add(self, level: int, op: Operation) -> None:
         self.members.append((level, op))
-        self._time(op)
+        ret, call = op.ret, op.call  # _time, inlined: this runs once per operation
+        if ret is not None and ret < self.first_ret:
+            self.first_ret = ret
+        if call > self.last_call:
+            self.last_call = call
 
     def _time(self, op: Operation) -> None:
         """Keep the times that order the cluster against the others."""
@@ -148,10 +155,6 @@ class _Cluster:
         appends = [op for lv, op in self.members if lv < level and lv % 2 == 0]
         spelled = [self.spelled_by] if appends and self.spelled_by is not None else []
         return head + appends + spelled
-
-
-def _by_level(member: tuple[int, Operation]) -> tuple[int, int, int]:
-    return member[0], member[1].call, member[1].id
 
 
 def _register_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
