@@ -21,7 +21,8 @@ kinds the model has (``--anomaly`` fixes one).
 
 **Scale**: a chat history of ``--scale-ops`` operations with 1% info and a kv history of
 as many over 1,000 keys: generation + writing time, reading time, check (search) time,
-peak RSS.
+peak RSS of the checking process and of its largest forked worker (the first pass over
+a big history; a worker shares the parent's pages until it touches them).
 
 At the end the targets are checked (same verdict wherever Porcupine decides, never
 unknown where it decides within 1 s, ratio at most 1.0; scale under 60 s and 1 GiB) and
@@ -143,6 +144,7 @@ class Outcome:
     partitions: int = 0
     note: str = ""
     read_s: float = float("nan")  # reading and pairing, before the search
+    worker_rss_mib: float = 0.0  # the largest peak of a forked worker (first pass), if any
 
 
 def child_check(model: str, path: str, timeout: float, repeat: int = 1) -> None:
@@ -169,6 +171,7 @@ def child_check(model: str, path: str, timeout: float, repeat: int = 1) -> None:
                 "undecided": len(getattr(result, "undecided", None) or ()),
                 "reason": result.reason or "",
                 "rss": peak,
+                "worker_rss": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
             }
         )
     )
@@ -180,7 +183,7 @@ def ours(model: str, path: Path, timeout: float, repeat: int = 1) -> Outcome:
     data, error = _run_json(command, timeout * 2 + 120)
     if data is None:
         return Outcome("error", note=error)
-    return Outcome(
+    outcome = Outcome(
         data["verdict"],
         data["check_s"],
         data["rss"] / MIB,
@@ -189,6 +192,8 @@ def ours(model: str, path: Path, timeout: float, repeat: int = 1) -> Outcome:
         data["reason"],
         data["parse_s"],
     )
+    outcome.worker_rss_mib = data.get("worker_rss", 0) / MIB
+    return outcome
 
 
 def porcupine(binary: Path | None, model: str, path: Path, timeout: float, repeat: int = 1) -> Outcome:
@@ -363,7 +368,7 @@ def scale(args: argparse.Namespace, workdir: Path, binary: Path | None) -> list[
     print(f"\nscale: {args.scale_ops} operations, 1% info, timeout {args.scale_timeout:g} s")
     print(
         f"{'history':<40} {'gen+write s':>11} {'read s':>7} {'check s':>8} {'verdict':<8} "
-        f"{'RSS MiB':>8}  Porcupine"
+        f"{'RSS MiB':>8} {'worker':>7}  Porcupine"
     )
     misses = []
     runs = [
@@ -389,7 +394,8 @@ def scale(args: argparse.Namespace, workdir: Path, binary: Path | None) -> list[
         other = "n/a (no chat model)" if model == "chat" else f"{theirs.verdict} {theirs.seconds:.2f} s"
         print(
             f"{name:<40} {made:>11.1f} {mine.read_s:>7.1f} {mine.seconds:>8.2f} {mine.verdict:<8} "
-            f"{mine.rss_mib:>8.0f}  {other}" + ("" if not problems else "   <-- " + "; ".join(problems)),
+            f"{mine.rss_mib:>8.0f} {mine.worker_rss_mib:>7.0f}  {other}"
+            + ("" if not problems else "   <-- " + "; ".join(problems)),
             flush=True,
         )
         misses += [f"scale {name}: {p}" for p in problems]
