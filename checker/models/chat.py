@@ -34,6 +34,7 @@ messages in the same order always get the same id), and a state is the sorted tu
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Hashable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -69,7 +70,11 @@ class ChatModel:
     }
 
     def __init__(self, initial: Any = None) -> None:
-        self._boxes: list[tuple[tuple[str, str], ...]] = [()]  # inbox id -> messages
+        # Inboxes as a tree of appends: inbox id -> (inbox before the last message, its
+        # sender, its text), with the length beside. One small tuple per distinct append,
+        # where a tuple of all the messages per inbox version grew with the square of its length.
+        self._boxes: list[tuple[int, str, str]] = [(-1, "", "")]
+        self._lengths = array("l", [0])
         self._box_ids: dict[tuple[int, str, str], int] = {}  # (inbox id, sender, text) -> id
         self._initial: State = ()
         for user, messages in dict(initial or {}).items():  # {user: [[sender, text], ...]}
@@ -140,7 +145,7 @@ class ChatModel:
             if target is None or _row(state, sender) is None:
                 return "no_such_user", None, state
             box = self._append(target[1], sender, text)
-            return "ok", len(self._boxes[box]), _put(state, to, box, target[2])
+            return "ok", self._lengths[box], _put(state, to, box, target[2])
         if f == "fetch_messages":
             user, start = args["user"], args["from_index"]
             if len(user) > MAX_USERNAME:
@@ -150,10 +155,10 @@ class ChatModel:
                 return "no_such_user", None, state
             if start < 1:
                 return "bad_index", None, state
-            messages = self._boxes[row[1]]
-            if start > len(messages):
+            length = self._lengths[row[1]]
+            if start > length:
                 return "index_past_end", (), state
-            return "ok", messages[start - 1 :], state
+            return "ok", self.messages(row[1], length - start + 1), state
         if f == "create_account":
             user = args["user"]
             if user == "":
@@ -192,7 +197,7 @@ class ChatModel:
             return "no accounts"
         parts = []
         for user, box, _password in state:
-            messages = self._boxes[box]
+            messages = self.messages(box)
             shown = "; ".join(f"{s}: {_clip(t)}" for s, t in messages[-3:])
             more = "..., " if len(messages) > 3 else ""
             parts.append(f"{user} [{len(messages)} msgs{': ' + more + shown if messages else ''}]")
@@ -204,12 +209,24 @@ class ChatModel:
             return f"no operation {op.f!r} in chat"
         return _answer(status, value)
 
+    def messages(self, box: int, last: int | None = None) -> tuple[tuple[str, str], ...]:
+        """The messages of inbox ``box`` (only its ``last`` ones when given), oldest first."""
+        boxes = self._boxes
+        count = self._lengths[box] if last is None else last
+        out = []
+        for _ in range(count):
+            box, sender, text = boxes[box]
+            out.append((sender, text))
+        out.reverse()
+        return tuple(out)
+
     def _append(self, box: int, sender: str, text: str) -> int:
         key = (box, sender, text)
         found = self._box_ids.get(key)
         if found is None:
             found = self._box_ids[key] = len(self._boxes)
-            self._boxes.append(self._boxes[box] + ((sender, text),))
+            self._boxes.append(key)
+            self._lengths.append(self._lengths[box] + 1)
         return found
 
 
