@@ -432,7 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compare-repeat",
         type=int,
-        default=3,
+        default=5,
         help="checks per checker and class, the best time is shown (the same for both)",
     )
     parser.add_argument("--seed", type=int, default=1)
