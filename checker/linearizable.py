@@ -103,155 +103,231 @@ def partition_search(model: Model, ops: list[Operation]) -> Generator[int, None,
 def _search(
     model: Model, ops: list[Operation], ro: dict[int, bool], guided: bool
 ) -> Generator[int, None, PartitionResult]:
-    """The search over ``ops`` (in call order). ``guided``: see check_partition."""
+    """The search over ``ops`` (in call order): backtracking over the candidate lists,
+    every configuration tried once. ``guided``: see ``partition_search``."""
     n = len(ops)
-    calls = [op.call for op in ops]
-    ret_order = sorted((i for i in range(n) if ops[i].ret is not None), key=lambda i: (ops[i].ret, i))
-    n_known = len(ret_order)
-    # hi[r]: while ret_order[r] is the earliest-returning op left, ops [0, hi[r]) may go next.
-    hi_of = [bisect_right(calls, ops[j].ret) for j in ret_order] + [n]
-
-    # Linked lists over op indexes (= call order): 0 read-only known, 1 known, 2 unknown.
-    heads, tails = [n, n + 2, n + 4], [n + 1, n + 3, n + 5]
-    nxt, prv = [0] * (n + 6), [0] * (n + 6)
     seg_of = [0 if ro[op.id] else 1 if op.ret is not None else 2 for op in ops]
-    for seg in range(3):
-        last = heads[seg]
-        for i in range(n):
-            if seg_of[i] == seg:
-                nxt[last], prv[i], last = i, last, i
-        nxt[last], prv[tails[seg]] = tails[seg], last
+    entries = _Entries(seg_of)
+    memo = _Memo(model, ops, plain=all(seg < 2 for seg in seg_of))
+    path = _Path(ops)
     prev_same = _previous_identical(ops, seg_of)
-
-    states: list[Hashable] = [model.init()]
-    state_id: dict[Hashable, int] = {states[0]: 0}
-    trans: list[dict[int, int]] = [{} for _ in range(n)]
-    # A model may compile each op into a step closure (values decoded once): ``step_fn``.
-    compile_op = model.step_fn
-    steps: list = [None] * n  # compiled on first use: many ops are stepped once or never
-    bit = [1 << i for i in range(n)]
-    lin = bytearray(n)
-    # The memo, per state id: with no unknown-outcome ops, the set of bitsets seen; else
-    # known-op bitset -> the unknown-op bitsets seen with it (see _fresh).
-    plain = all(seg < 2 for seg in seg_of)
-    seen: list = [{0} if plain else {0: [0]}]
-
-    def transition(i: int, sid: int) -> int:
-        fn = steps[i]
-        if fn is None:
-            fn = steps[i] = compile_op(ops[i])
-        ok, after = fn(states[sid])
-        if not ok:
-            return -1
-        found = state_id.get(after)
-        if found is None:
-            found = state_id[after] = len(states)
-            states.append(after)
-            seen.append(set() if plain else {})
-        return found
-
-    known, unknown, sid, r, hi = 0, 0, 0, 0, hi_of[0]  # bitsets of linearized ops, state id, ...
-    stack: list[tuple[int, int, int, int]] = []  # (op, its list, state id before, r before)
-    # The deepest configuration so far: path (op indexes), state id, bitset, r. ``agree`` is
-    # how much of that path the stack still shares, so recording a new depth copies only
-    # what changed (a straight run to a valid linearization costs O(1) per push).
-    best: tuple[list[int], int, int, int] = ([], 0, 0, 0)
-    agree = 0
-    pushes = 0
+    lin = path.lin
+    next_state, fresh, nxt = memo.next_state, memo.fresh, entries.nxt
     limit = _GUIDED_PUSHES_PER_OP * n + _CHECK_EVERY if guided else float("inf")
-    seg, i = 0, nxt[heads[0]]
-    while n_known:
-        if i < hi:
+    seg, i = 0, entries.first(0)
+    while path.n_known:
+        if i < path.hi:  # op i may go next: try it
             if seg == 2 and prev_same[i] >= 0 and not lin[prev_same[i]]:
                 i = nxt[i]
                 continue
-            ns = trans[i].get(sid)
-            if ns is None:
-                ns = trans[i][sid] = transition(i, sid)
+            ns = next_state(i, path.sid)
             if ns < 0:
                 i = nxt[i]
                 continue
-            if guided and seg == 2 and not _enables(ret_order[r], sid, ns, trans, transition):
+            if guided and seg == 2 and not _enables(path.blocking(), path.sid, ns, next_state):
                 i = nxt[i]
                 continue
-            memo = seen[ns]
-            if plain:
-                fresh = (after := known | bit[i]) not in memo
-                if fresh:
-                    memo.add(after)
-            elif seg == 2:
-                fresh = _fresh(memo, known, unknown | bit[i])
-            else:
-                fresh = _fresh(memo, known | bit[i], unknown)
-            if fresh:
-                stack.append((i, seg, sid, r))
-                sid, lin[i] = ns, 1
-                if seg == 2:
-                    unknown |= bit[i]
-                else:
-                    known |= bit[i]
-                nxt[prv[i]], prv[nxt[i]] = nxt[i], prv[i]
-                if i == ret_order[r]:
-                    r += 1
-                    while r < n_known and lin[ret_order[r]]:
-                        r += 1
-                    if r == n_known:
-                        break
-                    hi = hi_of[r]
-                if len(stack) > len(best[0]):
-                    path = best[0]
-                    del path[agree:]
-                    path.extend(f[0] for f in stack[agree:])
-                    agree = len(stack)
-                    best = (path, sid, known | unknown, r)
-                pushes += 1
-                if pushes % _CHECK_EVERY == 0:
-                    if pushes > limit:
-                        return _give_up(UNKNOWN, ops, best, states, hi_of, pushes)
-                    yield pushes
-                seg, i = 0, nxt[heads[0]]
+            if fresh(ns, path.known, path.unknown, i, seg == 2):
+                entries.lift(i)
+                if path.push(i, seg, ns):
+                    break  # every known-outcome op is placed
+                if path.pushes % _CHECK_EVERY == 0:
+                    if path.pushes > limit:
+                        return path.give_up(UNKNOWN, memo.states)
+                    yield path.pushes
+                seg, i = 0, entries.first(0)
                 continue
             if seg != 0:
                 i = nxt[i]
                 continue
             # A fitting read-only op whose next configuration is known to fail: so does this one.
-        elif seg < 2:
+        elif seg < 2:  # this list is done: the next one
             seg += 1
-            i = nxt[heads[seg]]
+            i = entries.first(seg)
             continue
-        while True:  # backtrack; a frame of list 0 was a forced move, so its parent failed too
-            if not stack:
-                return _give_up(False, ops, best, states, hi_of, pushes)
-            i, seg, sid, r = stack.pop()
-            if len(stack) < agree:
-                agree = len(stack)
-            if seg == 2:
-                unknown ^= bit[i]
-            else:
-                known ^= bit[i]
-            lin[i] = 0
-            nxt[prv[i]] = prv[nxt[i]] = i
+        # Backtrack; a frame of list 0 was a forced move, so its parent failed too.
+        while True:
+            if not path.stack:
+                return path.give_up(False, memo.states)
+            i, seg = path.pop()
+            entries.unlift(i)
             if seg:
                 break
-        hi = hi_of[r]
         i = nxt[i]
-    order = [ops[f[0]].id for f in stack]
-    return PartitionResult(True, order, longest=order, state=states[sid], explored=pushes)
+    order = [ops[f[0]].id for f in path.stack]
+    return PartitionResult(True, order, longest=order, state=memo.states[path.sid], explored=path.pushes)
 
 
-def _enables(
-    blocking: int, before: int, after: int, trans: list[dict[int, int]], transition: Callable
-) -> bool:
+class _Entries:
+    """The ops not yet linearized, as three doubly linked lists over op indexes (= call
+    order): 0 read-only with a known outcome, 1 other known outcomes, 2 unknown outcomes.
+    Lifting an op out and putting it back are O(1), and a walk visits only what is left."""
+
+    __slots__ = ("nxt", "prv", "heads")
+
+    def __init__(self, seg_of: list[int]) -> None:
+        n = len(seg_of)
+        self.heads = [n, n + 2, n + 4]  # sentinels; each tail is its head + 1
+        self.nxt, self.prv = [0] * (n + 6), [0] * (n + 6)
+        nxt, prv = self.nxt, self.prv
+        last = list(self.heads)  # the last op linked into each list so far
+        for i, seg in enumerate(seg_of):
+            at = last[seg]
+            nxt[at], prv[i], last[seg] = i, at, i
+        for seg, at in enumerate(last):
+            tail = self.heads[seg] + 1
+            nxt[at], prv[tail] = tail, at
+
+    def first(self, seg: int) -> int:
+        """The first op of list ``seg`` (past the last op, its tail: an index >= n)."""
+        return self.nxt[self.heads[seg]]
+
+    def lift(self, i: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        nxt[prv[i]], prv[nxt[i]] = nxt[i], prv[i]
+
+    def unlift(self, i: int) -> None:
+        """Put ``i`` back where it was (its own links still say where)."""
+        self.nxt[self.prv[i]] = self.prv[self.nxt[i]] = i
+
+
+class _Memo:
+    """States interned as small ints, every (op, state) transition computed once, and the
+    configurations seen per state: with no unknown-outcome ops, a set of bitsets; else
+    known-op bitset -> the unknown-op bitsets seen with it (see ``_fresh``)."""
+
+    def __init__(self, model: Model, ops: list[Operation], plain: bool) -> None:
+        self.ops, self.plain = ops, plain
+        self.states: list[Hashable] = [model.init()]
+        self.state_id: dict[Hashable, int] = {self.states[0]: 0}
+        self.trans: list[dict[int, int]] = [{} for _ in ops]
+        # A model may compile each op into a step closure (values decoded once): ``step_fn``.
+        self.compile = model.step_fn
+        self.steps: list = [None] * len(ops)  # compiled on first use: many ops are stepped once or never
+        self.seen: list = [{0} if plain else {0: [0]}]
+        self.bit = [1 << i for i in range(len(ops))]
+
+    def next_state(self, i: int, sid: int) -> int:
+        """The state id after op ``i`` in state ``sid``; -1 when the model refuses it there."""
+        cached = self.trans[i].get(sid)
+        if cached is not None:
+            return cached
+        fn = self.steps[i]
+        if fn is None:
+            fn = self.steps[i] = self.compile(self.ops[i])
+        ok, after = fn(self.states[sid])
+        found = -1
+        if ok:
+            found = self.state_id.get(after)
+            if found is None:
+                found = self.state_id[after] = len(self.states)
+                self.states.append(after)
+                self.seen.append(set() if self.plain else {})
+        self.trans[i][sid] = found
+        return found
+
+    def fresh(self, sid: int, known: int, unknown: int, i: int, is_unknown: bool) -> bool:
+        """Record the configuration reached by adding op ``i`` (state ``sid``); False if it
+        (or, with unknown-outcome ops, one that dominates it) was seen before."""
+        memo, bit = self.seen[sid], self.bit[i]
+        if self.plain:
+            after = known | bit
+            if after in memo:
+                return False
+            memo.add(after)
+            return True
+        if is_unknown:
+            return _fresh(memo, known, unknown | bit)
+        return _fresh(memo, known | bit, unknown)
+
+
+class _Path:
+    """The current linearization (a stack of frames) with what it implies: the bitsets of
+    linearized ops, the state id, the earliest-returning op left (``r``, an index into the
+    ops by return) and the window of ops that may go next (``hi``); and the deepest path so
+    far, for the report. ``agree`` is how much of that deepest path the stack still shares,
+    so recording a new depth copies only what changed (O(1) per push on a straight run)."""
+
+    def __init__(self, ops: list[Operation]) -> None:
+        n = len(ops)
+        self.ops = ops
+        calls = [op.call for op in ops]
+        known = (i for i in range(n) if ops[i].ret is not None)
+        self.ret_order = sorted(known, key=lambda i: (ops[i].ret, i))
+        self.n_known = len(self.ret_order)
+        # hi_of[r]: while ret_order[r] is the earliest-returning op left, ops [0, hi_of[r]) may go next.
+        self.hi_of = [bisect_right(calls, ops[j].ret) for j in self.ret_order] + [n]
+        self.bit = [1 << i for i in range(n)]
+        self.lin = bytearray(n)
+        self.known = self.unknown = self.sid = self.r = 0
+        self.hi = self.hi_of[0]
+        self.stack: list[tuple[int, int, int, int]] = []  # (op, its list, state id before, r before)
+        self.best: tuple[list[int], int, int, int] = ([], 0, 0, 0)  # (path, state id, bitset, r)
+        self.agree = 0
+        self.pushes = 0
+
+    def blocking(self) -> int:
+        """The earliest-returning op not yet linearized."""
+        return self.ret_order[self.r]
+
+    def push(self, i: int, seg: int, sid: int) -> bool:
+        """Linearize op ``i`` (of list ``seg``), reaching state ``sid``; True when every
+        known-outcome op is now linearized."""
+        self.stack.append((i, seg, self.sid, self.r))
+        self.sid, self.lin[i] = sid, 1
+        if seg == 2:
+            self.unknown |= self.bit[i]
+        else:
+            self.known |= self.bit[i]
+        if i == self.ret_order[self.r]:
+            r, lin, ret_order = self.r + 1, self.lin, self.ret_order
+            while r < self.n_known and lin[ret_order[r]]:
+                r += 1
+            self.r = r
+            if r == self.n_known:
+                return True
+            self.hi = self.hi_of[r]
+        if len(self.stack) > len(self.best[0]):
+            self._deepest(i)
+        self.pushes += 1
+        return False
+
+    def _deepest(self, i: int) -> None:
+        """The stack (its top: ``i``) is the deepest path so far: record it."""
+        path, depth = self.best[0], len(self.stack)
+        if self.agree == depth - 1 == len(path):  # one step further on the same path
+            path.append(i)
+        else:
+            del path[self.agree :]
+            path.extend(f[0] for f in self.stack[self.agree :])
+        self.agree = depth
+        self.best = (path, self.sid, self.known | self.unknown, self.r)
+
+    def pop(self) -> tuple[int, int]:
+        """Undo the last push; (op, its list)."""
+        i, seg, self.sid, self.r = self.stack.pop()
+        self.agree = min(self.agree, len(self.stack))
+        if seg == 2:
+            self.unknown ^= self.bit[i]
+        else:
+            self.known ^= self.bit[i]
+        self.lin[i] = 0
+        self.hi = self.hi_of[self.r]
+        return i, seg
+
+    def give_up(self, verdict: bool | str, states: list[Hashable]) -> PartitionResult:
+        """The deepest configuration reached, with the ops that could have gone next there."""
+        path, sid, linearized, r = self.best
+        ops = self.ops
+        candidates = [op for i, op in enumerate(ops[: self.hi_of[r]]) if not linearized >> i & 1]
+        return PartitionResult(verdict, None, [ops[i].id for i in path], states[sid], candidates, self.pushes)
+
+
+def _enables(blocking: int, before: int, after: int, next_state: Callable[[int, int], int]) -> bool:
     """Does moving from state ``before`` to ``after`` let the ``blocking`` op go when it could not?"""
     if before == after:
         return False
-    for sid in (before, after):
-        ok = trans[blocking].get(sid)
-        if ok is None:
-            ok = trans[blocking][sid] = transition(blocking, sid)
-        if (ok >= 0) != (sid == after):
-            return False
-    return True
+    return next_state(blocking, before) < 0 and next_state(blocking, after) >= 0
 
 
 def _fresh(memo: dict[int, list[int]], known: int, unknown: int) -> bool:
@@ -290,17 +366,3 @@ def _previous_identical(ops: list[Operation], seg_of: list[int]) -> list[int]:
             prev[i] = last.get(key, -1)
             last[key] = i
     return prev
-
-
-def _give_up(
-    verdict: bool | str,
-    ops: list[Operation],
-    best: tuple[list[int], int, int, int],
-    states: list[Hashable],
-    hi_of: list[int],
-    explored: int,
-) -> PartitionResult:
-    """The deepest configuration reached, with the ops that could have gone next there."""
-    path, sid, linearized, r = best
-    candidates = [op for i, op in enumerate(ops[: hi_of[r]]) if not linearized >> i & 1]
-    return PartitionResult(verdict, None, [ops[i].id for i in path], states[sid], candidates, explored)

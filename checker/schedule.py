@@ -58,9 +58,8 @@ def run(
     base = memory.resident()
     searches: dict[int, Generator[int, None, PartitionResult]] = {}
     done_first = _parallel_first_pass(model, parts, deadline, use_inference, workers)
+    timed_out = False
     for index, part in enumerate(parts):
-        if deadline is not None and time.perf_counter() > deadline:
-            return _abandon(out, searches | {i: None for i in range(index, len(parts))}, "time")
         if index in done_first:
             how, result, witness = done_first[index]
             if how == "inference" and result.valid is False:
@@ -72,6 +71,10 @@ def run(
             if _record(out, index, how, result, witness):
                 return _abandon(out, searches, None)
             continue
+        if timed_out or (deadline is not None and time.perf_counter() > deadline):
+            timed_out = True  # what the first pass decided still counts; the rest is undecided
+            out.undecided[index] = "time"
+            continue
         inferred: Inferred | None = infer(model, part) if use_inference else None
         if inferred is not None and inferred.result.valid is False:
             inferred = _confirm(model, inferred, deadline)
@@ -80,6 +83,8 @@ def run(
                 return _abandon(out, searches, None)
             continue
         searches[index] = partition_search(model, part)
+    if timed_out:
+        return _abandon(out, searches, "time")
     sizes = dict.fromkeys(searches, 0)  # memo entries per open search, as last reported
     while searches:
         for index in list(searches):

@@ -167,16 +167,30 @@ def check_ops(ops: Sequence[Op], lines: Sequence[int], path: str) -> None:
     invoke / completion with matching ``f``. The nemesis is exempt: Jepsen logs its
     events as lone ``info`` records or overlapping pairs. An invocation still open at the
     end is allowed (it is the same as ``info``)."""
-    in_flight: dict[int | str, tuple[str, int]] = {}
-    previous = -1
+    check = Validator(path).check
     for op, line in zip(ops, lines, strict=True):
-        if op.index <= previous:
+        check(op, line)
+
+
+class Validator:
+    """``check_ops`` one record at a time, for readers that stream: it keeps only the
+    operations in flight, never the history."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.in_flight: dict[int | str, tuple[str, int]] = {}
+        self.previous = -1
+
+    def check(self, op: Op, line: int) -> None:
+        """Raise HistoryError if ``op`` (at ``line``) cannot follow the records before it."""
+        path, in_flight = self.path, self.in_flight
+        if op.index <= self.previous:
             raise HistoryError(
-                path, line, f"index {op.index} is not greater than the previous index {previous}"
+                path, line, f"index {op.index} is not greater than the previous index {self.previous}"
             )
-        previous = op.index
+        self.previous = op.index
         if op.process == NEMESIS:
-            continue
+            return
         if op.type == "invoke":
             if op.process in in_flight:
                 f, at = in_flight[op.process]
@@ -187,7 +201,7 @@ def check_ops(ops: Sequence[Op], lines: Sequence[int], path: str) -> None:
                     f"invoked at line {at} is in flight",
                 )
             in_flight[op.process] = (op.f, line)
-            continue
+            return
         invocation = in_flight.pop(op.process, None)
         if invocation is None:
             raise HistoryError(

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import gc
 import json
-from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from histories.format import TYPES, HistoryError, Op, check_ops, is_metadata
+from histories.format import TYPES, HistoryError, Op, Validator, is_metadata
 from histories.textio import iter_lines
 
 REQUIRED = ("index", "type", "process", "f", "value", "time")
@@ -72,49 +71,55 @@ _BATCH = 4096  # lines parsed by one json.loads: faster, and the keys of their v
 
 
 def _parse_lines(lines: Iterable[str], path: str, allow_truncated_tail: bool) -> tuple[list[Op], list[str]]:
-    ops: list[Op] = []
-    numbers = array("q")  # line of each op, for error messages: 8 bytes each, not 36
     warnings: list[str] = []
+    ops = list(iter_jsonl_ops(lines, path, allow_truncated_tail, warnings))
+    return ops, warnings
+
+
+def iter_jsonl_ops(
+    lines: Iterable[str], path: str, allow_truncated_tail: bool = False, warnings: list[str] | None = None
+) -> Iterator[Op]:
+    """The ops of jsonl lines one at a time, each checked (``histories.format.Validator``) as it
+    comes: a consumer that keeps only what it needs (``checker.prepare.operations``) never
+    holds the whole history. What was skipped goes to ``warnings``."""
+    warnings = [] if warnings is None else warnings
     names: dict[str, str] = {}  # one string object per distinct f: a million records share a few
     share = _Sharer().share
+    check = Validator(path).check
     batch: list[str] = []
-    skipped_meta = False
     at: list[int] = []
-
-    def flush() -> bool:
-        """Parse the batch; False once a skipped truncated tail ends the file."""
-        nonlocal skipped_meta
-        done = True
+    skipped_meta = False
+    count = 0
+    ended = False
+    numbered = enumerate(lines, 1)
+    while not ended:
+        for number, line in numbered:
+            if not line.strip():
+                continue
+            batch.append(line)
+            at.append(number)
+            if len(batch) == _BATCH:
+                break
+        else:
+            ended = True
         for number, record in _records(batch, at, path, allow_truncated_tail, warnings):
             if record is _TRUNCATED:
-                done = False
+                ended = True
                 break
-            if not ops and not skipped_meta and is_metadata(record):
+            if not count and not skipped_meta and is_metadata(record):
                 skipped_meta = True  # the metadata record: first if anywhere, never an operation
                 continue
             op = _op(record, path, number)
             op.type = _TYPES[op.type]
             op.f = names.setdefault(op.f, op.f)
             share(op)
-            ops.append(op)
-            numbers.append(number)
+            check(op, number)
+            count += 1
+            yield op
         batch.clear()
         at.clear()
-        return done
-
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        batch.append(line)
-        at.append(number)
-        if len(batch) == _BATCH and not flush():
-            break
-    else:
-        flush()
-    if not ops:
+    if not count:
         raise HistoryError(path, None, "no operations" + (" (only a truncated line)" if warnings else ""))
-    check_ops(ops, numbers, path)
-    return ops, warnings
 
 
 _TRUNCATED = object()
@@ -131,10 +136,12 @@ class _Sharer:
     later, so sharing them is safe."""
 
     LIMIT = 4096
+    ANSWERS = 1 << 16  # distinct small completion values kept (statuses, counts, short lists)
 
     def __init__(self) -> None:
         self.invoked: dict[Any, Any] = {}  # process -> value of its open invocation
         self.fields: dict[Any, dict[str, str]] = {}
+        self.answers: dict[Any, Any] = {}  # _key(value) -> the one object for that answer
 
     def share(self, op: Op) -> None:
         value = op.value
@@ -143,6 +150,14 @@ class _Sharer:
             if value == before and _same(value, before):  # == first: fast in C, mostly False
                 op.value = before
                 return
+            key = _key(value)
+            if key is not None:
+                found = self.answers.get(key)
+                if found is not None:  # the same answer as an earlier completion's
+                    op.value = found
+                    return
+                if len(self.answers) < self.ANSWERS:
+                    self.answers[key] = value
         kind = type(value)
         if kind is dict:
             items: Iterable[tuple[Any, Any]] = value.items()
@@ -163,6 +178,43 @@ class _Sharer:
                     fields[field] = _OFF
         if op.type == "invoke":
             self.invoked[op.process] = value
+
+
+_SCALARS = (str, int, bool, type(None))  # no floats: 0.0 == -0.0, and sharing must be exact
+_SMALL = 8  # items in a value worth sharing: answers repeat when they are short
+_SHORT = 64  # characters of a string worth sharing (long ones are written values, unique)
+
+
+def _key(value: Any) -> Any:
+    """A hashable key that equals another's only for an identical JSON value (types
+    included, so ``1`` and ``true`` differ), for small values of one level of dicts and
+    lists of scalars; None for anything else (not worth a table entry)."""
+    kind = type(value)
+    if kind is dict:
+        if len(value) > _SMALL:
+            return None
+        items = []
+        for k, v in value.items():
+            inner = type(v)
+            if inner is list:
+                if len(v) > _SMALL or not all(map(_scalar, v)):
+                    return None
+                items.append((k, list, tuple((type(x), x) for x in v)))
+            elif _scalar(v):
+                items.append((k, inner, v))
+            else:
+                return None
+        return dict, tuple(items)
+    if kind is list:
+        if len(value) > _SMALL or not all(map(_scalar, value)):
+            return None
+        return list, tuple((type(x), x) for x in value)
+    return None
+
+
+def _scalar(x: Any) -> bool:
+    kind = type(x)
+    return kind in _SCALARS and (kind is not str or len(x) <= _SHORT)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -208,6 +260,29 @@ def _records(
 
 
 def _op(record: Any, path: str, line: int) -> Op:
+    """The record as an Op; HistoryError naming the field that is wrong. The common case
+    (a record with the six fields, all well typed) is one test."""
+    if type(record) is dict and len(record) == len(REQUIRED):
+        try:
+            index, type_, process = record["index"], _TYPES[record["type"]], record["process"]
+            f, time, value = record["f"], record["time"], record["value"]
+        except (KeyError, TypeError):
+            pass  # a field missing, or an unhashable type: the checks below say which
+        else:
+            if (
+                type(index) is int
+                and index >= 0
+                and (type(process) is int or type(process) is str)
+                and type(f) is str
+                and f
+                and type(time) is int
+                and time >= 0
+            ):
+                return Op(index, type_, process, f, value, time)
+    return _checked_op(record, path, line)
+
+
+def _checked_op(record: Any, path: str, line: int) -> Op:
     if type(record) is not dict:
         raise HistoryError(path, line, f"expected a JSON object, found {type(record).__name__}")
     keys = record.keys()

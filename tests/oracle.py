@@ -1,6 +1,6 @@
 """A brute-force linearizability oracle that shares nothing with the checker.
 
-It is written from the specification alone: what a history means (``histories/op.py``:
+It is written from the specification alone: what a history means (``histories/format.py``:
 Jepsen's pairing rules and the canonical values) and what each object does (a register,
 a register with compare-and-set, Porcupine's key-value store, raftchat's chat service as
 ``raftchat/chat.py`` defines it). It pairs records itself and steps its own models, so a

@@ -3,7 +3,7 @@
 The harness owns time, processes and the history; a workload only says which operation
 a worker does next, how to perform it with a raftchat client (other systems' clients, in
 ``systems``, perform the same operations their own way), and what to read at the end.
-Values are in the canonical forms of ``histories/op.py`` so that the checker's models read
+Values are in the canonical forms of ``histories/format.py`` so that the checker's models read
 them without translation.
 """
 

@@ -34,6 +34,7 @@ messages in the same order always get the same id), and a state is the sorted tu
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Hashable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -69,7 +70,11 @@ class ChatModel(Model):
     }
 
     def __init__(self, initial: Any = None) -> None:
-        self._boxes: list[tuple[tuple[str, str], ...]] = [()]  # inbox id -> messages
+        # Inboxes as a tree of appends: inbox id -> (inbox before the last message, its
+        # sender, its text), with the length beside. One small tuple per distinct append,
+        # where a tuple of all the messages per inbox version grew with the square of its length.
+        self._boxes: list[tuple[int, str, str]] = [(-1, "", "")]
+        self._lengths = array("l", [0])
         self._box_ids: dict[tuple[int, str, str], int] = {}  # (inbox id, sender, text) -> id
         self._initial: State = ()
         for user, messages in dict(initial or {}).items():  # {user: [[sender, text], ...]}
@@ -121,56 +126,62 @@ class ChatModel(Model):
         return list(groups.values())
 
     def apply(self, state: State, f: str, args: dict[str, Any]) -> tuple[str | None, Any, State]:
-        """(status, value, next state) of ``f`` in ``state``; status None for an unknown op."""
-        users = {user: (box, password) for user, box, password in state}
-        acting = args.get(ACTING.get(f, ""))
-        if acting in users and users[acting][1] != args.get("password"):
-            return "bad_password", None, state
-        if f == "create_account":
-            user = args["user"]
-            if user == "":
-                return "invalid_username", None, state
-            if len(user) > MAX_USERNAME:
-                return "username_too_long", None, state
-            if user in users:
-                return "user_exists", None, state
-            return "ok", None, _put(state, user, 0, args.get("password"))
-        if f == "check_account":
-            if len(args["user"]) > MAX_USERNAME:
-                return "username_too_long", None, state
-            return "ok", args["user"] in users, state
-        if f == "list_accounts":
-            pattern = args["pattern"]
-            return "ok", tuple(sorted(u for u in users if fnmatchcase(u, pattern))), state
-        if f == "delete_account":
-            user = args["user"]
-            if len(user) > MAX_USERNAME:
-                return "username_too_long", None, state
-            if user not in users:
-                return "no_such_user", None, state
-            return "ok", None, tuple(pair for pair in state if pair[0] != user)
+        """(status, value, next state) of ``f`` in ``state``; status None for an unknown op.
+
+        A state holds a few users: each is found by a scan of the tuple, with no dict built
+        per step (the search steps every operation at least once)."""
+        acting = ACTING.get(f)
+        if acting is not None:
+            row = _row(state, args.get(acting))
+            if row is not None and row[2] != args.get("password"):
+                return "bad_password", None, state
         if f == "send_message":
             sender, to, text = args["sender"], args["to"], args["text"]
             if len(sender) > MAX_USERNAME or len(to) > MAX_USERNAME:
                 return "username_too_long", None, state
             if len(text) > MAX_MESSAGE:
                 return "message_too_long", None, state
-            if sender not in users or to not in users:
+            target = _row(state, to)
+            if target is None or _row(state, sender) is None:
                 return "no_such_user", None, state
-            box = self._append(users[to][0], sender, text)
-            return "ok", len(self._boxes[box]), _put(state, to, box, users[to][1])
+            box = self._append(target[1], sender, text)
+            return "ok", self._lengths[box], _put(state, to, box, target[2])
         if f == "fetch_messages":
             user, start = args["user"], args["from_index"]
             if len(user) > MAX_USERNAME:
                 return "username_too_long", None, state
-            if user not in users:
+            row = _row(state, user)
+            if row is None:
                 return "no_such_user", None, state
             if start < 1:
                 return "bad_index", None, state
-            messages = self._boxes[users[user][0]]
-            if start > len(messages):
+            length = self._lengths[row[1]]
+            if start > length:
                 return "index_past_end", (), state
-            return "ok", messages[start - 1 :], state
+            return "ok", self.messages(row[1], length - start + 1), state
+        if f == "create_account":
+            user = args["user"]
+            if user == "":
+                return "invalid_username", None, state
+            if len(user) > MAX_USERNAME:
+                return "username_too_long", None, state
+            if _row(state, user) is not None:
+                return "user_exists", None, state
+            return "ok", None, _put(state, user, 0, args.get("password"))
+        if f == "check_account":
+            if len(args["user"]) > MAX_USERNAME:
+                return "username_too_long", None, state
+            return "ok", _row(state, args["user"]) is not None, state
+        if f == "list_accounts":
+            pattern = args["pattern"]
+            return "ok", tuple(u for u, _, _ in state if fnmatchcase(u, pattern)), state  # state is sorted
+        if f == "delete_account":
+            user = args["user"]
+            if len(user) > MAX_USERNAME:
+                return "username_too_long", None, state
+            if _row(state, user) is None:
+                return "no_such_user", None, state
+            return "ok", None, tuple(row for row in state if row[0] != user)
         return None, None, state
 
     def describe_op(self, op: Operation) -> str:
@@ -186,7 +197,7 @@ class ChatModel(Model):
             return "no accounts"
         parts = []
         for user, box, _password in state:
-            messages = self._boxes[box]
+            messages = self.messages(box)
             shown = "; ".join(f"{s}: {_clip(t)}" for s, t in messages[-3:])
             more = "..., " if len(messages) > 3 else ""
             parts.append(f"{user} [{len(messages)} msgs{': ' + more + shown if messages else ''}]")
@@ -198,13 +209,33 @@ class ChatModel(Model):
             return f"no operation {op.f!r} in chat"
         return _answer(status, value)
 
+    def messages(self, box: int, last: int | None = None) -> tuple[tuple[str, str], ...]:
+        """The messages of inbox ``box`` (only its ``last`` ones when given), oldest first."""
+        boxes = self._boxes
+        count = self._lengths[box] if last is None else last
+        out = []
+        for _ in range(count):
+            box, sender, text = boxes[box]
+            out.append((sender, text))
+        out.reverse()
+        return tuple(out)
+
     def _append(self, box: int, sender: str, text: str) -> int:
         key = (box, sender, text)
         found = self._box_ids.get(key)
         if found is None:
             found = self._box_ids[key] = len(self._boxes)
-            self._boxes.append(self._boxes[box] + ((sender, text),))
+            self._boxes.append(key)
+            self._lengths.append(self._lengths[box] + 1)
         return found
+
+
+def _row(state: State, user: Any) -> tuple[str, int, Any] | None:
+    """``user``'s (user, inbox id, password), or None when the account does not exist."""
+    for row in state:
+        if row[0] == user:
+            return row
+    return None
 
 
 def _put(state: State, user: str, box: int, password: Any) -> State:

@@ -64,7 +64,14 @@ class KVModel(Model):
     def partition(self, ops: list[Operation]) -> list[list[Operation]]:
         by_key: dict[Any, list[Operation]] = {}
         for op in ops:
-            by_key.setdefault(freeze(op_key(op)), []).append(op)
+            value = op.input
+            # The common case first (a string key in the invoke), with no calls.
+            key = value[0] if type(value) is list and value and type(value[0]) is str else freeze(op_key(op))
+            found = by_key.get(key)
+            if found is None:
+                by_key[key] = [op]
+            else:
+                found.append(op)
         return list(by_key.values())
 
     def describe_op(self, op: Operation) -> str:

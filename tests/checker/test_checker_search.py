@@ -158,3 +158,27 @@ def test_workers_stop_at_a_hard_partition_and_the_turns_decide_the_rest(
     ops = operations(_records(hard_kv_key("hard") + stale_kv_key("easy") + valid_kv_key("ok")))
     result = check_operations(ops, "kv", timeout=60, workers=2)
     assert result.valid is False and result.failure is not None and result.failure.partition == 1
+
+
+def test_what_the_first_pass_decided_stays_decided_when_time_runs_out_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from checker import schedule
+
+    first_pass = schedule._parallel_first_pass
+
+    def then_time_runs_out(model, parts, deadline, use_inference, workers):  # type: ignore[no-untyped-def]
+        found = first_pass(model, parts, deadline, use_inference, workers)
+        while time.perf_counter() <= deadline:  # the time limit is reached right after the pass
+            time.sleep(0.01)
+        return found
+
+    monkeypatch.setattr(schedule, "PARALLEL_MIN_OPS", 0)
+    monkeypatch.setattr(schedule, "_FIRST_PASS_BUDGET", 0.05)
+    monkeypatch.setattr(schedule, "_parallel_first_pass", then_time_runs_out)
+    ops = operations(_records(valid_kv_key("a") + hard_kv_key("hard") + valid_kv_key("b")))
+    result = check_operations(ops, "kv", timeout=3, workers=2)
+    assert result.valid == "unknown" and result.undecided == [1]
+    assert result.linearizations[0] is not None and result.linearizations[2] is not None
