@@ -120,14 +120,14 @@ def run_selftest(
         report = BugReport(bug, plan)
         for i in range(runs):
             for with_bug in (True, False):
-                overrides = {
+                trial_plan = {
                     **plan,
                     "name": f"selftest-{bug}" if with_bug else f"selftest-{bug}-correct",
                     "bug": bug if with_bug else None,
                     "seed": seed + i,
                 }
                 started = time.monotonic()
-                outcome = run_plan(None, overrides, store_root, progress=False)
+                outcome = run_plan(None, trial_plan, store_root, progress=False)
                 trial = Trial(
                     bug if with_bug else None,
                     seed + i,

@@ -189,3 +189,29 @@ def test_bugs_clients_do_not_see_are_caught_by_the_node_checks(tmp_path):
             f"the correct build was judged wrong next to {report.bug}:\n{printed}"
         )
         assert report.median_first_anomaly is not None
+
+
+def test_each_bug_runs_under_its_own_plan(tmp_path, monkeypatch):
+    """The plan of one bug must not leak into the next one's (it once did, through a reused name)."""
+    import types
+
+    from harness import selftest
+
+    seen: list[dict] = []
+
+    def record(_plan_file, plan, _store, progress=False):
+        seen.append(dict(plan))
+        return types.SimpleNamespace(valid=True, exit_code=0, run_dir=tmp_path, results={})
+
+    monkeypatch.setattr(selftest, "run_plan", record)
+    bugs = ["forget-vote", "stale-read"]
+    run_selftest(bugs, runs=1, time_limit=5, store_root=tmp_path, progress=False, overrides={"nodes": 3})
+    for plan in seen:
+        expected = {
+            **selftest.COMMON,
+            **BUG_PLANS[plan["name"].removeprefix("selftest-").removesuffix("-correct")],
+        }
+        for key in ("workload", "nemesis"):
+            assert plan.get(key) == expected.get(key), (plan["name"], key, plan)
+        assert plan["nodes"] == 3 and plan["time_limit"] == 5
+    assert [p["bug"] for p in seen] == ["forget-vote", None, "stale-read", None]
