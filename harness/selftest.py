@@ -112,14 +112,16 @@ def run_selftest(
     seed: int = 1,
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    controls: bool = True,
 ) -> list[BugReport]:
-    """Run each bug's plan (with ``overrides`` on top) ``runs`` times with the bug and without."""
+    """Run each bug's plan (with ``overrides`` on top) ``runs`` times with the bug and, unless
+    ``controls`` is off (a caller that shows the correct build elsewhere), without."""
     reports = []
     for bug in bugs:
         plan = {**COMMON, **BUG_PLANS[bug], **(overrides or {}), "time_limit": time_limit}
         report = BugReport(bug, plan)
         for i in range(runs):
-            for with_bug in (True, False):
+            for with_bug in (True, False) if controls else (True,):
                 trial_plan = {
                     **plan,
                     "name": f"selftest-{bug}" if with_bug else f"selftest-{bug}-correct",

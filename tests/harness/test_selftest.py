@@ -177,17 +177,14 @@ def test_bugs_clients_do_not_see_are_caught_by_the_node_checks(tmp_path):
     """Bugs that strike after a snapshot restore: the node checks catch them, each by its own verdict."""
     bugs = list(NODE_CHECK_BUGS)
     small = {"nodes": 3, "concurrency": 6}  # the restore happens just as well on 3 nodes, sooner
-    reports = run_selftest(
-        bugs, runs=1, time_limit=10, store_root=tmp_path / "store", progress=False, overrides=small
-    )
+    # The correct build under the same faults and compaction is judged valid by
+    # test_node_checks.py::test_frequent_compaction_under_kill_and_partition_is_valid_with_snapshot_counts.
+    reports = run_selftest(bugs, 1, 10, tmp_path / "store", progress=False, overrides=small, controls=False)
     printed = table(reports, 1)
     for report in reports:
         assert report.detected == 1, f"{report.bug} went unnoticed:\n{printed}"
         results = json.loads((Path(report.with_bug[0].run_dir) / "results.json").read_text())
         assert results["checks"][NODE_CHECK_BUGS[report.bug]] is False, results["checks"]
-        assert report.false_alarms == 0, (
-            f"the correct build was judged wrong next to {report.bug}:\n{printed}"
-        )
         assert report.median_first_anomaly is not None
 
 
