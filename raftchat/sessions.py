@@ -124,7 +124,7 @@ class Replica:
         self.chain: bytes | None = GENESIS
         self.checkpoints: deque[tuple[int, bytes]] = deque(maxlen=CHECKPOINTS_KEPT)
         self._restored = False  # for the planted bugs that strike right after a restore
-        self._changes = 0  # bumped by every apply and restore: the digest cache's key
+        self._changes = 0  # bumped by each apply that changes state, and each restore: the digest's key
         self._digest: tuple[int, str] | None = None
 
     def apply_entry(self, index: int, term: int, data: bytes) -> Applied | None:
@@ -150,9 +150,15 @@ class Replica:
         """A hash of the machine state and the sessions, equal on replicas in the same state.
 
         Both parts are canonical bytes (sorted keys; sessions in their eviction order, which
-        apply order alone decides), so dict iteration order never enters it.
+        apply order alone decides), so dict iteration order never enters it. It costs a pass over
+        the whole state, so it is kept until the next apply or restore: the recovery wait asks a
+        quiet node again and again, and a node with a large state must answer each time well
+        within a poll.
         """
-        return hashlib.sha256(msgpack.packb([self.machine.snapshot(), self._session_rows()])).hexdigest()
+        if self._digest is None or self._digest[0] != self._changes:
+            state = msgpack.packb([self.machine.snapshot(), self._session_rows()])
+            self._digest = (self._changes, hashlib.sha256(state).hexdigest())
+        return self._digest[1]
 
     def chain_status(self, since: int = -1) -> dict[str, Any]:
         """The chain head at the applied index and the checkpoints after ``since``."""
@@ -163,9 +169,9 @@ class Replica:
 
     def apply(self, data: bytes) -> Applied | None:
         """Apply one committed log entry; ``None`` for a leader's no-op entry."""
-        self._changes += 1
         if not data:
-            return None
+            return None  # a no-op changes no state: the kept digest stays right
+        self._changes += 1
         try:
             cmd = decode_command(data)
         except CommandError as exc:

@@ -266,3 +266,19 @@ def test_the_digest_is_kept_until_the_state_changes():
     again = replica.digest()
     replica.restore(_replay(entries[:50]).snapshot())
     assert replica.digest() == first != again  # so does a restore
+
+
+def test_a_no_op_entry_keeps_the_digest_and_digests_wait_for_agreeing_heads():
+    from harness.monitor import _heads_agree
+
+    replica = _replay(_entries(20))
+    first = replica.digest()
+    calls = []
+    snapshot = replica.machine.snapshot
+    replica.machine.snapshot = lambda: calls.append(1) or snapshot()
+    replica.apply_entry(21, 2, b"")  # a new leader's no-op
+    assert replica.digest() == first and not calls  # kept: no pass over the state
+    head = {"applied": 21, "chain": {"head": "ab"}}
+    assert _heads_agree({"n1": head, "n2": dict(head), "n3": None})  # a paused node does not hold it up
+    assert not _heads_agree({"n1": head, "n2": {"applied": 20, "chain": {"head": "aa"}}})
+    assert not _heads_agree({"n1": None, "n2": None})
