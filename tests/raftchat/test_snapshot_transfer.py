@@ -125,6 +125,17 @@ def _make_leader(cluster: LocalCluster, node: str) -> list[str]:
         leader = wait_until("a leader", cluster.leader, timeout=20)
         if leader == node:
             return paused
+        # An election can only go to ``node`` once its log is as long as the others': wait for
+        # it to catch up with the leader (a 20 MiB install and its fsync take a while here).
+        wait_until(
+            f"{node} caught up",
+            lambda lead=leader: (
+                (mine := cluster.status(node)) is not None
+                and (theirs := cluster.status(lead)) is not None
+                and mine["last_index"] >= theirs["commit"]
+            ),
+            30,
+        )
         for other in paused:
             cluster.signal(other, signal.SIGCONT)
         cluster.signal(leader, signal.SIGSTOP)
