@@ -124,16 +124,21 @@ def _peer_inputs(cluster_id: str) -> st.SearchStrategy[bytes]:
 
 
 def _throw(address: tuple[str, int], data: bytes) -> None:
-    """Send ``data``, then read whatever comes back until the node hangs up or goes quiet."""
+    """Send ``data`` on a new connection (see ``_send_and_drain``)."""
     with socket.create_connection(address, timeout=5) as sock:
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-            sock.settimeout(2)
-            while sock.recv(65536):
-                pass
-        except (TimeoutError, ConnectionResetError, BrokenPipeError):
+        _send_and_drain(sock, data)
+
+
+def _send_and_drain(sock: socket.socket, data: bytes) -> None:
+    """Send ``data``, then read whatever comes back until the node hangs up or goes quiet."""
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(2)
+        while sock.recv(65536):
             pass
+    except (TimeoutError, ConnectionResetError, BrokenPipeError):
+        pass
 
 
 def _all_answer(cluster: LocalCluster) -> None:
@@ -192,14 +197,7 @@ def _as_member(cluster: LocalCluster, data: bytes) -> None:
         challenge = msgpack.unpackb(recv_frame_sync(sock))
         proof = auth.proof(secret, "dialer", cluster.config.cluster_id, "n2", "n1", nd, challenge["nonce"])
         sock.sendall(frame(pack({"proof": proof})))
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-            sock.settimeout(2)
-            while sock.recv(65536):
-                pass
-        except (TimeoutError, ConnectionResetError, BrokenPipeError):
-            pass
+        _send_and_drain(sock, data)
 
 
 # Raft messages of every kind with fields of any type; a member's garbage must not reach the core.
