@@ -70,6 +70,10 @@ def infer(model: Model, ops: list[Operation]) -> Inferred | None:
         if model.initial != "":
             return None
         return _attempt(model, ops, _kv_clusters)
+    if model.name == "chat":
+        from checker.infer_chat import infer_chat  # it builds on this module's pieces
+
+        return infer_chat(model, ops)
     return None
 
 
@@ -294,7 +298,7 @@ def _decide(
     """Order the clusters (each must keep its inner order in real time), or find why not."""
     for cluster in clusters:
         inner = cluster.ops()
-        late, early = _real_time_conflict(inner)
+        late, early = real_time_conflict(inner)
         if late is not None:
             levels = {op.id: lv for lv, op in cluster.members}
             upto = max(levels.get(late.id, 0), levels.get(early.id, 0))
@@ -511,7 +515,7 @@ def _defining_ops(cluster: _Cluster) -> list[Operation]:
 # -- shared ---------------------------------------------------------------------------------
 
 
-def _real_time_conflict(order: list[Operation]) -> tuple[Operation | None, Operation | None]:
+def real_time_conflict(order: list[Operation]) -> tuple[Operation | None, Operation | None]:
     """A pair (late, early): ``late`` comes after ``early`` in ``order`` but returned before
     ``early`` was called; (None, None) when ``order`` respects real time."""
     best: Operation | None = None  # the op with the earliest return after the current position
@@ -526,7 +530,7 @@ def _real_time_conflict(order: list[Operation]) -> tuple[Operation | None, Opera
 def _proven(model: Model, order: list[Operation]) -> Inferred | None:
     """A linearization, if it respects real time and the model accepts it (else None: the
     inference missed something, and the search decides)."""
-    if _real_time_conflict(order)[0] is not None:
+    if real_time_conflict(order)[0] is not None:
         return None
     if model.name == "kv":  # the replay below, without a closure and a state tuple per op
         if not _kv_replays(order):

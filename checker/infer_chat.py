@@ -1,0 +1,331 @@
+"""Deciding a chat group from what its answers reveal, without searching.
+
+A chat group is not a set of independent chains as a kv key is: sends need both accounts
+to exist, creates and deletes start and end inboxes, and a listing reads every account
+at once. But the answers still say most of the order: a send's answer is its message's
+index in the recipient's inbox (the order of the sends to one inbox), a fetch shows the
+inbox's length and its last texts (where an unacknowledged send landed, when its text is
+unique), and every other answer says whether an account existed.
+
+So the group is swept once in time order, placing each operation at a moment of its own
+interval, as a plain replay of the chat semantics on dicts and lists:
+
+* a read (a fetch, a check, a listing, any answer with an error status) is placed as soon
+  as it fits the state: at its call, or right after a write that makes it fit;
+* a write (an acknowledged create, delete or send) waits until its return, the latest it
+  can go, and is placed then; or earlier, when an operation that must go now needs it
+  first: the send whose index comes next in that inbox, the create or delete that gives
+  an account the existence an answer shows;
+* a crashed (``info``) write is placed only when an answer needs it (its text seen in a
+  fetch, its account's existence), else it never happened.
+
+Every operation so lands at a time inside its interval, in the order of those times, and
+the replay accepted it there: that order is a linearization, a proof. When the sweep
+meets an operation it cannot place (a violation, or an order these rules do not find:
+a delete acknowledged before a send it must follow, a send whose answer no recipient
+saw...), it gives up and the general search decides (and explains a violation).
+
+The replay is ``ChatModel.apply``'s semantics on plain dicts (no interned state per
+operation): the tests hold the two to each other through the general search and the
+brute-force oracle.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+from checker.infer import Inferred, real_time_conflict
+from checker.linearizable import PartitionResult
+from checker.model import Model, Operation
+from checker.models.chat import ACTING, MAX_MESSAGE, MAX_USERNAME, READS
+from checker.models.values import freeze
+
+_VALUED = frozenset({"check_account", "list_accounts", "send_message", "fetch_messages"})
+_WRITES = frozenset({"create_account", "delete_account", "send_message"})
+
+Accounts = dict[str, list[Any]]  # user -> [password, inbox: list of (sender, text)]
+
+
+def answer(accounts: Accounts, f: str, args: dict[str, Any]) -> tuple[str | None, Any]:
+    """(status, value) of ``f`` on ``accounts``, as ``ChatModel.apply`` answers; no change."""
+    acting = ACTING.get(f)
+    if acting is not None:
+        row = accounts.get(args.get(acting))
+        if row is not None and row[0] != args.get("password"):
+            return "bad_password", None
+    if f == "send_message":
+        sender, to = args["sender"], args["to"]
+        if len(sender) > MAX_USERNAME or len(to) > MAX_USERNAME:
+            return "username_too_long", None
+        if len(args["text"]) > MAX_MESSAGE:
+            return "message_too_long", None
+        target = accounts.get(to)
+        if target is None or sender not in accounts:
+            return "no_such_user", None
+        return "ok", len(target[1]) + 1
+    if f == "fetch_messages":
+        user, start = args["user"], args["from_index"]
+        if len(user) > MAX_USERNAME:
+            return "username_too_long", None
+        row = accounts.get(user)
+        if row is None:
+            return "no_such_user", None
+        if start < 1:
+            return "bad_index", None
+        box = row[1]
+        if start > len(box):
+            return "index_past_end", ()
+        return "ok", tuple(box[start - 1 :])
+    if f == "create_account":
+        user = args["user"]
+        if user == "":
+            return "invalid_username", None
+        if len(user) > MAX_USERNAME:
+            return "username_too_long", None
+        return ("user_exists" if user in accounts else "ok"), None
+    if f == "check_account":
+        if len(args["user"]) > MAX_USERNAME:
+            return "username_too_long", None
+        return "ok", args["user"] in accounts
+    if f == "list_accounts":
+        pattern = args["pattern"]
+        return "ok", tuple(sorted(u for u in accounts if fnmatchcase(u, pattern)))
+    if f == "delete_account":
+        user = args["user"]
+        if len(user) > MAX_USERNAME:
+            return "username_too_long", None
+        return ("ok" if user in accounts else "no_such_user"), None
+    return None, None
+
+
+def _effect(accounts: Accounts, f: str, args: dict[str, Any]) -> None:
+    """Apply a write that ``answer`` found ok."""
+    if f == "send_message":
+        accounts[args["to"]][1].append((args["sender"], args["text"]))
+    elif f == "create_account":
+        accounts[args["user"]] = [args.get("password"), []]
+    elif f == "delete_account":
+        del accounts[args["user"]]
+
+
+INF = float("inf")
+_NO_ROW: list[Any] = [None, ()]  # an absent account's row, for its length
+
+
+class _Stuck(Exception):
+    """An operation that must go now and cannot: the general search decides."""
+
+
+class _Sweep:
+    """The sweep over one group (see the module docstring)."""
+
+    def __init__(self, model: Model, ops: list[Operation]) -> None:
+        self.ops = ops
+        self.args: list[dict[str, Any]] = [op.input if isinstance(op.input, dict) else {} for op in ops]
+        self.status: list[str | None] = []  # the answer's status; None: unknown outcome
+        self.seen: list[Any] = []  # the answer's value, frozen, where it is compared
+        self.accounts: Accounts = {
+            user: [password, list(model.messages(box))]  # type: ignore[attr-defined]
+            for user, box, password in model.init()  # type: ignore[attr-defined]
+        }
+        self.placed = bytearray(len(ops))
+        self.order: list[int] = []
+        self.pending_reads: list[int] = []
+        self.sends_to: dict[Any, list[int]] = {}  # recipient -> pending sends
+        self.sends_from: dict[Any, list[int]] = {}  # sender -> pending sends
+        self.changes: dict[Any, list[int]] = {}  # user -> pending creates and deletes
+        self.index: list[int] = [0] * len(ops)  # a send's index: its answer's, or where a fetch saw it
+        revealed: dict[tuple[Any, Any], int] = {}  # (user, message) -> where a fetch saw it
+        for op in ops:
+            out = op.output if op.ret is not None and isinstance(op.output, dict) else None
+            status = None if out is None else out.get("status")
+            self.status.append(status)
+            valued = status == "ok" and op.f in _VALUED
+            self.seen.append(freeze(out.get("value")) if valued and out is not None else None)
+            if valued and op.f == "fetch_messages":
+                args = op.input
+                for offset, message in enumerate(self.seen[-1] or ()):
+                    revealed.setdefault((args.get("user"), message), args["from_index"] + offset)
+        for k, op in enumerate(ops):
+            if op.f == "send_message":
+                args = self.args[k]
+                if self.status[k] == "ok":
+                    self.index[k] = self.seen[k] if type(self.seen[k]) is int else 0
+                elif self.status[k] is None:
+                    self.index[k] = revealed.get((args.get("to"), (args.get("sender"), args.get("text"))), 0)
+
+    def run(self) -> list[int]:
+        ops, status = self.ops, self.status
+        events = [(op.call, 0, k) for k, op in enumerate(ops)]
+        events += [(op.ret, 1, k) for k, op in enumerate(ops) if op.ret is not None]
+        events.sort()  # at one time calls go first: closed intervals overlap
+        for _, returning, k in events:
+            if returning:
+                if not self.placed[k]:
+                    self._force(k)
+                continue
+            if status[k] is not None and (ops[k].f in READS or status[k] != "ok"):  # a read
+                if self._fits(k):
+                    self._place(k)
+                else:
+                    self.pending_reads.append(k)
+                continue
+            f, args = ops[k].f, self.args[k]
+            if f == "send_message":
+                self.sends_to.setdefault(args.get("to"), []).append(k)
+                self.sends_from.setdefault(args.get("sender"), []).append(k)
+            elif f in _WRITES:
+                self.changes.setdefault(args.get("user"), []).append(k)
+        return self.order
+
+    def _fits(self, k: int) -> bool:
+        """Would op ``k`` answer what it answered (any answer, for an unknown outcome)?"""
+        got, value = answer(self.accounts, self.ops[k].f, self.args[k])
+        seen = self.status[k]
+        if seen is None:
+            return got is not None
+        if got != seen:
+            return False
+        return seen != "ok" or self.ops[k].f not in _VALUED or value == self.seen[k]
+
+    def _place(self, k: int) -> None:
+        self.placed[k] = 1
+        self.order.append(k)
+
+    def _apply(self, k: int) -> bool:
+        """Place write ``k`` now if it fits (an unknown outcome only if it would succeed)."""
+        f, args = self.ops[k].f, self.args[k]
+        got, value = answer(self.accounts, f, args)
+        seen = self.status[k]
+        if got != "ok" or (seen is not None and f in _VALUED and value != self.seen[k]):
+            return False
+        self._write(k)
+        return True
+
+    def _write(self, k: int) -> None:
+        """Place write ``k``, which fits. A delete first lets the pending sends to and from
+        the account that fit now go: after it, none of them can (their indices, a sender's
+        existence, belong to this account's life)."""
+        f, args = self.ops[k].f, self.args[k]
+        if f == "delete_account":
+            user = args.get("user")
+            self._length(user, INF, pull=False)
+            for j in self.sends_from.get(user, ()):
+                if not self.placed[j] and self.index[j]:
+                    self._length(self.args[j].get("to"), self.index[j] - 1, pull=False)
+                    self._apply(j)
+        _effect(self.accounts, f, args)
+        self._place(k)
+        self._place_reads()
+
+    def _place_reads(self) -> None:
+        """Reads waiting for a state that fits them: the state just changed."""
+        waiting = self.pending_reads
+        if waiting:
+            self.pending_reads = [k for k in waiting if not self.placed[k] and not self._fits_then_place(k)]
+
+    def _fits_then_place(self, k: int) -> bool:
+        if self._fits(k):
+            self._place(k)
+            return True
+        return False
+
+    def _force(self, k: int) -> None:
+        """Op ``k`` returns now: place it, first pulling in the pending writes it needs."""
+        f, args, status = self.ops[k].f, self.args[k], self.status[k]
+        if self._fits(k):
+            if f in _WRITES and status == "ok":
+                self._write(k)
+            else:
+                self._place(k)
+            return
+        acting = ACTING.get(f)
+        if status == "bad_password" and acting is not None:
+            self._exists(args.get(acting), True)
+        elif f == "send_message" and status == "ok":
+            self._exists(args.get("sender"), True)
+            self._fresh(args.get("to"), self.index[k] - 1)
+        elif f == "fetch_messages" and status in ("ok", "index_past_end", "bad_index"):
+            user, seen = args.get("user"), self.seen[k]
+            if status == "ok" and isinstance(seen, tuple):
+                self._fresh(user, args["from_index"] - 1 + len(seen))
+            elif status == "index_past_end":
+                self._fresh(user, args["from_index"] - 1, at_most=True)
+            else:
+                self._exists(user, True)
+        elif f in ("fetch_messages", "delete_account") and status == "no_such_user":
+            self._exists(args.get("user"), False)
+        elif f == "send_message" and status == "no_such_user":
+            self._exists(args.get("to"), False)
+            if not self._fits(k):
+                self._exists(args.get("sender"), False)
+        elif f == "create_account":
+            self._exists(args.get("user"), status != "ok")
+        elif f == "delete_account" and status == "ok":
+            self._exists(args.get("user"), True)
+        elif f == "check_account" and status == "ok":
+            self._exists(args.get("user"), bool(self.seen[k]))
+        elif f == "list_accounts" and status == "ok":
+            shown = set(self.seen[k] or ())
+            for user in self.changes:
+                if fnmatchcase(user, args["pattern"]):
+                    self._exists(user, user in shown)
+        if self.placed[k]:  # a read the pulled writes made fit
+            return
+        if not self._fits(k):
+            raise _Stuck
+        if f in _WRITES and status == "ok":
+            self._write(k)
+        else:
+            self._place(k)
+
+    def _exists(self, user: Any, present: bool) -> None:
+        """Make ``user``'s account exist (or not) with a pending create (or delete), if one fits."""
+        if (user in self.accounts) == present:
+            return
+        want = "create_account" if present else "delete_account"
+        for k in self.changes.get(user, ()):
+            if not self.placed[k] and self.ops[k].f == want and self._apply(k):
+                return
+
+    def _fresh(self, user: Any, length: float, at_most: bool = False) -> None:
+        """Bring ``user``'s inbox to ``length`` messages (``at_most``: no more than that):
+        the account must exist, and one holding more is a life that must end first."""
+        self._exists(user, True)
+        row = self.accounts.get(user)
+        if row is not None and len(row[1]) > length:
+            self._exists(user, False)
+            self._exists(user, True)
+        if not at_most:
+            self._length(user, length)
+
+    def _length(self, user: Any, length: float, pull: bool = True) -> None:
+        """Grow ``user``'s inbox to ``length`` with pending sends, each at its own index;
+        ``pull`` False: only with those whose index is known, and that fit as they are."""
+        row = self.accounts.get(user)
+        sends = self.sends_to.get(user, ())
+        while row is not None and len(row[1]) < length:
+            nxt = len(row[1]) + 1
+            candidates = [k for k in sends if not self.placed[k] and self.index[k] == nxt]
+            if pull:
+                candidates += [k for k in sends if not self.placed[k] and self.index[k] == 0]
+            for k in candidates:
+                if pull:
+                    self._exists(self.args[k].get("sender"), True)
+                if self._apply(k):
+                    break
+            else:
+                return
+
+
+def infer_chat(model: Model, ops: list[Operation]) -> Inferred | None:
+    """Decide one chat group (read-only unknown outcomes already dropped), or None."""
+    try:
+        order = [ops[k] for k in _Sweep(model, ops).run()]
+    except (_Stuck, TypeError, KeyError):  # stuck, or values of shapes the model would refuse too
+        return None
+    if real_time_conflict(order)[0] is not None:  # by construction never; a proof must not trust it
+        return None
+    ids = [op.id for op in order]
+    return Inferred(PartitionResult(True, ids, longest=ids, state=None, explored=0))
