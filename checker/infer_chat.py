@@ -211,7 +211,7 @@ class _Sweep:
         if f == "delete_account":
             user = args.get("user")
             self._length(user, INF, pull=False)
-            for j in self.sends_from.get(user, ()):
+            for j in self._pending(self.sends_from, user):
                 if not self.placed[j] and self.index[j]:
                     self._length(self.args[j].get("to"), self.index[j] - 1, pull=False)
                     self._apply(j)
@@ -285,9 +285,22 @@ class _Sweep:
         if (user in self.accounts) == present:
             return
         want = "create_account" if present else "delete_account"
-        for k in self.changes.get(user, ()):
-            if not self.placed[k] and self.ops[k].f == want and self._apply(k):
+        candidates = [k for k in self._pending(self.changes, user) if self.ops[k].f == want]
+        candidates.sort(key=lambda k: self.status[k] is None)  # known outcomes first: they happened
+        for k in candidates:
+            if not self.placed[k] and self._apply(k):
                 return
+
+    def _pending(self, table: dict[Any, list[int]], user: Any) -> list[int]:
+        """``table[user]`` without the operations placed since (kept so: no list grows with
+        the history, only with what is in flight)."""
+        found = table.get(user)
+        if not found:
+            return []
+        placed = self.placed
+        if any(placed[k] for k in found):
+            found = table[user] = [k for k in found if not placed[k]]
+        return found
 
     def _fresh(self, user: Any, length: float, at_most: bool = False) -> None:
         """Bring ``user``'s inbox to ``length`` messages (``at_most``: no more than that):
@@ -304,7 +317,7 @@ class _Sweep:
         """Grow ``user``'s inbox to ``length`` with pending sends, each at its own index;
         ``pull`` False: only with those whose index is known, and that fit as they are."""
         row = self.accounts.get(user)
-        sends = self.sends_to.get(user, ())
+        sends = self._pending(self.sends_to, user)
         while row is not None and len(row[1]) < length:
             nxt = len(row[1]) + 1
             candidates = [k for k in sends if not self.placed[k] and self.index[k] == nxt]
