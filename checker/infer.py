@@ -185,24 +185,35 @@ def _kv_clusters(model: Model, ops: list[Operation]) -> list[_Cluster]:
     """One cluster per put (and one for the initial ``""``) with the appends and reads of
     the states it started; written tokens must be unique and none a prefix of another."""
     token_of: dict[str, Operation] = {}
+    gets: list[Operation] = []
     for op in ops:
-        if op.f != "get":
-            token = op.input[1] if isinstance(op.input, list | tuple) and len(op.input) > 1 else None
-            if not isinstance(token, str) or not token or token in token_of:
-                raise _Undecided
-            token_of[token] = op
+        if op.f == "get":
+            gets.append(op)
+            continue
+        arg = op.input
+        token = arg[1] if type(arg) in (list, tuple) and len(arg) > 1 else None
+        if type(token) is not str or not token or token in token_of:
+            raise _Undecided
+        token_of[token] = op
     if not _prefix_free(sorted(token_of)):
         raise _Undecided
     lengths = sorted({len(t) for t in token_of})
+    one_length = lengths[0] if len(lengths) == 1 else 0  # the common case: no search for a token
     initial = _Cluster(None)
     epochs: dict[int, tuple[_Cluster, list[tuple[Operation, str]]]] = {-1: (initial, [])}
-    for op in ops:
-        if op.f != "get":
-            continue
-        value = _kv_read(op)
-        if not isinstance(value, str):
+    for op in gets:
+        out = op.output
+        plain = type(out) in (list, tuple) and len(out) > 1 and type(out[1]) is str
+        value = out[1] if plain else _kv_read(op)
+        if type(value) is not str:
             raise _Undecided
-        first = _token_at(value, 0, lengths, token_of) if value else None
+        if not value:
+            first = None
+        elif one_length:
+            first = value[:one_length]
+            first = first if first in token_of else None
+        else:
+            first = _token_at(value, 0, lengths, token_of)
         if value and first is None:
             raise _Refuted(_violation(model, ops, [], [op], [op]))  # no state reads like that
         head = token_of[first] if first is not None and token_of[first].f == "put" else None
@@ -282,6 +293,10 @@ def _prefix_free(values: list[str]) -> bool:
 
 def _split(value: str, lengths: list[int], token_of: dict[str, Operation]) -> list[str] | None:
     """``value`` as the sequence of written tokens it is made of, or None."""
+    if len(lengths) == 1:  # tokens of one length: cut, then look each up once
+        size = lengths[0]
+        tokens = [value[pos : pos + size] for pos in range(0, len(value), size)]
+        return tokens if all(token in token_of for token in tokens) else None
     tokens, pos = [], 0
     while pos < len(value):
         token = _token_at(value, pos, lengths, token_of)
@@ -295,7 +310,21 @@ def _split(value: str, lengths: list[int], token_of: dict[str, Operation]) -> li
 def _decide(
     model: Model, ops: list[Operation], clusters: list[_Cluster], loose: list[Operation]
 ) -> Inferred | None:
-    """Order the clusters (each must keep its inner order in real time), or find why not."""
+    """Order the clusters (each must keep its inner order in real time), or find why not.
+
+    The order is tried first: when it is a linearization (the common case) no cluster can
+    break real time inside, so the clusters are looked at one by one only to explain why not.
+    """
+    order, stuck = _cluster_order(clusters)
+    linearization = [op for c in order for op in c.ops()]
+    if not stuck:
+        if loose:
+            fitted = _fit_failed_cas(linearization, loose, model.initial)
+            found = None if fitted is None else _proven(model, fitted)
+        else:
+            found = _proven(model, linearization)
+        if found is not None:
+            return found
     for cluster in clusters:
         inner = cluster.ops()
         late, early = real_time_conflict(inner)
@@ -306,17 +335,12 @@ def _decide(
             prefix = inner[: inner.index(late) + 1]
             prefix = [op for op in prefix if op is not early]
             return _violation(model, ops, prefix, [early], witness)
-    order, stuck = _cluster_order(clusters)
-    linearization = [op for c in order for op in c.ops()]
     if stuck:
         cycle = _cycle(stuck)
         witness = _unique([op for c in cycle for op in _defining_ops(c)])
         candidates = [op for c in stuck for op in c.ops()[:1]]
         return _violation(model, ops, linearization, candidates, witness)
-    if loose:
-        fitted = _fit_failed_cas(linearization, loose, model.initial)
-        return None if fitted is None else _proven(model, fitted)
-    return _proven(model, linearization)
+    return None
 
 
 def _fit_failed_cas(order: list[Operation], loose: list[Operation], initial: Any) -> list[Operation] | None:
