@@ -147,7 +147,10 @@ class _Sweep:
                 args = op.input
                 for offset, message in enumerate(self.seen[-1] or ()):
                     revealed.setdefault((args.get("user"), message), args["from_index"] + offset)
+        self.creates: dict[Any, list[int]] = {}  # user -> every create not refused (placed or not)
         for k, op in enumerate(ops):
+            if op.f == "create_account" and self.status[k] in (None, "ok"):
+                self.creates.setdefault(self.args[k].get("user"), []).append(k)
             if op.f == "send_message":
                 args = self.args[k]
                 if self.status[k] == "ok":
@@ -211,7 +214,11 @@ class _Sweep:
         if f == "delete_account":
             user = args.get("user")
             self._length(user, INF, pull=False)
+            creates = [c for c in self.creates.get(user, ()) if not self.placed[c]]
             for j in self._pending(self.sends_from, user):
+                ret = self.ops[j].ret
+                if any(ret is None or self.ops[c].call < ret for c in creates):
+                    continue  # it may come from the account's next life
                 if not self.placed[j] and self.index[j]:
                     self._length(self.args[j].get("to"), self.index[j] - 1, pull=False)
                     self._apply(j)
