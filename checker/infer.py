@@ -56,6 +56,10 @@ class Inferred:
 def infer(model: Model, ops: list[Operation]) -> Inferred | None:
     """Decide ``ops`` (one partition) by inference, or None when the history does not
     reveal enough (the general search must decide)."""
+    if model.name == "chat":
+        from checker.infer_chat import infer_chat  # it builds on this module's pieces
+
+        return infer_chat(model, ops)
     ops = [op for op in ops if op.ret is not None or not model.read_only(op)]
     if not ops:
         return Inferred(PartitionResult(True, [], explored=0))
@@ -70,10 +74,6 @@ def infer(model: Model, ops: list[Operation]) -> Inferred | None:
         if model.initial != "":
             return None
         return _attempt(model, ops, _kv_clusters)
-    if model.name == "chat":
-        from checker.infer_chat import infer_chat  # it builds on this module's pieces
-
-        return infer_chat(model, ops)
     return None
 
 

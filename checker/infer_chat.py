@@ -99,6 +99,13 @@ def answer(accounts: Accounts, f: str, args: dict[str, Any]) -> tuple[str | None
     return None, None
 
 
+def _frozen(value: Any) -> Any:
+    """``freeze`` for the values chat answers hold, the common shapes without a call per item."""
+    if type(value) is list and all(type(m) is list and len(m) == 2 for m in value):
+        return tuple([(m[0], m[1]) for m in value])
+    return freeze(value)
+
+
 def _effect(accounts: Accounts, f: str, args: dict[str, Any]) -> None:
     """Apply a write that ``answer`` found ok."""
     if f == "send_message":
@@ -110,6 +117,7 @@ def _effect(accounts: Accounts, f: str, args: dict[str, Any]) -> None:
 
 
 INF = float("inf")
+_CRASHED = object()  # the status of an operation whose outcome is unknown
 _NO_ROW: list[Any] = [None, ()]  # an absent account's row, for its length
 
 
@@ -122,71 +130,93 @@ class _Sweep:
 
     def __init__(self, model: Model, ops: list[Operation]) -> None:
         self.ops = ops
-        self.args: list[dict[str, Any]] = [op.input if isinstance(op.input, dict) else {} for op in ops]
-        self.status: list[str | None] = []  # the answer's status; None: unknown outcome
-        self.seen: list[Any] = []  # the answer's value, frozen, where it is compared
+        n = len(ops)
+        self.fs = [op.f for op in ops]
+        self.args: list[dict[str, Any]] = [op.input if type(op.input) is dict else {} for op in ops]
+        self.status: list[Any] = [_CRASHED] * n  # the answer's status
+        self.seen: list[Any] = [None] * n  # the answer's value, frozen, where it is compared
+        self.is_read = bytearray(n)  # a known outcome that changed nothing
         self.accounts: Accounts = {
             user: [password, list(model.messages(box))]  # type: ignore[attr-defined]
             for user, box, password in model.init()  # type: ignore[attr-defined]
         }
-        self.placed = bytearray(len(ops))
+        self.placed = bytearray(n)
         self.order: list[int] = []
         self.pending_reads: list[int] = []
         self.sends_to: dict[Any, list[int]] = {}  # recipient -> pending sends
         self.sends_from: dict[Any, list[int]] = {}  # sender -> pending sends
         self.changes: dict[Any, list[int]] = {}  # user -> pending creates and deletes
-        self.index: list[int] = [0] * len(ops)  # a send's index: its answer's, or where a fetch saw it
-        revealed: dict[tuple[Any, Any], int] = {}  # (user, message) -> where a fetch saw it
-        for op in ops:
-            out = op.output if op.ret is not None and isinstance(op.output, dict) else None
-            status = None if out is None else out.get("status")
-            self.status.append(status)
-            valued = status == "ok" and op.f in _VALUED
-            self.seen.append(freeze(out.get("value")) if valued and out is not None else None)
-            if valued and op.f == "fetch_messages":
-                args = op.input
-                for offset, message in enumerate(self.seen[-1] or ()):
-                    revealed.setdefault((args.get("user"), message), args["from_index"] + offset)
         self.creates: dict[Any, list[int]] = {}  # user -> every create not refused (placed or not)
+        self.index: list[int] = [0] * n  # a send's index: its answer's, or where a fetch saw it
+        crashed_sends: list[int] = []
+        fetched: list[int] = []
         for k, op in enumerate(ops):
-            if op.f == "create_account" and self.status[k] in (None, "ok"):
+            f, out = op.f, op.output
+            if op.ret is not None:
+                status = out.get("status") if type(out) is dict else None
+                self.status[k] = status
+                if status == "ok":
+                    if f in _VALUED:
+                        value = out.get("value")
+                        self.seen[k] = value if type(value) is int else _frozen(value)
+                        if f == "send_message":
+                            self.index[k] = value if type(value) is int else 0
+                        elif f == "fetch_messages":
+                            fetched.append(k)
+                    self.is_read[k] = f in READS
+                else:
+                    self.is_read[k] = 1
+            elif f == "send_message":
+                crashed_sends.append(k)
+            if f == "create_account" and self.status[k] in (_CRASHED, "ok"):
                 self.creates.setdefault(self.args[k].get("user"), []).append(k)
-            if op.f == "send_message":
+        if crashed_sends:  # where a fetch saw a crashed send's message: its index
+            revealed: dict[tuple[Any, Any], int] = {}  # (user, message) -> where a fetch saw it
+            for k in fetched:
                 args = self.args[k]
-                if self.status[k] == "ok":
-                    self.index[k] = self.seen[k] if type(self.seen[k]) is int else 0
-                elif self.status[k] is None:
-                    self.index[k] = revealed.get((args.get("to"), (args.get("sender"), args.get("text"))), 0)
+                user, start = args.get("user"), args["from_index"]
+                for offset, message in enumerate(self.seen[k] or ()):
+                    revealed.setdefault((user, message), start + offset)
+            for k in crashed_sends:
+                args = self.args[k]
+                self.index[k] = revealed.get((args.get("to"), (args.get("sender"), args.get("text"))), 0)
 
     def run(self) -> list[int]:
-        ops, status = self.ops, self.status
+        ops, fs, args_of, is_read, placed = self.ops, self.fs, self.args, self.is_read, self.placed
         events = [(op.call, 0, k) for k, op in enumerate(ops)]
         events += [(op.ret, 1, k) for k, op in enumerate(ops) if op.ret is not None]
         events.sort()  # at one time calls go first: closed intervals overlap
+        sends_to, sends_from, changes, order = self.sends_to, self.sends_from, self.changes, self.order
         for _, returning, k in events:
             if returning:
-                if not self.placed[k]:
+                if not placed[k]:
                     self._force(k)
-                continue
-            if status[k] is not None and (ops[k].f in READS or status[k] != "ok"):  # a read
+            elif is_read[k]:
                 if self._fits(k):
-                    self._place(k)
+                    placed[k] = 1
+                    order.append(k)
                 else:
                     self.pending_reads.append(k)
-                continue
-            f, args = ops[k].f, self.args[k]
-            if f == "send_message":
-                self.sends_to.setdefault(args.get("to"), []).append(k)
-                self.sends_from.setdefault(args.get("sender"), []).append(k)
-            elif f in _WRITES:
-                self.changes.setdefault(args.get("user"), []).append(k)
-        return self.order
+            elif fs[k] == "send_message":
+                args = args_of[k]
+                to, sender = args.get("to"), args.get("sender")
+                if to in sends_to:
+                    sends_to[to].append(k)
+                else:
+                    sends_to[to] = [k]
+                if sender in sends_from:
+                    sends_from[sender].append(k)
+                else:
+                    sends_from[sender] = [k]
+            else:
+                changes.setdefault(args_of[k].get("user"), []).append(k)
+        return order
 
     def _fits(self, k: int) -> bool:
         """Would op ``k`` answer what it answered (any answer, for an unknown outcome)?"""
         got, value = answer(self.accounts, self.ops[k].f, self.args[k])
         seen = self.status[k]
-        if seen is None:
+        if seen is _CRASHED:
             return got is not None
         if got != seen:
             return False
@@ -201,7 +231,7 @@ class _Sweep:
         f, args = self.ops[k].f, self.args[k]
         got, value = answer(self.accounts, f, args)
         seen = self.status[k]
-        if got != "ok" or (seen is not None and f in _VALUED and value != self.seen[k]):
+        if got != "ok" or (seen is not _CRASHED and f in _VALUED and value != self.seen[k]):
             return False
         self._write(k)
         return True
@@ -293,7 +323,7 @@ class _Sweep:
             return
         want = "create_account" if present else "delete_account"
         candidates = [k for k in self._pending(self.changes, user) if self.ops[k].f == want]
-        candidates.sort(key=lambda k: self.status[k] is None)  # known outcomes first: they happened
+        candidates.sort(key=lambda k: self.status[k] is _CRASHED)  # known outcomes first: they happened
         for k in candidates:
             if not self.placed[k] and self._apply(k):
                 return
@@ -340,7 +370,8 @@ class _Sweep:
 
 
 def infer_chat(model: Model, ops: list[Operation]) -> Inferred | None:
-    """Decide one chat group (read-only unknown outcomes already dropped), or None."""
+    """Decide one chat group, or None (the search must)."""
+    ops = [op for op in ops if op.ret is not None or op.f not in READS]  # a crashed read constrains nothing
     try:
         order = [ops[k] for k in _Sweep(model, ops).run()]
     except (_Stuck, TypeError, KeyError):  # stuck, or values of shapes the model would refuse too
