@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -223,6 +224,26 @@ def test_edn_format_parser_is_built_once_and_reused():
 
     assert edncodec._parser()[0] is not edn_format.loads_all
     assert edncodec._parser() is edncodec._parser()
+
+
+def test_tags_read_in_a_fresh_install_without_edn_formats_table_file(monkeypatch):
+    """edn_format writes its parsetab.py on its first public call; before that (a fresh install)
+    the parser was once built as edn_format's public API, which refuses tags it cannot handle."""
+    import edn_format
+
+    from histories import edncodec
+
+    monkeypatch.setitem(sys.modules, "edn_format.parsetab", None)  # importing it fails, as when absent
+    monkeypatch.delattr(edn_format, "parsetab", raising=False)
+    edncodec._parser.cache_clear()
+    try:
+        assert edncodec._parser()[0] is not edn_format.loads_all
+        assert parse_value('#jepsen.history.Op{:type :ok, :value #inst "2020-01-01"}') == {
+            "type": "ok",
+            "value": "2020-01-01",
+        }
+    finally:
+        edncodec._parser.cache_clear()
 
 
 # ---------------------------------------------------------------- corpus
