@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import harness_in_process
 
 from checker.fit import explain, fitting_models
 from checker.models import MODELS
@@ -31,13 +31,8 @@ CORPUS_FILES = {  # a file of each corpus format -> the model it was recorded fo
 
 
 def harness(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    """``harness check`` through its ``main``, in this process (see support.harness_in_process)."""
+    return harness_in_process(*args, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
