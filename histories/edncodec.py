@@ -9,7 +9,7 @@ edn_format reads every element. What history files also need, and it does not gi
   truncation itself; edn_format's other errors are traced to their element by parsing the
   elements one by one, which only happens when parsing them all at once fails.
 * Speed: ``edn_format.loads`` builds a new ply parser and lexer on every call. We build them
-  once, from edn_format's own grammar, tables and lexer, and reuse them; and parse each
+  once, from edn_format's own grammar and lexer, and reuse them; and parse each
   distinct element text once (Knossos files repeat the same op maps). ply's parsing itself
   (~80 µs per op map) is what remains: a few times slower than a hand-written reader.
 * Plain values: vectors, lists and sets -> ``list``; maps -> ``dict`` (collection keys become
@@ -67,24 +67,33 @@ def _tagged(p: Any) -> None:
     p[0] = p[2]  # any tag is read as its value: edn_format rejects tags it has no handler for
 
 
+# ply reads a table module of this name only if it exists; it never does, so the tables are
+# always built from the grammar (~15 ms, once). edn_format's own parsetab.py is no use here:
+# it is absent from a fresh install until edn_format's public API first writes it, and it
+# never matches our grammar, whose tagged-element rule is ours (ply compares signatures).
+_NO_TABLES = "histories._edn_tables_built_in_memory"
+
+
 @cache
 def _parser() -> tuple[Callable[[str], Any], threading.Lock]:
     """edn_format's parser, built once from its grammar and lexer, and a lock (ply keeps state)."""
     try:
         import ply.yacc
-        from edn_format import edn_lex, edn_parse, parsetab
-
-        grammar = types.SimpleNamespace(**vars(edn_parse))
-        grammar.p_expression_tagged_element = _tagged
+        from edn_format import edn_lex, edn_parse
+    except ImportError:  # edn_format's internals changed: its public API (slower, refuses unknown tags)
+        return edn_format.loads_all, threading.Lock()
+    grammar = types.SimpleNamespace(**vars(edn_parse))
+    grammar.p_expression_tagged_element = _tagged
+    try:
         parser = ply.yacc.yacc(
             module=grammar,
-            tabmodule=parsetab,
+            tabmodule=_NO_TABLES,
             debug=False,
             write_tables=False,
             errorlog=ply.yacc.NullLogger(),
         )
         lexer = edn_lex.lex()
-    except Exception:  # edn_format's internals changed: use its public API (slower)
+    except (AttributeError, ply.yacc.YaccError):  # the same, for a grammar that no longer builds
         return edn_format.loads_all, threading.Lock()
     return lambda text: parser.parse(text, lexer=lexer), threading.Lock()
 
@@ -95,19 +104,7 @@ _EDN_ERRORS = (ValueError, ArithmeticError, NotImplementedError)
 
 
 def _parse_all(text: str) -> Any:
-    """Every EDN value in ``text``, as edn_format returns them.
-
-    A tag refused as unknown can only come from edn_format's own rule for tags, which our
-    parser replaces: the parser went wrong (seen, rarely, after many other parses in one
-    process). It is built again once before the refusal is believed."""
-    parse, lock = _parser()
-    with lock:
-        try:
-            return parse(text)
-        except NotImplementedError as exc:
-            if "handle tag" not in str(exc):
-                raise
-    _parser.cache_clear()
+    """Every EDN value in ``text``, as edn_format returns them."""
     parse, lock = _parser()
     with lock:
         return parse(text)

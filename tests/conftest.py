@@ -17,7 +17,7 @@ from raftchat.localcluster import LocalCluster
 
 # Fixtures that start real node processes: a test using one is marked ``cluster`` without
 # saying so itself (``pytest -m "not cluster"`` leaves it out of the fast suite).
-CLUSTER_FIXTURES = frozenset({"cluster", "make_cluster", "live_cluster"})
+CLUSTER_FIXTURES = frozenset({"cluster", "make_cluster", "live_cluster", "short_runs"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,3 +110,24 @@ def live_cluster(tmp_path_factory) -> Iterator[Path]:
         yield path
     finally:
         _stop(proc)
+
+
+# One short fault-free harness run per workload, shared by the tests that only read facts of a
+# stored valid run (its files, its history's model, the checker's refusals): each run starts a
+# cluster and writes plots and a timeline, which costs more than the seconds of load.
+SHORT_RUN = {"nodes": 3, "time_limit": 8, "concurrency": 6, "rate": 150, "recovery": 1, "nemesis": []}
+SHORT_RUN_WORKLOADS = ("chat", "register", "kv")
+
+
+@pytest.fixture(scope="session")
+def short_runs(tmp_path_factory) -> dict[str, Path]:
+    """workload -> the run directory of a valid stored run, each in a store of its own."""
+    from harness.runner import run_plan
+
+    runs = {}
+    for workload in SHORT_RUN_WORKLOADS:
+        store = tmp_path_factory.mktemp(f"short-{workload}") / "store"
+        outcome = run_plan(None, {**SHORT_RUN, "workload": workload}, store, progress=False)
+        assert outcome.valid is True and outcome.exit_code == 0, outcome.results
+        runs[workload] = outcome.run_dir
+    return runs

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import harness_in_process
 
 from checker.fit import explain, fitting_models
 from checker.models import MODELS
-from harness.runner import run_plan
 from histories import read_history
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,26 +30,15 @@ CORPUS_FILES = {  # a file of each corpus format -> the model it was recorded fo
 
 
 def harness(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    """``harness check`` through its ``main``, in this process (see support.harness_in_process)."""
+    return harness_in_process(*args, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One short stored run per workload, without faults: workload -> run directory."""
-    store = tmp_path_factory.mktemp("fit") / "store"
-    found = {}
-    for workload in WORKLOADS:
-        overrides = {"nodes": 3, "time_limit": 2, "workload": workload, "concurrency": 4, "rate": 60}
-        outcome = run_plan(None, {**overrides, "nemesis": [], "recovery": 0.2}, store, progress=False)
-        assert outcome.valid is True, outcome.results
-        found[workload] = outcome.run_dir
-    return found
+def runs(short_runs: dict[str, Path]) -> dict[str, Path]:
+    """One short stored run per workload, without faults (conftest's, shared): workload -> run directory."""
+    assert set(short_runs) == set(WORKLOADS)
+    return short_runs
 
 
 def _histories(runs: dict[str, Path]) -> list[tuple[str, Path, str]]:

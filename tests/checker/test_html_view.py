@@ -19,7 +19,7 @@ from checker.html import write_html
 from checker.result import CheckResult
 from histories import Op, read_history, synth
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.cluster]  # every test here starts Chromium
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 FLAGS = [*CHROMIUM_FLAGS, "--window-size=1400,900"]
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import harness_in_process
 
 from histories import Op, write_jsonl
 
@@ -22,7 +23,13 @@ NO_CORPUS = f"the history corpus is not at {CORPUS} (shared/corpus beside the re
 EXIT = {"linearizable": 0, "not-linearizable": 1}
 
 
-def harness(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def harness(*args: object) -> subprocess.CompletedProcess[str]:
+    """The command through its ``main``, in this process (test_the_command_runs_as_a_process
+    runs it as a process)."""
+    return harness_in_process(*args, cwd=ROOT)
+
+
+def harness_process(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *map(str, args)],
         capture_output=True,
@@ -206,6 +213,15 @@ def test_directory_without_history_exits_3(tmp_path: Path) -> None:
     run = harness("check", tmp_path)
     assert run.returncode == 3
     assert "history.jsonl" in run.stderr
+
+
+def test_the_command_runs_as_a_process(tmp_path: Path) -> None:
+    """Exit codes and output reach a shell as they come from ``main``: a verdict, a bad file."""
+    path = register_history(tmp_path / "h.jsonl", 2)
+    run = harness_process("check", "--model", "cas-register", path)
+    assert run.returncode == 1 and run.stdout.startswith("NOT LINEARIZABLE"), run.stdout + run.stderr
+    missing = harness_process("check", tmp_path / "nowhere.edn")
+    assert missing.returncode == 3 and str(tmp_path / "nowhere.edn") in missing.stderr
 
 
 def test_console_script_is_declared() -> None:

@@ -9,10 +9,9 @@ import sys
 import time
 
 import pytest
-from support import processes_mentioning
+from support import harness_in_process, processes_mentioning
 
 from harness import plan as plans
-from harness.runner import run_plan
 
 
 def _harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -21,22 +20,14 @@ def _harness(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.cluster
 @pytest.mark.parametrize(
     "workload, expected_model",
     [("chat", "chat"), ("register", "cas-register")],
 )
-def test_short_real_run_is_valid_and_stored(tmp_path, workload, expected_model):
-    store = tmp_path / "store"
-    outcome = run_plan(
-        None,
-        {"nodes": 3, "time_limit": 15, "workload": workload, "concurrency": 6, "rate": 150, "recovery": 1},
-        store_root=store,
-        progress=False,
-    )
-    assert outcome.valid is True, outcome.results
-    assert outcome.exit_code == 0
-    run_dir = outcome.run_dir
+def test_short_real_run_is_valid_and_stored(short_runs, workload, expected_model):
+    """conftest's short run of the workload (8 s, 3 nodes, 150 ops/s, no faults), as stored."""
+    run_dir = short_runs[workload]
+    store = run_dir.parents[1]
     assert (store / "latest").resolve() == run_dir.resolve()
     for name in (
         "plan.yaml",
@@ -50,7 +41,8 @@ def test_short_real_run_is_valid_and_stored(tmp_path, workload, expected_model):
     assert sorted(p.name for p in (run_dir / "logs").iterdir()) == ["n1.log", "n2.log", "n3.log"]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["checker"]["model"] == expected_model
-    assert results["stats"]["totals"]["ok"] > 500  # 15 s at 150 ops/s, minus start-up
+    # 8 s at 150 ops/s: some 1,200; a loaded 2-core machine serves about 50 a second
+    assert results["stats"]["totals"]["ok"] > 200
     stored_plan = plans.load(run_dir / "plan.yaml")
     assert stored_plan.seed == results["seed"] and stored_plan.workload == workload
     # The stored run re-checks to the same verdict.
@@ -123,7 +115,7 @@ def test_ctrl_c_leaves_a_checkable_prefix_and_no_process(tmp_path):
 def test_bad_plans_are_refused_with_a_clear_error(tmp_path, plan_text, complaint):
     plan = tmp_path / "plan.yaml"
     plan.write_text(plan_text)
-    result = _harness("run", str(plan), "--store", str(tmp_path / "store"))
+    result = harness_in_process("run", str(plan), "--store", str(tmp_path / "store"))
     assert result.returncode == 3
     assert complaint in result.stderr and str(plan) in result.stderr, result.stderr
     assert not (tmp_path / "store").exists(), "a refused plan must not start a run"

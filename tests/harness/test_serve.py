@@ -239,6 +239,7 @@ def screenshot(url: str, name: str, height: int = 900) -> Path:
 
 
 @needs_chromium
+@pytest.mark.cluster
 def test_index_in_a_browser(served: Store) -> None:
     page = rendered(served.url)
     assert page.rows == [
@@ -251,6 +252,7 @@ def test_index_in_a_browser(served: Store) -> None:
 
 
 @needs_chromium
+@pytest.mark.cluster
 def test_run_page_in_a_browser(served: Store) -> None:
     url = served.url.rstrip("/") + href(served, "invalid")
     assert rendered(url).images == ["latency.png", "throughput.png"]
@@ -259,6 +261,7 @@ def test_run_page_in_a_browser(served: Store) -> None:
 
 
 @needs_chromium
+@pytest.mark.cluster
 def test_timeline_through_the_server(served: Store) -> None:
     """The checker's page works when served (its script runs; it is not just a file:// page)."""
     dom = chromium(served.url.rstrip("/") + href(served, "invalid", "timeline.html"), "--dump-dom")
@@ -296,7 +299,8 @@ def test_cli_serves_a_store(served: Store) -> None:
         process.wait(10)
 
 
-def test_index_shows_the_bug_and_system_of_each_run(tmp_path: Path) -> None:
+def _index_with_bugs(tmp_path: Path) -> str:
+    """The index page of a store with a correct run, a run with a bug and one that never started."""
     from harness.serve import index_page
 
     root = tmp_path / "store"
@@ -305,7 +309,11 @@ def test_index_shows_the_bug_and_system_of_each_run(tmp_path: Path) -> None:
         store.write_results(run_dir, {"test": name, "valid": bug is None, "bug": bug, "system": "raftchat"})
     failed = store.new_run_dir(root, "never", latest=False)
     store.write_results(failed, {"test": "never", "setup_failed": True, "error": "the run never started"})
-    page = index_page(root)
+    return index_page(root)
+
+
+def test_index_shows_the_bug_and_system_of_each_run(tmp_path: Path) -> None:
+    page = _index_with_bugs(tmp_path)
     rows = {
         test: row
         for test, row in re.findall(r"<tr class='run' data-test='([^']*)'(.*?)</tr>", page, flags=re.S)
@@ -315,20 +323,22 @@ def test_index_shows_the_bug_and_system_of_each_run(tmp_path: Path) -> None:
     assert "stale-read" not in rows["correct"] and "none" in rows["correct"]
     assert all("<td class='system'>raftchat</td>" in rows[t] for t in ("buggy", "correct"))
     assert "data-verdict='failed'" in rows["never"]
-    if CHROMIUM is not None:  # for a person to look at
-        html_file = tmp_path / "index.html"
-        html_file.write_text(page, encoding="utf-8")
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-            shot = [f"--user-data-dir={profile}", "--window-size=1400,500"]
-            subprocess.run(
-                [
-                    CHROMIUM,
-                    *FLAGS,
-                    *shot,
-                    f"--screenshot={ARTIFACTS / 'serve_index_bug.png'}",
-                    html_file.as_uri(),
-                ],
-                capture_output=True,
-                timeout=120,
-            )
+
+
+@needs_chromium
+@pytest.mark.cluster
+def test_index_with_bugs_in_a_browser(tmp_path: Path) -> None:
+    """A screenshot of that index, for a person to look at."""
+    html_file = tmp_path / "index.html"
+    html_file.write_text(_index_with_bugs(tmp_path), encoding="utf-8")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    png = ARTIFACTS / "serve_index_bug.png"
+    png.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        shot = [f"--user-data-dir={profile}", "--window-size=1400,500"]
+        subprocess.run(
+            [CHROMIUM, *FLAGS, *shot, f"--screenshot={png}", html_file.as_uri()],
+            capture_output=True,
+            timeout=120,
+        )
+    assert png.read_bytes()[:4] == b"\x89PNG"
