@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tracemalloc
 
 import pytest
+from support import wait_until
 
 from raftchat import memtrace
+from raftchat.localcluster import LocalCluster
 
 
 @pytest.fixture
@@ -42,3 +46,23 @@ def test_a_bad_interval_is_refused_naming_the_variable(monkeypatch, value: str) 
 def test_the_interval_comes_from_the_environment(monkeypatch, value: str, seconds) -> None:
     monkeypatch.setenv(memtrace.ENV, value)
     assert memtrace.interval_from_env() == seconds
+
+
+@pytest.mark.cluster
+def test_a_node_started_with_tracing_reports_into_its_data_dir(make_cluster, monkeypatch) -> None:
+    monkeypatch.setenv(memtrace.ENV, "0.5")  # the node processes inherit it
+    cluster = make_cluster(1)
+    report = cluster.data_dir / "n1" / memtrace.REPORT
+    wait_until("the first tracemalloc report", report.exists, timeout=15)
+    assert "traced=" in report.read_text()
+    status = wait_until("a status with the traced total", lambda: (cluster.status("n1") or {}).get("traced"))
+    assert status > 0
+
+
+@pytest.mark.cluster
+def test_a_node_refuses_a_bad_tracing_interval(tmp_path) -> None:
+    cluster = LocalCluster(tmp_path / "c", 1)
+    env = {**os.environ, memtrace.ENV: "often"}
+    done = subprocess.run(cluster.command("n1"), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{memtrace.ENV}='often'" in done.stderr
