@@ -3,10 +3,12 @@
 A local cluster (3 nodes, frequent compaction) takes a steady chat load for ``--duration``
 seconds: closed-loop clients create accounts (each new password costs the leader one scrypt
 derivation, as the harness's chat workload does with every group of users), send messages
-of ``--text-size`` characters and fetch inboxes. Every ``--pause-every`` seconds one follower is
-stopped (SIGSTOP) for ``--pause-for`` seconds, so that it falls behind the leader's snapshot and
-catches up through InstallSnapshot, the way a killed or cut-off node does in a soak run, while
-keeping its process (a kill would reset the very memory being measured).
+of ``--text-size`` characters, fetch inboxes and delete the accounts they are done with, so the
+replicated state stays the same size all run long (``--grow`` keeps them: the state grows).
+Every ``--pause-every`` seconds one follower is stopped (SIGSTOP) for ``--pause-for`` seconds, so
+that it falls behind the leader's snapshot and catches up through InstallSnapshot, the way a
+killed or cut-off node does in a soak run, while keeping its process (a kill would reset the
+very memory being measured).
 
 Every ``--interval`` seconds it prints each node's RSS (from /proc), the operations so far and the
 size of the newest snapshot (the replicated state); with ``--trace`` the nodes also run
@@ -74,14 +76,19 @@ class Sample:
 
 
 async def client_loop(index: int, cluster: LocalCluster, args: argparse.Namespace, load: Load) -> None:
-    """Closed loop: a new pair of accounts every ``ops_per_user`` operations, then sends and fetches."""
+    """Closed loop: a new pair of accounts every ``ops_per_user`` operations (the previous pair
+    deleted, unless ``--grow``), and sends and fetches between them."""
     client = Client(cluster.config, timeout=10.0)
     rng = random.Random(index)
     text = "x" * args.text_size
+    users: list[str] = []
     try:
         for generation in itertools.count():
             if load.stop:
                 return
+            if not args.grow:  # a steady state: the previous accounts and their inboxes go
+                for user in users:
+                    await call(client, load, "delete_account", user=user, password=password_of(user))
             users = [f"c{index}g{generation}u{k}" for k in range(2)]
             for user in users:
                 await call(client, load, "create_account", user=user, password=password_of(user))
@@ -263,6 +270,7 @@ def main() -> int:
     add("--snapshot-every", type=int, default=500, help="applied entries between snapshots")
     add("--text-size", type=int, default=300, help="characters per message")
     add("--ops-per-user", type=int, default=40, help="operations before new accounts")
+    add("--grow", action="store_true", help="keep every account: the state grows all run long")
     add("--fetch-share", type=float, default=0.3, help="share of fetches among the ops")
     add("--pause-every", type=float, default=20.0, help="seconds between follower pauses (0: none)")
     add("--pause-for", type=float, default=4.0, help="seconds a paused follower stays stopped")
@@ -282,6 +290,7 @@ def main() -> int:
         os.environ.pop(memtrace.ENV, None)
     print(
         f"{args.nodes} nodes, {args.clients} clients, {args.duration:.0f} s, "
+        f"{'growing' if args.grow else 'steady'} state, "
         f"snapshot_every {args.snapshot_every}, texts of {args.text_size} characters, "
         f"a follower paused {args.pause_for:g} s every {args.pause_every:g} s; "
         f"malloc {'untuned (glibc defaults)' if args.untuned else 'tuned (raftchat.allocator)'}"

@@ -5,16 +5,16 @@ resident memory climbed in long runs. The cause is glibc's *dynamic* mmap thresh
 of 128 KiB or more is first given its own mapping, but once such a block is freed, the
 threshold rises to its size (up to 32 MiB) and the trim threshold to twice that. From then on
 the node's large, short-lived buffers (scrypt's 4 MiB working area in every executor thread
-that derives an account key, snapshot bytes read back from the forked child, InstallSnapshot
+that derives an account key, snapshot bytes read back from the forked child and received in
 chunks, state digests, big read answers) come out of the heaps instead, and a heap hands
 memory back only from its top, and only past the raised trim threshold: every thread's arena
 keeps its 4 MiB, and the main heap keeps whatever its holes add up to.
 
-Fixing the thresholds turns the dynamic adjustment off (mallopt(3)): large blocks are always
-mapped and unmapped, and heaps are trimmed past 128 KiB. :func:`release` (``malloc_trim``)
-also hands back free pages inside the heaps; the node calls it after a snapshot, when the
-biggest buffers have just been freed. Elsewhere (musl, macOS) both do nothing.
-``RAFTCHAT_MALLOC_TUNING=0`` leaves the allocator as it is (for comparisons, see
+Fixing the thresholds turns the dynamic adjustment off (mallopt(3)): blocks of 1 MiB and more
+are always mapped and unmapped, and a heap is trimmed once 2 MiB are free at its top.
+:func:`release` (``malloc_trim``) also hands back free pages inside the heaps; the node calls it
+after a snapshot, when the biggest buffers have just been freed. Elsewhere (musl, macOS) both
+do nothing. ``RAFTCHAT_MALLOC_TUNING=0`` leaves the allocator as it is (for comparisons, see
 ``bench/node_memory.py``); glibc's own ``MALLOC_*_`` variables win when set.
 """
 
@@ -29,8 +29,10 @@ from typing import Any
 ENV = "RAFTCHAT_MALLOC_TUNING"
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 128 << 10  # glibc's initial value, kept fixed
-TRIM_THRESHOLD = 128 << 10
+# Blocks from 1 MiB up are mapped: scrypt's 4 MiB, snapshot bytes, big answers. Not lower: msgpack
+# takes a 256 KiB buffer for every packb, and mapping that costs ~70 us per call instead of ~5.
+MMAP_THRESHOLD = 1 << 20
+TRIM_THRESHOLD = 2 << 20  # a heap keeps at most this much free at its top (not trimmed at every free)
 RELEASE_EVERY = 5.0  # seconds between two trims
 _GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
