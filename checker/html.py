@@ -31,6 +31,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,26 @@ def write_html(
     faults: list[dict[str, Any]] | None = None,
     links: list[tuple[str, str]] | None = None,
 ) -> None:
-    """The page written as it is made (:func:`render_chunks`), never whole in memory."""
-    with open(path, "w", encoding="utf-8") as out:
-        out.writelines(render_chunks(result, model, title, faults=faults, links=links))
+    """The page written as it is made (:func:`render_chunks`), never whole in memory.
+
+    Into a file beside ``path`` renamed over it once complete, so a failure half-way leaves the
+    page that was there; a path that is not a file (``/dev/stdout``, a pipe) is written in place.
+    """
+    chunks = render_chunks(result, model, title, faults=faults, links=links)
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as out:
+            out.writelines(chunks)
+        return
+    target = target.resolve()  # a link to the page: the file it names is replaced, not the link
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(part, "w", encoding="utf-8") as out:
+            out.writelines(chunks)
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 # -- the data the page's script draws from -------------------------------------------------

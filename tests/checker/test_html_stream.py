@@ -10,6 +10,8 @@ import re
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from checker import check, get_model
 from checker.html import render, render_chunks, write_html
 from checker.result import CheckResult
@@ -62,3 +64,27 @@ def test_writing_the_page_holds_a_fraction_of_it(tmp_path: Path) -> None:
     # into the template, encoded); written in pieces it takes well under half of it.
     assert peak < size / 2, f"writing a {size}-byte page took {peak} bytes at its peak"
     assert len(page_json(page.read_text(encoding="utf-8"))["ops"]) == len(result.ops)
+
+
+def test_a_page_that_fails_half_way_leaves_the_one_there(tmp_path: Path) -> None:
+    """The page is written beside its path and renamed over it once complete."""
+    result, model = chat_result(1_000)
+    page = tmp_path / "timeline.html"
+    write_html(page, result, model, title="the first page")
+    first = page.read_bytes()
+    calls = 0
+    describe = model.describe_state
+
+    def failing(state: object) -> str:  # a model that breaks once the page is half written
+        nonlocal calls
+        calls += 1
+        if calls > 500:
+            raise RuntimeError("cannot describe this state")
+        return describe(state)
+
+    model.describe_state = failing  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="cannot describe"):
+        write_html(page, result, model, title="the second page")
+    assert calls > 500
+    assert page.read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["timeline.html"]  # no part file left
