@@ -29,12 +29,15 @@ not drawn and the table says so.
 from __future__ import annotations
 
 import html
+import itertools
 import json
+import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from checker.model import Model, Operation
-from checker.page import asset, page
+from checker.page import asset, page_chunks
 from checker.partial import partial_linearizations
 from checker.result import UNKNOWN, CheckResult, Failure, Stuck
 
@@ -62,15 +65,29 @@ def render(
     faults: list[dict[str, Any]] | None = None,
     links: list[tuple[str, str]] | None = None,
 ) -> str:
-    """The whole page as one string.
+    """The whole page as one string (:func:`render_chunks` joined)."""
+    return "".join(render_chunks(result, model, title, faults=faults, links=links))
 
+
+def render_chunks(
+    result: CheckResult,
+    model: Model,
+    title: str = "",
+    *,
+    faults: list[dict[str, Any]] | None = None,
+    links: list[tuple[str, str]] | None = None,
+) -> Iterator[str]:
+    """The page in pieces of about an operation or a group each, made as they are asked for.
+
+    The page of a long run is a hundred megabytes of JSON: built as one string (and then
+    escaped, spliced into the template, encoded) it cost several copies of that at once.
     ``faults``: intervals when faults were in force, each ``{"fault": name, "start": s, "stop": s
     or None (until the end), "value": what was done}`` in seconds since the start of the history
     (the clock of the ops' times), as ``harness.stats.compute`` gives them under ``nemesis``.
     ``links``: ``(label, href)`` of the files beside the page (plots, logs, plan, results).
     """
-    data = page_data(result, model, title, faults=faults)
     by_id = {op.id: op for op in result.ops}
+    data = page_data(result, model, title, faults=faults, by_id=by_id)
     body = (
         _banner(data, links or [])
         + _anomaly_section(data, by_id, model)
@@ -79,11 +96,12 @@ def render(
         + _faults_section(data)
     )
     page_title = f"{_VERDICT_TEXT[data['verdict']]}: {title}" if title else _VERDICT_TEXT[data["verdict"]]
-    scripts = (
-        f'<script type="application/json" id="check-data">{_script_json(data)}</script>\n'
-        f"<script>{asset('timeline.js')}</script>"
+    scripts = itertools.chain(
+        [f'{body}\n<script type="application/json" id="check-data">'],
+        _json_chunks(data),
+        [f"</script>\n<script>{asset('timeline.js')}</script>"],
     )
-    return page(page_title, f"{body}\n{scripts}", asset("timeline.css"))
+    return page_chunks(page_title, scripts, asset("timeline.css"))
 
 
 def write_html(
@@ -95,32 +113,83 @@ def write_html(
     faults: list[dict[str, Any]] | None = None,
     links: list[tuple[str, str]] | None = None,
 ) -> None:
-    Path(path).write_text(render(result, model, title, faults=faults, links=links), encoding="utf-8")
+    """The page written as it is made (:func:`render_chunks`), never whole in memory.
+
+    Into a file beside ``path`` renamed over it once complete, so a failure half-way leaves the
+    page that was there; a path that is not a file (``/dev/stdout``, a pipe) is written in place.
+    """
+    chunks = render_chunks(result, model, title, faults=faults, links=links)
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as out:
+            out.writelines(chunks)
+        return
+    target = target.resolve()  # a link to the page: the file it names is replaced, not the link
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(part, "w", encoding="utf-8") as out:
+            out.writelines(chunks)
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 # -- the data the page's script draws from -------------------------------------------------
 
 
+class Later:
+    """A value of the page data made only when the page is written, and dropped once it is
+    written: the model states of each group are never all in memory together."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+
+class Items:
+    """A list of the page data whose items are made one at a time as the page is written."""
+
+    def __init__(self, count: int, make: Callable[[], Iterable[Any]]) -> None:
+        self.count, self.make = count, make
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.make())
+
+
 def page_data(
-    result: CheckResult, model: Model, title: str = "", *, faults: list[dict[str, Any]] | None = None
+    result: CheckResult,
+    model: Model,
+    title: str = "",
+    *,
+    faults: list[dict[str, Any]] | None = None,
+    by_id: dict[int, Operation] | None = None,
 ) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready values (times in ns since the start of the test)."""
+    """Everything the page shows, as JSON-ready values (times in ns since the start of the test).
+
+    The big parts (the ops, each group's states and partial linearizations) are :class:`Items`
+    and :class:`Later`, made while :func:`_json_chunks` writes them; :func:`resolved` makes them all.
+    """
     ops = result.ops
     start = 0  # one clock for the page, the faults and results.json: the history's own
-    by_id = {op.id: op for op in ops}
+    if by_id is None:
+        by_id = {op.id: op for op in ops}
     failure = result.failure
     verdict = "unknown" if result.valid == UNKNOWN else ("linearizable" if result.valid else "violation")
     partitions = []
     for index, ids in enumerate(result.partition_ops):
         lin = result.linearizations[index] if index < len(result.linearizations) else None
-        partials = None
+        states: Later | None = None
+        partials: Later | None = None
         if failure is not None and failure.partition == index:
-            status, states = "failed", None
-            partials = partial_linearizations(model, _ops_of(by_id, ids)).to_json()
+            status = "failed"
+            partials = Later(lambda ids=ids: partial_linearizations(model, _ops_of(by_id, ids)).to_json())
         elif lin is not None:
-            status, states = "linearizable", _replay(model, by_id, lin)
+            status, states = "linearizable", Later(lambda lin=lin: _replay(model, by_id, lin))
         else:
-            status, states = "unchecked", None
+            status = "unchecked"
         partitions.append(
             {
                 "i": index,
@@ -143,11 +212,42 @@ def page_data(
         "processes": len({str(op.process) for op in ops}),
         "nodes": sorted({op.node for op in ops if op.node}),
         "unknown": sum(1 for op in ops if op.ret is None),
-        "ops": [_op_data(op, model, start) for op in ops],
+        "ops": Items(len(ops), lambda: (_op_data(op, model, start) for op in ops)),
         "partitions": partitions,
         "failure": _failure_data(failure, model, by_id) if failure is not None else None,
         "faults": _faults_data(faults or [], start),
     }
+
+
+def resolved(value: Any) -> Any:
+    """``value`` with every :class:`Items` and :class:`Later` in it made: plain JSON values."""
+    if isinstance(value, Later):
+        return resolved(value.make())
+    if isinstance(value, Items):
+        return [resolved(item) for item in value]
+    if isinstance(value, dict):
+        return {key: resolved(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolved(item) for item in value]
+    return value
+
+
+def _json_chunks(data: dict[str, Any]) -> Iterator[str]:
+    """``data`` as JSON safe inside a <script> element, in chunks: one per top-level value and
+    one per item of a top-level list (an op, a group with its states), each made and dropped in turn."""
+    sep = "{"
+    for key, value in data.items():
+        yield f"{sep}{_script_json(key)}:"
+        sep = ","
+        if isinstance(value, list | Items):
+            inner = "["
+            for item in value:
+                yield inner + _script_json(resolved(item))
+                inner = ","
+            yield "[]" if inner == "[" else "]"
+        else:
+            yield _script_json(resolved(value))
+    yield "}"
 
 
 def _faults_data(faults: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
@@ -325,7 +425,7 @@ def _cut(text: str) -> str:
     return text if len(text) <= STATE_CHARS else text[: STATE_CHARS - 1] + "…"
 
 
-def _script_json(data: dict[str, Any]) -> str:
+def _script_json(data: Any) -> str:
     """JSON safe inside a <script> element: no '<' can close it early."""
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
 

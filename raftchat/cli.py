@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_node(args: argparse.Namespace) -> int:
+    from raftchat import allocator, memtrace
     from raftchat.bugs import ALL_BUGS
     from raftchat.node import Node, serve
     from raftchat.storage import StorageError
@@ -79,6 +80,12 @@ def _run_node(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    allocator.tune()  # before the node allocates: see raftchat.allocator
+    try:
+        trace_every = memtrace.interval_from_env()
+    except ValueError as exc:
+        print(f"raftchat node: {exc}", file=sys.stderr)
+        return 2
     try:
         config = cfg.load(args.cluster)
         node = Node(
@@ -89,6 +96,7 @@ def _run_node(args: argparse.Namespace) -> int:
             bugs,
             seed=args.seed,
             failpoints=args.failpoints,
+            trace_every=trace_every,
         )
     except (cfg.ConfigError, StorageError) as exc:
         print(f"raftchat node: {exc}", file=sys.stderr)

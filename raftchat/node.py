@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raftchat import auth, limits, protocol, tls
+from raftchat import allocator, auth, limits, protocol, tls
 from raftchat.accounts import KeyDeriver
 from raftchat.bugs import ALL_BUGS, LEADER_READ_WITHOUT_QUORUM, STALE_READ
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
 from raftchat.forked import ForkedBytes
 from raftchat.kv import KVMachine
+from raftchat.memtrace import MemoryTracer
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
 from raftchat.raft.core import Config, RaftCore, Ready, Role
 from raftchat.raft.messages import Message, Snapshot
@@ -78,6 +79,7 @@ class Node:
         bugs: frozenset[str] = frozenset(),
         seed: int | None = None,
         failpoints: bool = False,
+        trace_every: float | None = None,
     ) -> None:
         unknown = bugs - ALL_BUGS
         if unknown:
@@ -143,6 +145,9 @@ class Node:
         self._background: set[asyncio.Task] = set()
         # Since process start: snapshots taken here, installed from a leader, sent to followers.
         self.snapshots = {"taken": 0, "installed": 0, "sent": 0}
+        # Opt-in (RAFTCHAT_TRACEMALLOC): tracemalloc reports in the data directory, see raftchat.memtrace.
+        self._trace_every = trace_every
+        self.tracer = MemoryTracer(data_dir) if trace_every else None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -183,10 +188,16 @@ class Node:
         self._ticks_done = 0
         self._tick_handle = loop.call_at(self._tick_base + self.config.tick_ms / 1000, self._tick)
         self._schedule_flush()
+        if self.tracer is not None:
+            self._trace_handle = loop.call_later(self._trace_every, self._trace)
+            if hasattr(signal, "SIGUSR2"):
+                loop.add_signal_handler(signal.SIGUSR2, self._write_trace)
         try:
             await self._stopping.wait()
         finally:
             self._tick_handle.cancel()
+            if self.tracer is not None:
+                self._trace_handle.cancel()
             for server in self._servers:
                 server.close()
             for link in self.links.values():
@@ -213,6 +224,16 @@ class Node:
         self._ticks_done += 1
         self._schedule_flush()
         self._tick_handle = loop.call_at(self._tick_base + (self._ticks_done + 1) * period, self._tick)
+
+    def _trace(self) -> None:
+        self._write_trace()
+        self._trace_handle = asyncio.get_running_loop().call_later(self._trace_every, self._trace)
+
+    def _write_trace(self) -> None:
+        try:
+            self.tracer.report()
+        except OSError as exc:
+            log.warning("%s: could not write the tracemalloc report: %s", self.id, exc)
 
     # ----------------------------------------------------------------- Raft plumbing
 
@@ -264,6 +285,7 @@ class Node:
             self.replica.applied_index = rd.snapshot.index
             self.snapshot_index = rd.snapshot.index
             self.snapshots["installed"] += 1
+            allocator.release()  # the transfer's chunks and the old state are free now
             log.info(
                 "%s: installed snapshot at index %d (%d bytes) from the leader",
                 self.id,
@@ -375,6 +397,7 @@ class Node:
             self.core.compact(snapshot)
             self.snapshot_index = index
             self.snapshots["taken"] += 1
+            allocator.release()  # the bytes read from the child and the log it covered are free now
             log.info("%s: snapshot at index %d (%d bytes)", self.id, index, len(data))
         except Exception:
             log.exception("%s: snapshot at index %d failed; will try again later", self.id, index)
@@ -572,6 +595,9 @@ class Node:
             "chain": self.replica.chain_status(since if isinstance(since, int) else -1),
             "pid": os.getpid(),
         }
+        if self.tracer is not None:
+            status["traced"] = self.tracer.traced()  # bytes of live Python allocations
+            status["malloc"] = allocator.usage()
         if request.get("digest") is True:
             status["digest"] = self.replica.digest()
         return status
