@@ -76,6 +76,16 @@ def _never(what: str, check, seconds: float) -> None:
         time.sleep(0.05)
 
 
+def _settled(cluster) -> str:
+    """The leader, once every node answers and follows it."""
+    leader = cluster.wait_for_leader()
+    wait_until(
+        f"every node to follow {leader}",
+        lambda: all((s := cluster.status(n)) and s["leader"] == leader for n in cluster.ids),
+    )
+    return leader
+
+
 def test_a_node_with_a_stalled_disk_acknowledges_nothing_and_grants_no_vote(make_cluster):
     """stall-writes holds every write back on the writer thread. Followers that hold a new
     entry only in memory must not acknowledge it (so the leader, whose own disk is fine,
@@ -83,7 +93,7 @@ def test_a_node_with_a_stalled_disk_acknowledges_nothing_and_grants_no_vote(make
     vote (a vote is a term and a choice on disk first), while its event loop keeps answering.
     Disarmed, the writes land and the cluster goes on."""
     cluster = make_cluster(3, machine="kv", failpoints=True)
-    leader = cluster.wait_for_leader()
+    leader = _settled(cluster)
     followers = [n for n in cluster.ids if n != leader]
     with SyncClient(cluster.config, timeout=10) as client:
         assert client.call("put", key="k", value="before").status == "ok"
@@ -115,6 +125,9 @@ def test_a_node_with_a_stalled_disk_acknowledges_nothing_and_grants_no_vote(make
     assert result and result[0].status == "ok", result
 
     # Votes: one survivor campaigns or votes with a stalled disk, the other with a working one.
+    # (The leader may have changed: without answers from its followers it stepped down.)
+    leader = _settled(cluster)
+    followers = [n for n in cluster.ids if n != leader]
     stalled = followers[0]
     assert cluster.arm(stalled, "stall-writes", timeout=2.0)
     cluster.kill(leader)
