@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -55,6 +56,8 @@ FAILPOINT_EXIT = 75  # the exit status of a node stopped by a failpoint
 # peer frame limit leaves room for the encoding, and a window of a few chunks keeps what one
 # follower's transfer puts on the link ahead of heartbeats to a few MiB at most.
 PEER_MESSAGE_BYTES = protocol.MAX_FRAME // 4
+
+WRITER_SWITCH_INTERVAL_S = 0.0005  # see serve()
 
 
 def make_machine(name: str, config: ClusterConfig) -> StateMachine:
@@ -145,6 +148,7 @@ class Node:
         self._reads: dict[int, tuple[dict, asyncio.Future]] = {}  # ctx -> waiting ReadIndex read
         self._ready_reads: list[tuple[int, dict, asyncio.Future]] = []  # confirmed, waiting for apply
         self._read_ctx = 0
+        self._leader_waiters: set[asyncio.Future] = set()  # requests waiting for an election's outcome
         self._flush_scheduled = False
         self._stopping = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
@@ -357,6 +361,10 @@ class Node:
         )
         if self.core.role is not Role.LEADER:
             self._fail_all_pending(UNCERTAIN, "leadership lost before the write was known to commit")
+        if self.core.leader_id is not None:
+            for waiter in self._leader_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _fail_all_pending(self, status: str, why: str) -> None:
         for pending in list(self._pending_by_index.values()):
@@ -503,6 +511,7 @@ class Node:
 
     async def _execute(self, request: dict) -> dict:
         op = validate(self.replica.machine, await self.keys.replace_password(request.get("op")))
+        await self._leader_known()
         future = asyncio.get_running_loop().create_future()
         if self.replica.machine.ops[op["op"]].read_only:
             self._start_read(op, future)
@@ -524,6 +533,22 @@ class Node:
                 return refused
             self._start_write(client, seq, ack, op, future)
         return await future
+
+    async def _leader_known(self) -> None:
+        """While an election is under way no node can take a request. Rather than send the
+        client off to poll the others, wait until this node learns the outcome (for at most
+        the minimum election timeout, so a node cut off from a majority still answers soon):
+        then its answer either serves the request (it won) or names the new leader."""
+        if self.core.role is Role.LEADER or self.core.leader_id is not None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._leader_waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, self.config.election_timeout_ms / 1000)
+        except TimeoutError:
+            pass  # answered as before: not the leader, and no leader known
+        finally:
+            self._leader_waiters.discard(waiter)
 
     async def _authorize(self, client: str, seq: int, op: dict) -> dict | None:
         """A refusal (bad password, not the leader) of a write that acts for an account, decided
@@ -622,6 +647,10 @@ def serve(node: Node) -> None:
             loop.add_signal_handler(sig, node.stop)
         await node.run()
 
+    # The writer thread needs the GIL to start a write and to report it done; while the loop
+    # runs Python it would wait up to the default 5 ms switch interval for it, longer than
+    # the fsync itself. (Only a thread that waits for the GIL makes a switch happen.)
+    sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
 
