@@ -17,7 +17,6 @@ import logging
 import os
 import random
 import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -56,8 +55,6 @@ FAILPOINT_EXIT = 75  # the exit status of a node stopped by a failpoint
 # peer frame limit leaves room for the encoding, and a window of a few chunks keeps what one
 # follower's transfer puts on the link ahead of heartbeats to a few MiB at most.
 PEER_MESSAGE_BYTES = protocol.MAX_FRAME // 4
-
-WRITER_SWITCH_INTERVAL_S = 0.0005  # see serve()
 
 
 def make_machine(name: str, config: ClusterConfig) -> StateMachine:
@@ -647,10 +644,6 @@ def serve(node: Node) -> None:
             loop.add_signal_handler(sig, node.stop)
         await node.run()
 
-    # The writer thread needs the GIL to start a write and to report it done; while the loop
-    # runs Python it would wait up to the default 5 ms switch interval for it, longer than
-    # the fsync itself. (Only a thread that waits for the GIL makes a switch happen.)
-    sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
 
