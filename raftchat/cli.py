@@ -110,6 +110,9 @@ def _run_node(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"raftchat node {args.id}: {exc}", file=sys.stderr)
         return 1
+    if node.failure is not None:
+        print(f"raftchat node {args.id}: stopped: {node.failure}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,8 +3,11 @@
 Everything touching the core runs on the event loop thread without awaiting, so the
 core never sees interleaved calls. Inputs (peer messages, client requests, ticks) are
 stepped as they arrive; a single ``_flush`` scheduled per loop iteration then handles
-the core's Ready: persist (fsync), send, apply, answer clients. Requests that arrive
-while a flush is pending are batched into the same fsync and the same AppendEntries.
+the core's Ready: hand its state to the writer thread (``raftchat.writer``), send what may
+leave before it is durable, apply, answer clients. What must wait for the disk (votes, a
+follower's acknowledgements) is sent when the writer reports the write durable. Requests
+that arrive while a flush is pending are batched into the same AppendEntries, and those
+that arrive while a write is in flight into the same fsync.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import random
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +33,12 @@ from raftchat.kv import KVMachine
 from raftchat.memtrace import MemoryTracer
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
 from raftchat.raft.core import Config, RaftCore, Ready, Role
-from raftchat.raft.messages import Message, Snapshot
+from raftchat.raft.messages import HardState, Message, Snapshot
 from raftchat.sessions import Replica, encode_command
 from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
 from raftchat.storage import Storage
 from raftchat.transport import PeerLink, PeerServer
+from raftchat.writer import Writer
 
 log = logging.getLogger("raftchat.node")
 
@@ -42,7 +47,9 @@ log = logging.getLogger("raftchat.node")
 # A harness arms them over the client port, and only on nodes started with failpoints allowed.
 # crash-after-vote: exit right after a vote for another node is persisted and the grant
 # sent, so the node comes back having voted but knowing nothing of the term's leader.
-FAILPOINTS = ("crash-after-vote",)
+# stall-writes: hold every storage write back before it reaches the disk, until disarmed (a
+# disk that does not answer: the node must send nothing that claims durability meanwhile).
+FAILPOINTS = ("crash-after-vote", "stall-writes")
 FAILPOINT_EXIT = 75  # the exit status of a node stopped by a failpoint
 
 # Entry bytes per AppendEntries and snapshot bytes per InstallSnapshot chunk: a quarter of the
@@ -101,7 +108,10 @@ class Node:
         self._tls = (tls.peer_server(files), tls.peer_client(files), tls.client_server(files))
         self.storage = Storage.open(data_dir, config.cluster_id, node_id, bugs=bugs)
         hard_state, snapshot, entries = self.storage.load()
-        self._saved_hard_state = self._last_hard_state = hard_state
+        # The last hard state handed to the writer (durable before anything sent after it).
+        self._submitted_hard_state = self._last_hard_state = hard_state
+        self._writer = Writer(self.storage, self._on_write_failure)
+        self.failure: BaseException | None = None  # why the node stopped, if it failed
         self.replica = Replica(make_machine(machine, config), bugs=bugs)
         self.keys = KeyDeriver(config.cluster_id, getattr(self.replica.machine, "keyed", {}))
         self.replica.applied_index = 0
@@ -137,6 +147,7 @@ class Node:
         self._reads: dict[int, tuple[dict, asyncio.Future]] = {}  # ctx -> waiting ReadIndex read
         self._ready_reads: list[tuple[int, dict, asyncio.Future]] = []  # confirmed, waiting for apply
         self._read_ctx = 0
+        self._leader_waiters: set[asyncio.Future] = set()  # requests waiting for an election's outcome
         self._flush_scheduled = False
         self._stopping = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
@@ -203,6 +214,7 @@ class Node:
             for link in self.links.values():
                 await link.stop()
             self._fail_all_pending(UNCERTAIN, "node is shutting down")
+            await self._writer.close()
             self.storage.close()
             log.info("%s: stopped", self.id)
 
@@ -261,25 +273,22 @@ class Node:
     def _handle_ready(self, rd: Ready) -> None:
         if rd.hard_state is not None:
             self._last_hard_state = rd.hard_state
-        latest, saved = self._last_hard_state, self._saved_hard_state
+        latest, submitted = self._last_hard_state, self._submitted_hard_state
         # The commit index is volatile in Raft (a restarted node relearns it from the leader),
         # so a change of commit alone costs no fsync: it rides along with the next real write.
-        vote_changed = (latest.term, latest.voted_for) != (saved.term, saved.voted_for)
+        vote_changed = (latest.term, latest.voted_for) != (submitted.term, submitted.voted_for)
         # A leader may send its entries before they are on its own disk (thesis 10.2.1): the
-        # core counts the leader toward a commit only after advance(), i.e. after the fsync
-        # below, so the followers' fsyncs overlap ours. Everything else (votes, a follower's
-        # acknowledgements) still leaves only once durable.
+        # core counts the leader toward a commit only once persisted() says they are, so the
+        # followers' fsyncs overlap ours. Everything else (votes, a follower's
+        # acknowledgements) leaves only once the writer has made everything before it durable.
         early = not vote_changed and rd.snapshot is None and self.core.role is Role.LEADER
         if early:
             self._send(rd.messages)
+        voted = latest if vote_changed and latest.voted_for not in (None, self.id) else None
+        on_durable = partial(self._on_durable, rd, [] if early else rd.messages, voted)
         if rd.entries or rd.snapshot is not None or vote_changed:
-            self.storage.save(latest if latest != saved else None, rd.entries, rd.snapshot)
-            self._saved_hard_state = latest
-        if not early:
-            self._send(rd.messages)
-        if self._armed == "crash-after-vote" and vote_changed and latest.voted_for not in (None, self.id):
-            self._crash(f"voted for {latest.voted_for} in term {latest.term}")
-            return
+            self._writer.save(latest if latest != submitted else None, rd.entries, rd.snapshot, on_durable)
+            self._submitted_hard_state = latest
         if rd.snapshot is not None:
             self.replica.restore(rd.snapshot.data)
             self.replica.applied_index = rd.snapshot.index
@@ -305,10 +314,32 @@ class Node:
                     read[1], self._redirect(NOT_LEADER, "leadership lost before the read was confirmed")
                 )
         self._serve_ready_reads()
-        self.core.advance(rd)
+        self.core.advance(rd, persisted=False)
         if rd.role_changed:
             self._on_role_change()
+        if not (rd.entries or rd.snapshot is not None or vote_changed):
+            self._writer.then(on_durable)  # at once, unless writes are in flight
         self._maybe_compact()
+
+    def _on_durable(self, rd: Ready, messages: list[Message], voted: HardState | None) -> None:
+        """The writer made ``rd`` and everything before it durable: what waited may leave.
+        ``voted``: the hard state of a vote for another node that ``rd`` recorded."""
+        if self._crashing:
+            return
+        self._send(messages)
+        self.core.persisted(rd)
+        if voted is not None and self._armed == "crash-after-vote":
+            self._crash(f"voted for {voted.voted_for} in term {voted.term}")
+            return
+        self._schedule_flush()
+
+    def _on_write_failure(self, exc: BaseException) -> None:
+        """A write that failed leaves the disk's state unknown: stop, as a crash would (the
+        log says why), rather than go on and answer as if it had been written."""
+        log.error("%s: a storage write failed, stopping: %s", self.id, exc)
+        self.failure = exc
+        self._crashing = True
+        self.stop()
 
     def _send(self, messages: list[Message]) -> None:
         for msg in messages:
@@ -349,6 +380,10 @@ class Node:
         )
         if self.core.role is not Role.LEADER:
             self._fail_all_pending(UNCERTAIN, "leadership lost before the write was known to commit")
+        if self.core.leader_id is not None:
+            for waiter in self._leader_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _fail_all_pending(self, status: str, why: str) -> None:
         for pending in list(self._pending_by_index.values()):
@@ -391,7 +426,9 @@ class Node:
             await asyncio.to_thread(self.storage.write_snapshot, snapshot)
             if self._stopping.is_set():
                 return  # the file is removed at the next open, as one that the log does not name
-            self.storage.compact(snapshot, written=True)  # drops it if one as new arrived meanwhile
+            # After the writes queued before it (they hold the entries up to ``index``); it
+            # drops the snapshot if one as new arrived meanwhile.
+            await self._writer.call(partial(self.storage.compact, snapshot, written=True))
             if index <= self.snapshot_index:
                 return
             self.core.compact(snapshot)
@@ -426,6 +463,10 @@ class Node:
         if name is not None and name not in FAILPOINTS:
             raise InvalidRequest(f"unknown failpoint {name!r} (known: {', '.join(FAILPOINTS)})")
         self._armed = name
+        if name == "stall-writes":
+            self._writer.gate.clear()
+        else:
+            self._writer.gate.set()
         log.info("%s: failpoint %s", self.id, f"{name} armed" if name else "disarmed")
         return {"armed": name}
 
@@ -490,6 +531,7 @@ class Node:
 
     async def _execute(self, request: dict) -> dict:
         op = validate(self.replica.machine, await self.keys.replace_password(request.get("op")))
+        await self._leader_known()
         future = asyncio.get_running_loop().create_future()
         if self.replica.machine.ops[op["op"]].read_only:
             self._start_read(op, future)
@@ -511,6 +553,22 @@ class Node:
                 return refused
             self._start_write(client, seq, ack, op, future)
         return await future
+
+    async def _leader_known(self) -> None:
+        """While an election is under way no node can take a request. Rather than send the
+        client off to poll the others, wait until this node learns the outcome (for at most
+        the minimum election timeout, so a node cut off from a majority still answers soon):
+        then its answer either serves the request (it won) or names the new leader."""
+        if self.core.role is Role.LEADER or self.core.leader_id is not None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._leader_waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, self.config.election_timeout_ms / 1000)
+        except TimeoutError:
+            pass  # answered as before: not the leader, and no leader known
+        finally:
+            self._leader_waiters.discard(waiter)
 
     async def _authorize(self, client: str, seq: int, op: dict) -> dict | None:
         """A refusal (bad password, not the leader) of a write that acts for an account, decided

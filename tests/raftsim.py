@@ -7,6 +7,11 @@ one, so stale messages from old terms show up), may be dropped or duplicated, an
 cut links at delivery time. A crashed node loses everything but its :class:`Storage`, which
 holds only what the node persisted from its Readys.
 
+With ``async_writes`` a node hands each Ready's state to a simulated writer and goes on, as
+raftchat's node does: the leader's AppendEntries leave at once, every other message when the
+write and all before it complete (at random later times), and a crash loses the writes not
+yet completed. Half of the random schedules run that way.
+
 Two ways to drive it: :meth:`Sim.random_step` for random schedules, and the manual helpers
 (:meth:`Sim.tick`, :meth:`Sim.deliver_all`, :meth:`Sim.partition`, ...) for scenarios, where
 messages wait in the network until delivered explicitly.
@@ -104,6 +109,9 @@ class SimNode:
     seen_term: int = 0
     incarnation: int = 0
     led_term: int = -1  # last term in which leader completeness was checked for this node
+    # async_writes: Readys handed to the writer, oldest first, with the messages held for each
+    writes: deque[tuple[Ready, list[Message]]] = field(default_factory=deque)
+    submitted_vote: tuple[int, str | None] = (0, None)  # term and vote of the last write handed over
 
 
 def random_config(rng: random.Random) -> Config:
@@ -139,8 +147,10 @@ class Sim:
         dup: float | None = None,
         max_delay: int | None = None,
         crash_in_ready: float | None = None,
+        async_writes: bool = False,
     ) -> None:
         self.seed = seed
+        self.async_writes = async_writes
         self.rng = random.Random(seed)
         n = nodes if nodes is not None else self.rng.choice([1, 3, 3, 3, 3, 5, 5, 5])
         self.config = config if config is not None else random_config(self.rng)
@@ -181,7 +191,7 @@ class Sim:
         self.weight_total = self.weights[-1]
         self.setup = (
             f"seed={seed} nodes={n} {self.config} drop={self.drop} dup={self.dup} "
-            f"max_delay={self.max_delay} storm={storm:.2f}"
+            f"max_delay={self.max_delay} storm={storm:.2f} async_writes={async_writes}"
         )
         for i in self.ids:
             self.start(i)
@@ -204,6 +214,8 @@ class Sim:
         )
         node.sm = msgpack.unpackb(st.snapshot.data) if st.snapshot else []
         node.seen_commit = st.snap_index
+        node.writes.clear()
+        node.submitted_vote = (st.hard_state.term, st.hard_state.voted_for)
         if node.core.term < node.seen_term:
             self.fail(f"{node_id} restarted with term {node.core.term} < {node.seen_term} it had reached")
         self.note(f"start {node_id} term={node.core.term} commit={node.core.commit_index}")
@@ -212,6 +224,8 @@ class Sim:
     def crash(self, node_id: str, when: str = "") -> None:
         node = self.nodes[node_id]
         node.core = None
+        node.writes.clear()  # never reached the disk
+        node.seen_term = node.storage.hard_state.term  # a term not yet written is lost: fine, if unused
         self.reads = {c: r for c, r in self.reads.items() if r[0] != node_id}
         self.note("crash", node_id, when)
         # Some peers notice at once (their connection to it closed), as the runtime tells the core.
@@ -273,8 +287,8 @@ class Sim:
         node = self.nodes[node_id]
         core = self.core(node_id)
         applied = len(node.sm)
-        if applied <= node.storage.snap_index:
-            return False
+        if applied <= node.storage.snap_index or node.writes:
+            return False  # (the runtime queues a compaction behind the writes; here it waits)
         term = core.term_of(applied)
         if term is None:
             self.fail(f"{node_id}: term_of({applied}) is None for an applied index")
@@ -353,6 +367,16 @@ class Sim:
         for node in self.alive():
             if not drift or self.rng.random() >= drift:
                 self.tick(node.id)
+        if self.async_writes:
+            # The disk answers within a tick or two: all that is queued (one group commit), or
+            # a random part of it.
+            for node in self.alive():
+                n = len(node.writes)
+                slow = self.crash_in_ready and self.rng.random() < 0.25  # (no faults: no slow disk)
+                for _ in range(self.rng.randint(0, n) if slow else n):
+                    if node.core is None or not node.writes:
+                        break
+                    self.complete_write(node)
         self.deliver_due()
 
     def deliver_all(
@@ -379,6 +403,9 @@ class Sim:
         core = node.core
         while core.has_ready():
             rd = core.ready()
+            if self.async_writes:
+                self.submit(node, rd)
+                continue
             crash_at = self.failpoints.pop(node_id, -1)
             if crash_at < 0 and self.crash_in_ready and self.rng.random() < self.crash_in_ready:
                 crash_at = self.rng.randrange(len(CRASH_POINTS))
@@ -386,6 +413,10 @@ class Sim:
                 self.crash(node_id, CRASH_POINTS[0])
                 return
             self.persist(node, rd)
+            for e in rd.committed:
+                if (stored := node.storage.entry(e.index)) != e:
+                    self.fail(f"{node.id} applies {e} before persisting it (stored: {stored})")
+            self.check_claims(node, rd.messages)
             if crash_at == 1:
                 self.crash(node_id, CRASH_POINTS[1])
                 return
@@ -397,11 +428,39 @@ class Sim:
             self.apply(node, rd)
             core.advance(rd)
 
+    def submit(self, node: SimNode, rd: Ready) -> None:
+        """async_writes: hand the Ready to the writer; send what may go before it is durable."""
+        core = node.core
+        hs = rd.hard_state
+        vote_changed = hs is not None and (hs.term, hs.voted_for) != node.submitted_vote
+        if hs is not None:
+            node.submitted_vote = (hs.term, hs.voted_for)
+        early = not vote_changed and rd.snapshot is None and core.role is Role.LEADER
+        if early:
+            self.check_claims(node, rd.messages)
+            for m in rd.messages:
+                self.send(m)
+        self.apply(node, rd)
+        core.advance(rd, persisted=False)
+        node.writes.append((rd, [] if early else rd.messages))
+
+    def complete_write(self, node: SimNode) -> None:
+        """async_writes: the oldest write reaches the disk; what waited for it is sent."""
+        rd, held = node.writes.popleft()
+        self.note("written", node.id, [e.index for e in rd.entries], rd.hard_state)
+        self.persist(node, rd)
+        if self.crash_in_ready and self.rng.random() < self.crash_in_ready:
+            self.crash(node.id, "after a write, before sending what waited for it")
+            return
+        self.check_claims(node, held)
+        for m in held:
+            self.send(m)
+        node.core.persisted(rd)
+        self.process(node.id)
+        self.check(node.id)
+
     def persist(self, node: SimNode, rd: Ready) -> None:
         st = node.storage
-        for e in rd.committed:
-            if st.entry(e.index) != e:
-                self.fail(f"{node.id} applies {e} before persisting it (stored: {st.entry(e.index)})")
         if rd.snapshot is not None:
             st.install(rd.snapshot)
         if rd.entries:
@@ -428,7 +487,17 @@ class Sim:
                 if vote != hs.voted_for:
                     self.fail(f"{node.id} voted for {vote} and {hs.voted_for} in term {hs.term}")
             st.hard_state = hs
-        for m in rd.messages:
+
+    def check_claims(self, node: SimNode, messages: list[Message]) -> None:
+        """Votes and acknowledgements about to leave must be covered by what is on the node's disk."""
+        st = node.storage
+        for m in messages:
+            if m.term > st.hard_state.term and not getattr(m, "pre_vote", False):
+                self.fail(f"{node.id} sends {m} before persisting its term ({st.hard_state})")
+            if isinstance(m, VoteResponse) and m.granted and not m.pre_vote:
+                hs = st.hard_state
+                if hs.term < m.term or (hs.term == m.term and hs.voted_for != m.dst):
+                    self.fail(f"{node.id} grants its vote in term {m.term} before persisting it ({hs})")
             if isinstance(m, AppendResponse) and m.success and m.match_index > st.last_index:
                 self.fail(f"{node.id} acknowledged {m.match_index} but persisted only {st.last_index}")
             if isinstance(m, SnapshotResponse) and m.match_index > st.last_index:
@@ -538,7 +607,7 @@ class Sim:
         logs agree wherever they hold the same (index, term)."""
         for node in self.alive():
             core, st = node.core, node.storage
-            if core.has_ready():
+            if core.has_ready() or node.writes:
                 continue
             if core.last_index != st.last_index or core.entries_from(0) != st.entries:
                 self.fail(f"{node.id}: in-memory log differs from what was persisted")
@@ -654,7 +723,7 @@ class Sim:
 
 def run_schedule(seed: int, events: int | None = None) -> Sim:
     """One random schedule plus a liveness check; raises with the sim attached on failure."""
-    sim = Sim(seed)
+    sim = Sim(seed, async_writes=seed % 2 == 1)
     n_events = events if events is not None else sim.rng.randint(100, 250)
     try:
         sim.run_random(n_events)

@@ -69,7 +69,13 @@ class ReadState:
 class Ready:
     """What the runtime must do, in this order: persist ``snapshot``, ``entries`` and
     ``hard_state`` (fsync); then send ``messages``; then apply ``committed``; then call
-    :meth:`RaftCore.advance` with this object."""
+    :meth:`RaftCore.advance` with this object.
+
+    A runtime that writes in the background may instead apply ``committed`` and call
+    ``advance(rd, persisted=False)`` at once, and send ``messages`` and call
+    :meth:`RaftCore.persisted` once the write (and every earlier one) is durable. Committed
+    entries are on a majority's disks already, so applying them does not wait for ours; a
+    leader may send its AppendEntries early too, since it counts itself only once persisted."""
 
     hard_state: HardState | None = None  # None when unchanged since the last Ready
     snapshot: Snapshot | None = None  # received from the leader: persist it, restore the state machine
@@ -413,7 +419,7 @@ class RaftCore:
         return bool(
             self._outbox
             or self._unstable_from <= self.last_index
-            or min(self.commit_index, self._persisted) > self._applied
+            or self.commit_index > self._applied
             or (self.role is Role.LEADER and (self._bcast_pending or self._read_bcast))
             or self.term != hard.term
             or self.voted_for != hard.voted_for
@@ -440,10 +446,9 @@ class RaftCore:
             rd.entries = self._slice(self._unstable_from, self.last_index)
             self._unstable_from = self.last_index + 1
         rd.messages, self._outbox = self._outbox, []
-        apply_to = min(self.commit_index, self._persisted)
-        if apply_to > self._applied:
-            rd.committed = self._slice(self._applied + 1, apply_to)
-            self._applied = apply_to
+        if self.commit_index > self._applied:
+            rd.committed = self._slice(self._applied + 1, self.commit_index)
+            self._applied = self.commit_index
         rd.read_states, self._read_states = self._read_states, []
         rd.dropped_reads, self._dropped_reads = self._dropped_reads, []
         soft = (self.role, self.term, self.leader_id)
@@ -451,11 +456,18 @@ class RaftCore:
         self._outstanding = rd
         return rd
 
-    def advance(self, rd: Ready) -> None:
-        """The runtime made ``rd`` durable, sent it and applied it."""
+    def advance(self, rd: Ready, persisted: bool = True) -> None:
+        """The runtime made ``rd`` durable, sent it and applied it; with ``persisted=False``
+        the write is still under way and :meth:`persisted` will say when it is done."""
         if rd is not self._outstanding:
             raise RuntimeError("advance() must be given the Ready that ready() returned last")
         self._outstanding = None
+        if persisted:
+            self.persisted(rd)
+
+    def persisted(self, rd: Ready) -> None:
+        """``rd`` (advanced already) and every Ready before it are durable: a leader now
+        counts itself as holding its entries."""
         if rd.entries:
             last = rd.entries[-1]
             # A step() between ready() and advance() may have truncated these entries; then the

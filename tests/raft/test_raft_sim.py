@@ -293,18 +293,17 @@ def test_restart_clamps_a_commit_beyond_the_stored_log() -> None:
     assert core.commit_index == 1 and [e.index for e in drain(core).committed] == [1]
 
 
-def test_committed_entries_wait_until_persisted() -> None:
+def test_committed_entries_are_handed_out_with_the_entries() -> None:
+    """A commit is on a majority's disks already: applying does not wait for ours."""
     core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
     core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(1, 1, b""), Entry(2, 1, b"x")], commit=2))
     rd = core.ready()
-    assert [e.index for e in rd.entries] == [1, 2] and rd.committed == []
+    assert [e.index for e in rd.entries] == [1, 2] and [e.index for e in rd.committed] == [1, 2]
     assert rd.hard_state == HardState(1, None, 2)
     assert not core.has_ready(), "nothing more until this Ready is advanced"
     with pytest.raises(RuntimeError):
         core.ready()
     core.advance(rd)
-    rd = drain(core)
-    assert [e.index for e in rd.committed] == [1, 2] and rd.hard_state is None and rd.entries == []
     assert not core.has_ready()
 
 
@@ -317,6 +316,41 @@ def test_leader_counts_itself_only_for_persisted_entries() -> None:
     assert core.commit_index == 1, "a majority needs the leader's own durable copy"
     core.advance(rd)
     assert core.commit_index == index
+
+
+def test_a_leader_writing_in_the_background_commits_with_its_followers_before_its_own_disk() -> None:
+    core = _leader_core(["a", "b", "c"])
+    index = core.propose(b"x")
+    rd = core.ready()
+    assert [e.index for e in rd.entries] == [index]
+    core.advance(rd, persisted=False)  # the write is under way
+    core.step(AppendResponse("b", "a", 1, True, match_index=index))
+    assert core.commit_index == 1, "one follower and an unwritten leader are no majority"
+    core.step(AppendResponse("c", "a", 1, True, match_index=index))
+    assert core.commit_index == index, "two followers are"
+    rd2 = core.ready()
+    assert [e.index for e in rd2.committed] == [1, index] and rd2.entries == []
+    core.advance(rd2, persisted=False)
+    core.persisted(rd)
+    core.persisted(rd2)
+    assert core.commit_index == index and not core.ready().committed
+
+
+def test_a_background_write_overtaken_by_a_truncation_does_not_count() -> None:
+    """The write in flight held entries a new leader then overwrote: its completion must not
+    make the follower's (unused) durable mark, or a later leader's count, cover the new ones."""
+    core = RaftCore("b", ["a", "b", "c"], Config(), random.Random(1))
+    core.step(AppendEntries("a", "b", 1, 0, 0, [Entry(1, 1, b"x"), Entry(2, 1, b"y")], commit=1))
+    old = core.ready()
+    core.advance(old, persisted=False)
+    core.step(AppendEntries("c", "b", 2, 1, 1, [Entry(2, 2, b"z")], commit=1))
+    new = core.ready()
+    assert new.entries == [Entry(2, 2, b"z")]
+    core.advance(new, persisted=False)
+    core.persisted(old)
+    assert core._persisted < 2, "index 2 on disk is the old entry, not the new leader's"
+    core.persisted(new)
+    assert core._persisted == 2
 
 
 def test_stale_or_duplicate_appends_never_truncate() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import struct
 
@@ -10,8 +11,9 @@ import pytest
 from support import wait_until
 
 from raftchat import protocol
-from raftchat.client import Client, OperationError
+from raftchat.client import Client, OperationError, SyncClient
 from raftchat.localcluster import LocalCluster, node_status
+from raftchat.storage import Storage
 
 pytestmark = pytest.mark.cluster  # every test here starts node or proxy processes
 
@@ -324,3 +326,34 @@ def test_data_dir_of_another_cluster_is_refused(make_cluster, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "cluster" in proc.stderr and other.config.cluster_id in proc.stderr, proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux) to cap file sizes")
+def test_a_node_whose_write_fails_stops_and_keeps_every_acknowledged_write(make_cluster):
+    """A real failed write (the file-size limit fails it with EFBIG, as a full disk would):
+    the writer thread reports it and the node stops with status 1, having acknowledged
+    only writes that are on its disk."""
+    limit = 256 * 1024  # the log grows past it after about a dozen writes; node.log stays below
+    capped = ["prlimit", f"--fsize={limit}", "--"]
+    cluster = make_cluster(1, machine="kv", command_prefix=lambda _node: capped)
+    node = cluster.ids[0]
+    acked = []
+    with SyncClient(cluster.config, timeout=3) as client:
+        for i in range(40):
+            try:
+                result = client.call("put", key=f"key-{i:03d}", value="x" * 20_000)
+            except OperationError:
+                break
+            if result.status != "ok":
+                break
+            acked.append(f"key-{i:03d}".encode())
+    assert 0 < len(acked) < 40, acked
+    wait_until("the node to stop", lambda: not cluster.alive(node), timeout=20)
+    assert cluster.procs[node].returncode == 1
+    assert "a storage write failed, stopping" in cluster.log_path(node).read_text()
+    storage = Storage.open(cluster.data_dir / node, cluster.config.cluster_id, node)
+    try:
+        stored = b"".join(e.data for e in storage.load()[2])
+    finally:
+        storage.close()
+    assert all(key in stored for key in acked), "an acknowledged write is not on disk"
