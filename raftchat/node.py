@@ -293,14 +293,7 @@ class Node:
             self.replica.restore(rd.snapshot.data)
             self.replica.applied_index = rd.snapshot.index
             self.snapshot_index = rd.snapshot.index
-            self.snapshots["installed"] += 1
             allocator.release()  # the transfer's chunks and the old state are free now
-            log.info(
-                "%s: installed snapshot at index %d (%d bytes) from the leader",
-                self.id,
-                rd.snapshot.index,
-                len(rd.snapshot.data),
-            )
         for entry in rd.committed:
             self._apply(entry.index, entry.term, entry.data)
         for state in rd.read_states:
@@ -328,6 +321,15 @@ class Node:
             return
         self._send(messages)
         self.core.persisted(rd)
+        if rd.snapshot is not None:
+            # Counted and logged once on disk: a restart from here starts from this snapshot.
+            self.snapshots["installed"] += 1
+            log.info(
+                "%s: installed snapshot at index %d (%d bytes) from the leader",
+                self.id,
+                rd.snapshot.index,
+                len(rd.snapshot.data),
+            )
         if voted is not None and self._armed == "crash-after-vote":
             self._crash(f"voted for {voted.voted_for} in term {voted.term}")
             return

@@ -107,6 +107,13 @@ def _caught_up(cluster: LocalCluster, node: str) -> dict | None:
     return None
 
 
+def _from_snapshot(cluster: LocalCluster, node: str) -> dict | None:
+    """The node's status once it has caught up and its installed snapshot is on its disk
+    (the count goes up only when the write is durable, which may come after the apply)."""
+    mine = _caught_up(cluster, node)
+    return mine if mine is not None and mine["snapshots"]["installed"] >= 1 else None
+
+
 def _installs(cluster: LocalCluster, node: str) -> list[tuple[int, int]]:
     """(index, bytes) of every snapshot the node's log says it installed from a leader."""
     text = cluster.log_path(node).read_text(errors="replace")
@@ -136,8 +143,20 @@ def _make_leader(cluster: LocalCluster, node: str) -> list[str]:
             ),
             30,
         )
+        # Resume the node paused last round and let it settle under this leader before the
+        # next pause: resumed with its timer long expired, it would campaign at once and win
+        # every race against ``node``, whose timer starts only when the leader goes quiet.
         for other in paused:
             cluster.signal(other, signal.SIGCONT)
+            wait_until(
+                f"{other} follows {leader}",
+                lambda o=other, lead=leader: (s := cluster.status(o)) is not None and s["leader"] == lead,
+                20,
+            )
+        if paused:
+            time.sleep(0.5)  # past one election timeout: its next election timer starts afresh
+            if cluster.leader() != leader:
+                continue  # the resumed node's catch-up moved leadership; look again
         cluster.signal(leader, signal.SIGSTOP)
         paused = [leader]
         wait_until(
@@ -167,9 +186,9 @@ def test_follower_catches_up_through_a_snapshot_of_20_mib(tmp_path):
         assert sum(map(len, acked.values())) >= GROWTH - 5
         started = time.monotonic()
         cluster.start(laggard)
-        status = wait_until(f"{laggard} caught up", lambda: _caught_up(cluster, laggard), timeout=60)
+        status = wait_until(f"{laggard} caught up", lambda: _from_snapshot(cluster, laggard), timeout=60)
         took = time.monotonic() - started
-        assert status["snapshots"]["installed"] >= 1 and status["snapshot_index"] > 0, status
+        assert status["snapshot_index"] > 0, status
         installs = _installs(cluster, laggard)
         assert installs and max(size for _i, size in installs) > BIG, installs
         leader_status = cluster.status(cluster.leader())
@@ -215,8 +234,7 @@ def test_follower_killed_mid_transfer_catches_up_and_restarts_from_the_snapshot(
         assert caught_mid_transfer is not None, "never saw the transfer under way"
         assert not _installs(cluster, laggard), "killed before the snapshot was installed"
         cluster.start(laggard)
-        status = wait_until(f"{laggard} caught up", lambda: _caught_up(cluster, laggard), timeout=60)
-        assert status["snapshots"]["installed"] >= 1, status
+        wait_until(f"{laggard} caught up", lambda: _from_snapshot(cluster, laggard), timeout=60)
         installs = _installs(cluster, laggard)
         assert installs and installs[-1][1] > BIG, installs
         print(f"\n{laggard} killed holding {caught_mid_transfer} bytes of the transfer; then {installs}")
