@@ -9,11 +9,10 @@ checkout.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import run_harness
 
 from checker.fit import explain, fitting_models
 from checker.models import MODELS
@@ -28,16 +27,6 @@ CORPUS_FILES = {  # a file of each corpus format -> the model it was recorded fo
     "porcupine-etcd/etcd_000.log": "cas-register",
     "porcupine-kv/c01-ok.txt": "kv",
 }
-
-
-def harness(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +58,7 @@ def test_every_model_refuses_every_other_workloads_history(runs: dict[str, Path]
         for model in MODELS:
             if model in fitting_models(ops, MODELS):
                 continue
-            run = harness("check", "--model", model, path)
+            run = run_harness("check", "--model", model, path)
             assert run.returncode == 3, f"{name} with --model {model}: {run.stdout}{run.stderr}"
             assert run.stdout == "", f"a verdict was printed for {name} with {model}"
             message = run.stderr
@@ -86,10 +75,10 @@ def test_register_history_under_the_register_model_names_cas(runs: dict[str, Pat
     """The issue's case: a register run checked as ``register`` (no cas) nor as ``chat``."""
     history = runs["register"] / "history.jsonl"
     for model in ("register", "chat"):
-        run = harness("check", "--model", model, runs["register"])
+        run = run_harness("check", "--model", model, runs["register"])
         assert run.returncode == 3, run.stdout + run.stderr
         assert "cas" in run.stderr and "models that fit this history: cas-register" in run.stderr
-    assert harness("check", "--model", "cas-register", history).returncode == 0
+    assert run_harness("check", "--model", "cas-register", history).returncode == 0
 
 
 @pytest.mark.cluster
@@ -99,7 +88,7 @@ def test_a_harness_history_names_its_model(runs: dict[str, Path]) -> None:
         first = json.loads(path.read_text(encoding="utf-8").split("\n", 1)[0])
         assert first["meta"] == "history" and first["workload"] == workload and first["model"] == model
         assert first["system"] == "raftchat" and first["harness"]
-        run = harness("check", "--json", path)  # the file alone, no --model, no plan beside it
+        run = run_harness("check", "--json", path)  # the file alone, no --model, no plan beside it
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout)["model"] == model
 
@@ -112,7 +101,7 @@ def test_values_of_the_wrong_shape_do_not_fit(tmp_path: Path) -> None:
         {"index": 1, "type": "ok", "process": 0, "f": "put", "value": 5, "time": 2},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    run = harness("check", "--model", "kv", path)
+    run = run_harness("check", "--model", "kv", path)
     assert run.returncode == 3
     assert "record 0: put input 5 is not [any value, a string]" not in run.stderr  # put takes any value
     assert "record 0: put input 5 is not [any value, any value]" in run.stderr
@@ -134,10 +123,10 @@ def _crashed_history(path: Path) -> Path:
 
 def test_a_truncated_tail_is_refused_unless_allowed(tmp_path: Path) -> None:
     path = _crashed_history(tmp_path / "history.jsonl")
-    refused = harness("check", path)
+    refused = run_harness("check", path)
     assert refused.returncode == 3 and refused.stdout == ""
     assert f"{path}:6: truncated last line" in refused.stderr and "--allow-truncated-tail" in refused.stderr
-    allowed = harness("check", "--allow-truncated-tail", path)
+    allowed = run_harness("check", "--allow-truncated-tail", path)
     assert allowed.returncode == 0, allowed.stderr
     assert allowed.stdout.startswith("LINEARIZABLE") and "model cas-register" in allowed.stdout
     assert "skipped a truncated last line" in allowed.stderr
@@ -147,7 +136,7 @@ def test_a_stored_run_skips_a_truncated_tail_by_itself_and_says_so(tmp_path: Pat
     run_dir = tmp_path / "store" / "raftchat" / "20240101T000000"
     run_dir.mkdir(parents=True)
     _crashed_history(run_dir / "history.jsonl")
-    run = harness("check", run_dir)
+    run = run_harness("check", run_dir)
     assert run.returncode == 0, run.stderr
     assert "skipped a truncated last line" in run.stderr
     assert "a stored run's history is read with --allow-truncated-tail" in run.stderr
@@ -155,6 +144,6 @@ def test_a_stored_run_skips_a_truncated_tail_by_itself_and_says_so(tmp_path: Pat
 
 def test_model_still_overrides_the_metadata(tmp_path: Path) -> None:
     path = _crashed_history(tmp_path / "history.jsonl")
-    run = harness("check", "--allow-truncated-tail", "--json", "--model", "register", path)
+    run = run_harness("check", "--allow-truncated-tail", "--json", "--model", "register", path)
     assert run.returncode == 0 and json.loads(run.stdout)["model"] == "register"
-    assert harness("check", "--allow-truncated-tail", "--model", "kv", path).returncode == 3
+    assert run_harness("check", "--allow-truncated-tail", "--model", "kv", path).returncode == 3

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import run_harness
 
 from histories import Op, write_jsonl
 
@@ -20,16 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
 NO_CORPUS = f"the history corpus is not at {CORPUS} (shared/corpus beside the repository)"
 EXIT = {"linearizable": 0, "not-linearizable": 1}
-
-
-def harness(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
 
 
 def corpus_sample() -> list[object]:
@@ -57,7 +46,7 @@ def needs_corpus() -> pytest.MarkDecorator:
 
 @pytest.mark.parametrize(("name", "verdict"), corpus_sample())
 def test_exit_code_is_the_corpus_verdict(name: str, verdict: str) -> None:
-    run = harness("check", CORPUS / name)
+    run = run_harness("check", CORPUS / name)
     assert run.returncode == EXIT[verdict], run.stdout + run.stderr
     first = run.stdout.splitlines()[0]
     assert first.startswith("LINEARIZABLE" if verdict == "linearizable" else "NOT LINEARIZABLE")
@@ -65,7 +54,7 @@ def test_exit_code_is_the_corpus_verdict(name: str, verdict: str) -> None:
 
 @needs_corpus()
 def test_text_report_of_a_violation_names_what_failed() -> None:
-    run = harness("check", CORPUS / "knossos-cas-register" / "bad" / "cas-failure.edn")
+    run = run_harness("check", CORPUS / "knossos-cas-register" / "bad" / "cas-failure.edn")
     assert run.returncode == 1
     out = run.stdout
     assert "model cas-register" in out
@@ -77,12 +66,12 @@ def test_text_report_of_a_violation_names_what_failed() -> None:
 
 @needs_corpus()
 def test_json_output_parses() -> None:
-    bad = harness("check", "--json", CORPUS / "porcupine-etcd" / "etcd_000.log")
+    bad = run_harness("check", "--json", CORPUS / "porcupine-etcd" / "etcd_000.log")
     assert bad.returncode == 1
     data = json.loads(bad.stdout)
     assert data["valid"] is False and data["model"] == "cas-register"
     assert data["failure"]["stuck"] and data["failure"]["minimal_history"]
-    good = harness("check", "--json", CORPUS / "porcupine-kv" / "c01-ok.txt")
+    good = run_harness("check", "--json", CORPUS / "porcupine-kv" / "c01-ok.txt")
     assert good.returncode == 0
     data = json.loads(good.stdout)
     assert data["valid"] is True and data["model"] == "kv" and data["partitions"] >= 1
@@ -91,7 +80,7 @@ def test_json_output_parses() -> None:
 @needs_corpus()
 def test_html_page_is_written(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
-    run = harness("check", "--html", page, CORPUS / "porcupine-kv" / "c01-bad.txt")
+    run = run_harness("check", "--html", page, CORPUS / "porcupine-kv" / "c01-bad.txt")
     assert run.returncode == 1
     text = page.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and 'id="check-data"' in text and 'id="minimal"' in text
@@ -101,13 +90,13 @@ def test_html_page_is_written(tmp_path: Path) -> None:
 @needs_corpus()
 def test_format_can_be_forced() -> None:
     path = CORPUS / "porcupine-etcd" / "etcd_002.log"
-    assert harness("check", "--format", "porcupine-etcd", path).returncode == 0
-    assert harness("check", "--format", "porcupine-kv", path).returncode == 3
+    assert run_harness("check", "--format", "porcupine-etcd", path).returncode == 0
+    assert run_harness("check", "--format", "porcupine-kv", path).returncode == 3
 
 
 def test_missing_file_exits_3(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.edn"
-    run = harness("check", missing)
+    run = run_harness("check", missing)
     assert run.returncode == 3
     assert str(missing) in run.stderr
 
@@ -115,7 +104,7 @@ def test_missing_file_exits_3(tmp_path: Path) -> None:
 def test_corrupt_file_exits_3_with_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.edn"
     path.write_text('[{:process 0, :type :invoke, :f :read, :value nil}\n {:process 0, :type :ok, :f "\n')
-    run = harness("check", path)
+    run = run_harness("check", path)
     assert run.returncode == 3
     assert f"{path}:" in run.stderr
     assert "Traceback" not in run.stderr
@@ -124,7 +113,7 @@ def test_corrupt_file_exits_3_with_file_and_line(tmp_path: Path) -> None:
 def test_binary_file_exits_3(tmp_path: Path) -> None:
     path = tmp_path / "history.bin"
     path.write_bytes(b"\x00\x01\x02garbage\xff")
-    assert harness("check", path).returncode == 3
+    assert run_harness("check", path).returncode == 3
 
 
 def register_history(path: Path, read_value: int) -> Path:
@@ -141,16 +130,15 @@ def register_history(path: Path, read_value: int) -> Path:
 
 def test_model_is_required_when_the_history_names_none(tmp_path: Path) -> None:
     path = register_history(tmp_path / "h.jsonl", 1)
-    run = harness("check", path)
+    run = run_harness("check", path)
     assert run.returncode == 3 and "--model" in run.stderr
-    assert harness("check", "--model", "cas-register", path).returncode == 0
-    assert (
-        harness("check", "--model", "cas-register", register_history(tmp_path / "b.jsonl", 2)).returncode == 1
-    )
+    assert run_harness("check", "--model", "cas-register", path).returncode == 0
+    stale = register_history(tmp_path / "b.jsonl", 2)
+    assert run_harness("check", "--model", "cas-register", stale).returncode == 1
 
 
 def test_unknown_model_exits_3(tmp_path: Path) -> None:
-    run = harness("check", "--model", "no-such-model", register_history(tmp_path / "h.jsonl", 1))
+    run = run_harness("check", "--model", "no-such-model", register_history(tmp_path / "h.jsonl", 1))
     assert run.returncode == 3
     assert "no-such-model" in run.stderr
 
@@ -159,14 +147,14 @@ def test_initial_value(tmp_path: Path) -> None:
     """A read of 5 before any write is right only if the register started at 5."""
     path = tmp_path / "h.jsonl"
     write_jsonl(path, [Op(0, "invoke", 0, "read", None, 1), Op(1, "ok", 0, "read", 5, 2)])
-    assert harness("check", "--model", "register", path).returncode == 1  # starts at nil
-    assert harness("check", "--model", "register", "--initial", "5", path).returncode == 0
-    assert harness("check", "--model", "register", "--initial", "nil", path).returncode == 1
+    assert run_harness("check", "--model", "register", path).returncode == 1  # starts at nil
+    assert run_harness("check", "--model", "register", "--initial", "5", path).returncode == 0
+    assert run_harness("check", "--model", "register", "--initial", "nil", path).returncode == 1
 
 
 @pytest.mark.parametrize("value", ["zero", "", "5x", "None", "nan"])
 def test_bad_initial_exits_3(tmp_path: Path, value: str) -> None:
-    run = harness(
+    run = run_harness(
         "check", "--model", "register", "--initial", value, register_history(tmp_path / "h.jsonl", 1)
     )
     assert run.returncode == 3
@@ -179,13 +167,13 @@ def test_bad_initial_exits_3(tmp_path: Path, value: str) -> None:
     ids=["no-command", "no-path", "unknown-command", "unknown-format", "bad-timeout"],
 )
 def test_usage_errors_exit_3(args: list[str]) -> None:
-    run = harness(*args)
+    run = run_harness(*args)
     assert run.returncode == 3, run.stderr
     assert "usage:" in run.stderr
 
 
 def test_time_limit_gives_unknown(tmp_path: Path) -> None:
-    run = harness(
+    run = run_harness(
         "check", "--model", "register", "--timeout", "1e-9", register_history(tmp_path / "h.jsonl", 1)
     )
     assert run.returncode == 2, run.stdout + run.stderr
@@ -197,13 +185,13 @@ def test_stored_run_directory_picks_the_plans_model(tmp_path: Path) -> None:
     run_dir.mkdir(parents=True)
     register_history(run_dir / "history.jsonl", 2)
     (run_dir / "plan.yaml").write_text("workload: register\nnemesis: none\n")
-    run = harness("check", "--json", run_dir)
+    run = run_harness("check", "--json", run_dir)
     assert run.returncode == 1
     assert json.loads(run.stdout)["model"] == "cas-register"
 
 
 def test_directory_without_history_exits_3(tmp_path: Path) -> None:
-    run = harness("check", tmp_path)
+    run = run_harness("check", tmp_path)
     assert run.returncode == 3
     assert "history.jsonl" in run.stderr
 
