@@ -1,6 +1,8 @@
 """``harness serve``: browse the run store over HTTP — the runs, their verdicts, plots and files.
 
-Standard library only (``http.server``) so it runs wherever the harness does. Everything under
+The server is the standard library's (``http.server``), so it runs wherever the harness does;
+its pages are templates (``harness/templates/``, see ``harness.pages``) filled with what this
+module gathers from the store, every value escaped. Everything under
 ``/runs/`` maps onto the store, and every request is confined to it: path parts are checked one
 by one (no ``..``, no hidden names, no encoded slashes) and the resolved path (symlinks followed)
 must still be inside the store.
