@@ -1,4 +1,4 @@
-"""The systems bench/throughput.py compares: how to start each one, load its data, and open sessions.
+"""The systems bench.throughput compares: how to start each one, load its data, and open sessions.
 
 Every system gets the same data before its cells run: ``accounts`` sender accounts
 (``s0``..) and as many reader accounts (``r0``..) holding INBOX_PRELOAD messages each,
@@ -17,13 +17,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from loadgen import (
+from bench import child_env, module_command
+from bench.loadgen import (
     INBOX_PRELOAD,
     EtcdChatSession,
     FramedChatSession,
@@ -39,10 +39,8 @@ from loadgen import (
     spawn,
     stop_processes,
 )
-
 from raftchat.localcluster import free_ports
 
-BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 
 
@@ -271,17 +269,9 @@ class PySyncObjSystem(System):
         ports = free_ports(2 * nodes)
         peers = [f"{HOST}:{p}" for p in ports[:nodes]]
         self.serve_ports = ports[nodes:]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")]))
+        env = child_env()
         for i in range(nodes):
-            cmd = [
-                sys.executable,
-                str(BENCH_DIR / "pysyncobj_node.py"),
-                "--index",
-                str(i),
-                "--peers",
-                ",".join(peers),
-            ]
+            cmd = module_command("pysyncobj_node", "--index", str(i), "--peers", ",".join(peers))
             cmd += ["--serve-port", str(self.serve_ports[i]), "--data-dir", str(self.work_dir / f"p{i}")]
             cmd += ["--fsync", self.fsync, "--append-batch", self.append_batch]
             self.procs.append(spawn(cmd, self.work_dir / f"p{i}" / "node.log", env=env))
@@ -486,8 +476,8 @@ class NullServer:
 
     def start(self) -> None:
         self.framed_port, self.http_port = free_ports(2)
-        cmd = [sys.executable, str(BENCH_DIR / "nullserver.py"), str(self.framed_port), str(self.http_port)]
-        self.proc = spawn(cmd, self.work_dir / "nullserver.log")
+        cmd = module_command("nullserver", str(self.framed_port), str(self.http_port))
+        self.proc = spawn(cmd, self.work_dir / "nullserver.log", env=child_env())
         asyncio.run(self._wait_ready(10.0))
 
     async def _wait_ready(self, timeout: float) -> None:

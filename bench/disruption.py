@@ -8,8 +8,8 @@ the isolated node's log stays as long as everyone's and the others would vote fo
 grounds: only pre-vote and leader stickiness stand between it and a new election. Writes
 through raftchat's Client resume after the heal and each round reports the longest write.
 
-    python bench/disruption.py                  # 10 rounds
-    python bench/disruption.py --busy           # keep writing during the cut too
+    python -m bench.disruption                  # 10 rounds
+    python -m bench.disruption --busy           # keep writing during the cut too
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from bench.loadgen import password_of
+from nemesis.net.proxy import ProxyNetwork
 from raftchat.client import Client, OperationError
 from raftchat.config import ClusterConfig, NodeAddr
 from raftchat.localcluster import LocalCluster, free_ports
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nemesis.net.proxy import ProxyNetwork  # noqa: E402
 
 
 def _config() -> ClusterConfig:
@@ -45,7 +43,8 @@ def _config() -> ClusterConfig:
 async def _write(client: Client, n: int) -> float:
     started = time.perf_counter()
     try:
-        result = await client.call("send_message", sender="w", to="w", text=f"m{n}")
+        args = {"sender": "w", "to": "w", "text": f"m{n}", "password": password_of("w")}
+        result = await client.call("send_message", **args)
         if result.status != "ok":
             return float("inf")
     except OperationError:
@@ -55,7 +54,7 @@ async def _write(client: Client, n: int) -> float:
 
 async def run(args: argparse.Namespace, cluster: LocalCluster, net: ProxyNetwork) -> list[dict]:
     client = Client(cluster.config, timeout=10.0)
-    await client.call("create_account", user="w")
+    await client.call("create_account", user="w", password=password_of("w"))
     rows = []
     n = 0
     try:

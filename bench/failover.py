@@ -6,9 +6,9 @@ first write acknowledged after it by a surviving node; then restarts the killed 
 waits until it has caught up and leadership has been stable for a while before the
 next round. The cluster runs with its default timing (cluster.yaml defaults).
 
-    python bench/failover.py                 # 3 nodes, 20 rounds
-    python bench/failover.py --nodes 5 --rounds 5
-    python bench/failover.py --preload-mib 24 --snapshot-every 300 --down 3
+    python -m bench.failover                 # 3 nodes, 20 rounds
+    python -m bench.failover --nodes 5 --rounds 5
+    python -m bench.failover --preload-mib 24 --snapshot-every 300 --down 3
 
 ``--preload-mib`` grows the chat state with large messages before the first round, and
 ``--snapshot-every`` compacts more often: a restarted node then catches up through a
@@ -32,9 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from loadgen import (  # noqa: E402
+from bench.loadgen import (
     machine_busy,
     message_text,
     password_of,
@@ -43,9 +41,8 @@ from loadgen import (  # noqa: E402
     raise_on_signals,
     sender_name,
 )
-
-from raftchat.client import Client, OperationError  # noqa: E402
-from raftchat.localcluster import LocalCluster, loopback_config  # noqa: E402
+from raftchat.client import Client, OperationError
+from raftchat.localcluster import LocalCluster, loopback_config
 
 PRELOAD_TEXT = 100_000  # characters per preload message
 _INSTALLED = re.compile(r"installed snapshot at index \d+ \((\d+) bytes\)")

@@ -5,7 +5,7 @@ trivial in-process client that answers at once, so the only cost measured is the
 harness's own. Compare the figure with what raftchat serves: the harness must not be
 the bottleneck of a run.
 
-    python bench/harness_overhead.py [--seconds 5] [--concurrency 1,10,50]
+    python -m bench.harness_overhead [--seconds 5] [--concurrency 1,10,50]
 """
 
 from __future__ import annotations

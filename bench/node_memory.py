@@ -17,9 +17,9 @@ Python allocations and malloc's free-but-kept bytes beside the RSS: RSS climbing
 total stays flat is the allocator, not a leak of objects. ``--untuned`` starts the nodes with
 ``RAFTCHAT_MALLOC_TUNING=0`` (glibc's dynamic thresholds, see raftchat.allocator), for before/after.
 
-    python bench/node_memory.py                           # 5 minutes, the allocator tuned
-    python bench/node_memory.py --untuned                 # the same with glibc's defaults
-    python bench/node_memory.py --duration 600 --trace    # with tracemalloc reports in the data dirs
+    python -m bench.node_memory                           # 5 minutes, the allocator tuned
+    python -m bench.node_memory --untuned                 # the same with glibc's defaults
+    python -m bench.node_memory --duration 600 --trace    # with tracemalloc reports in the data dirs
 """
 
 from __future__ import annotations
@@ -38,13 +38,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from loadgen import machine_busy, password_of, quiet_check_line, raise_on_signals  # noqa: E402
-
-from raftchat import allocator, memtrace  # noqa: E402
-from raftchat.client import Client, OperationError  # noqa: E402
-from raftchat.localcluster import LocalCluster, loopback_config, node_status  # noqa: E402
+from bench.loadgen import machine_busy, password_of, quiet_check_line, raise_on_signals
+from raftchat import allocator, memtrace
+from raftchat.client import Client, OperationError
+from raftchat.localcluster import LocalCluster, loopback_config, node_status
 
 MIB = 1 << 20
 DONE = ("ok", "user_exists", "index_past_end")  # answers of operations that ran (a fetch may find none)

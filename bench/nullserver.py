@@ -3,7 +3,7 @@
 It speaks raftchat's framed msgpack protocol (so raftchat's real client, the raw framed
 client and the PySyncObj driver can all be pointed at it) and just enough HTTP/1.1 for
 the etcd driver. Answers have the same shape and about the same size as real ones, so
-the client-side decoding cost is included. Run: ``python bench/nullserver.py FRAMED_PORT HTTP_PORT``.
+the client-side decoding cost is included. Run: ``python -m bench.nullserver FRAMED_PORT HTTP_PORT``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ trips on one connection each way. The target is an overhead under 2 ms at the me
 heartbeat interval is 50 ms); the figure is printed, not asserted, because a loaded
 machine moves it.
 
-    python bench/proxy_overhead.py [--trips 1000]
+    python -m bench.proxy_overhead [--trips 1000]
 """
 
 from __future__ import annotations

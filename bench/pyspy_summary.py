@@ -3,7 +3,7 @@
 A flame graph needs a browser; this prints the hot spots as text, so a profile can be read
 in a terminal or pasted into an issue:
 
-    python bench/pyspy_summary.py /tmp/prof/raftchat-3n-32c-send.txt [--top 15]
+    python -m bench.pyspy_summary /tmp/prof/raftchat-3n-32c-send.txt [--top 15]
 
 "Self" is where samples were taken (the innermost frame); "inclusive" counts every frame
 on the stack. py-spy samples threads that are running or in a syscall it does not treat

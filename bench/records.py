@@ -1,6 +1,6 @@
 """How long a run's reports take on big histories: statistics, plots and the timeline page.
 
-Generates a linearizable chat history (``bench/checker.py``'s generator) and times
+Generates a linearizable chat history (``histories.synth``) and times
 ``harness.stats.compute`` and ``harness.plots.write_plots`` on all of it, and the timeline
 (``checker.html``: check, then write the page) on a slice; with headless Chromium
 installed it also opens the page and prints the time the page's script reports for
@@ -8,40 +8,34 @@ drawing its first window. Targets, printed next to each figure (a loaded machine
 them, so nothing is asserted): statistics of 200,000 records under 2 s, their plots under
 6 s, a 12,000-op timeline drawn in under 1 s.
 
-    python bench/records.py [--ops 100000] [--timeline-ops 12000]
+    python -m bench.records [--ops 100000] [--timeline-ops 12000]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # before bench/, whose checker.py would shadow the package
-
-from checker import check  # noqa: E402
-from checker.html import write_html  # noqa: E402
-from checker.models import get_model  # noqa: E402
-from harness import plots, stats  # noqa: E402
+from checker import check
+from checker.html import write_html
+from checker.models import get_model
+from harness import plots, stats
+from histories.synth import generate
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def chat_history(n_ops: int) -> list[Any]:
-    """``bench/checker.py``'s generator (loaded by path: that file's name shadows the package)."""
-    spec = importlib.util.spec_from_file_location("bench_checker", HERE / "checker.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.chat_history(n_ops=n_ops, groups=max(1, n_ops // 1000))
+    """A linearizable chat history from the project's generator: a group per 1,000 operations,
+    five clients per group, 1% of operations timed out."""
+    groups = max(1, n_ops // 1000)
+    return generate("chat", clients=5 * groups, ops=n_ops, keys=groups, info_rate=0.01, seed=1)
 
 
 def timed(what: str, target: float | None, run: Any) -> Any:

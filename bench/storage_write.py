@@ -2,8 +2,8 @@
 log and fdatasynced, with the encoding and checks around it) against the floor of a bare
 os.write + os.fdatasync of the same bytes' worth, in the same run, on the same disk.
 
-    python bench/storage_write.py                     # 300 flushes of 1 and of 32 entries
-    python bench/storage_write.py --flushes 1000 --dir /var/tmp
+    python -m bench.storage_write                     # 300 flushes of 1 and of 32 entries
+    python -m bench.storage_write --flushes 1000 --dir /var/tmp
 """
 
 from __future__ import annotations

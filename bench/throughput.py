@@ -5,8 +5,8 @@ For each node count, each system runs every (clients, op) cell: N closed-loop cl
 against the leader. The same load generator (bench/loadgen.py) drives every system, and
 its own ceiling is measured first against a server that answers at once.
 
-    python bench/throughput.py                     # the full matrix (a few minutes)
-    python bench/throughput.py --nodes 3 --clients 1,32 --ops send --duration 3
+    python -m bench.throughput                     # the full matrix (a few minutes)
+    python -m bench.throughput --nodes 3 --clients 1,32 --ops send --duration 3
 
 See bench/README.md for what is compared and why it is fair.
 """
@@ -26,9 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from contenders import (  # noqa: E402
+from bench.contenders import (
     EtcdSystem,
     NullServer,
     PySyncObjSystem,
@@ -36,7 +34,7 @@ from contenders import (  # noqa: E402
     System,
     SystemUnavailable,
 )
-from loadgen import (  # noqa: E402
+from bench.loadgen import (
     CellResult,
     cpu_times,
     fmt_ms,

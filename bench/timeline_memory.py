@@ -7,7 +7,7 @@ without one, a linearizable chat history of ``--ops`` operations (``histories.sy
 hundred per group) is generated into a temporary folder. Target, printed beside the figure
 (nothing is asserted): the page adds at most ~100 MiB to the check's own peak.
 
-    python bench/timeline_memory.py [PATH] [--ops 96000]
+    python -m bench.timeline_memory [PATH] [--ops 96000]
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # before bench/ (its checker.py)
-
-from histories import synth  # noqa: E402
-from histories.format import metadata_record  # noqa: E402
-from histories.jsonl import write_jsonl  # noqa: E402
+from bench import ROOT, child_env
+from histories import synth
+from histories.format import metadata_record
+from histories.jsonl import write_jsonl
 
 PAGE_TARGET_MIB = 100
 
@@ -32,7 +31,9 @@ PAGE_TARGET_MIB = 100
 def measured(args: list[str]) -> tuple[float, float]:
     """(peak RSS in MiB, wall seconds) of ``harness`` run with ``args``."""
     began = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args], stdout=subprocess.DEVNULL, env=child_env(), cwd=ROOT
+    )
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - began

@@ -1,39 +1,84 @@
-"""The one HTML page shell of the project: the timeline, ``harness serve`` and the nightly
-summary all build their pages with :func:`page` (template ``static/page.html``), so they differ
-only in their style sheet and body. Pages are self-contained: style inline, no fetches.
+"""The one page-building helper of the project: the timeline, ``harness serve`` and the nightly
+summary are jinja2 templates rendered by :class:`Pages`, all extending the one page shell
+``checker/static/page.html``, so they differ only in their style sheet and body.
 
-:func:`page_chunks` gives the same page piece by piece, so a page of a hundred megabytes (the
-timeline of a long run) can be written to a file without ever being one string in memory."""
+Templates are files of their package (shipped as package data, found with ``importlib.resources``
+through jinja2's ``PackageLoader``); autoescaping is always on, so a run name, an error message or
+an operation's value shows as text and never becomes markup. What a template must not escape
+(the style sheet, a body the timeline built) is passed as :class:`markupsafe.Markup`. Pages are
+self-contained: style inline, no fetches. A package's templates find the shell by its name,
+``page.html``; ``checker`` knows nothing of the packages that use it.
+
+:func:`page_chunks` gives a page piece by piece, so a page of a hundred megabytes (the timeline
+of a long run) can be written to a file without ever being one string in memory.
+"""
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
-_MARKER = re.compile(r"__(HEAD|TITLE|CSS|BODY)__")
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+SHELL = "page.html"  # the page shell every template extends (in checker/static)
+
+
+class Pages:
+    """The templates of one package (``package/folder/*.html``) over the shared shell.
+
+    ``filters`` are the package's own formats (durations, sizes, ...), usable in its templates.
+    A variable a template names but the caller did not pass is an error, not an empty string.
+    """
+
+    def __init__(
+        self, package: str, folder: str = "templates", filters: dict[str, Callable[..., Any]] | None = None
+    ) -> None:
+        self.package, self.folder = package, folder
+        loaders = [PackageLoader(package, folder)]
+        if (package, folder) != ("checker", "static"):
+            loaders.append(PackageLoader("checker", "static"))
+        self.env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,  # a written page ends with a newline, as files do
+        )
+        self.env.filters.update(filters or {})
+
+    def render(self, template: str, /, **context: Any) -> str:
+        """The page ``template`` filled with ``context`` (escaped unless it is Markup)."""
+        return self.env.get_template(template).render(**context)
+
+    def asset(self, name: str) -> Markup:
+        """A file of the package's template folder (a style sheet, a script) to inline as it is."""
+        return Markup(files(self.package).joinpath(self.folder, name).read_text(encoding="utf-8"))
+
+
+@cache
+def _shell() -> Pages:
+    return Pages("checker", "static")
 
 
 def page(title: str, body: str, css: str, head: str = "") -> str:
-    """A page: ``title`` is text (escaped here); ``body``, ``css`` and ``head`` (extra
+    """A page in the shell: ``title`` is text (escaped); ``body``, ``css`` and ``head`` (extra
     elements of ``<head>``) are markup the caller built and escaped."""
     return "".join(page_chunks(title, [body], css, head))
 
 
 def page_chunks(title: str, body: Iterable[str], css: str, head: str = "") -> Iterator[str]:
-    """:func:`page` in pieces: the body is taken from ``body`` one chunk at a time."""
-    parts = {"HEAD": [head], "TITLE": [html.escape(title)], "CSS": [css], "BODY": body}
-    # One pass over the template: a value that happens to contain "__BODY__" stays as it is.
-    for k, piece in enumerate(_MARKER.split(asset("page.html"))):
-        if k % 2:
-            yield from parts[piece]
-        elif piece:
-            yield piece
+    """:func:`page` in pieces: the body is taken from ``body`` one chunk at a time (each is
+    markup), and the shell is rendered as a stream around it."""
+    template = _shell().env.get_template(SHELL)
+    chunks = (Markup(chunk) for chunk in body)
+    return template.generate(title=title, body=chunks, css=Markup(css), head=Markup(head))
 
 
 @cache
 def asset(name: str) -> str:
     """A file of ``checker/static`` (template, style sheet, script), shipped as package data."""
-    return files("checker").joinpath("static", name).read_text(encoding="utf-8")
+    return str(_shell().asset(name))

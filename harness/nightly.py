@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from checker.page import page
+from markupsafe import Markup
+
 from harness import plan as plans
 from harness import store, verdicts
-from harness.serve import CSS, badge, duration, escape
+from harness.pages import duration, render
 from harness.verdicts import EXIT_ERROR
 from raftchat.config import read_yaml
 
@@ -424,91 +425,61 @@ def write_summary(
     store.write_atomic(summary_dir / SUMMARY_HTML, summary_page(summary_dir, data, combos, records))
 
 
-_EXTRA_CSS = """
-.badge.error { background:#ffe1c7; color:#8a3b00; }
-.badge.pending { background:#eceef3; color:#545b6b; }
-tr.pending td { color:#9aa1b0; }
-header.top span.title { font-weight:600; font-size:16px; }
-"""
-
-
 def summary_page(
     summary_dir: Path, data: dict[str, Any], combos: list[Combination], records: list[RunRecord]
 ) -> str:
     """A self-contained page (inline CSS, relative links) that works from disk and under ``harness serve``."""
-
-    e = escape
     by_name = {r.name: r for r in records}
     axes = list(combos[0].axes) if combos else []
-    overall = "pending" if data["exit_code"] is None else verdicts.verdict(data["exit_code"])
-    badges = " ".join(
-        f"{badge(v)} <span class='muted'>×{data['counts'][v]}</span>"
-        for v in VERDICT_WORDS
-        if data["counts"].get(v)
-    )
+    counts = [(v, data["counts"][v], "") for v in VERDICT_WORDS if data["counts"].get(v)]
     pending = len(combos) - len(records)
     if pending:
-        to_go = "" if data["complete"] else " to go"
-        badges += f" {badge('pending')} <span class='muted'>×{pending}{to_go}</span>"
+        counts.append(("pending", pending, "" if data["complete"] else " to go"))
     facts = [
         f"{len(combos)} run(s)",
-        f"started {e(data['started'])}",
+        f"started {data['started']}",
         f"took {duration(data['duration_s'])} (estimate {duration(data['estimate_s'])})",
-        f"matrix <code>{e(data['matrix_file'])}</code>",
+        Markup("matrix <code>{}</code>").format(data["matrix_file"]),
     ]
     if data["exit_code"] is not None:
         facts.append(f"exit code {data['exit_code']}")
-    headers = ["#", "Run", "Verdict", *axes, "Ops", "Availability", "Duration", "Links"]
-    numeric = {"#", "Ops", "Duration"}
-    head = "".join(f"<th class='num'>{e(h)}</th>" if h in numeric else f"<th>{e(h)}</th>" for h in headers)
     rows = []
-    for i, combo in enumerate(combos):
+    for combo in combos:
         record = by_name.get(combo.name)
-        cells = [f"<td class='num'>{i + 1}</td>", f"<td>{e(combo.name)}</td>"]
-        if record is None:
-            cells.append(f"<td>{badge('pending')}</td>")
-        else:
-            title = f" title='{e(record.error)}'" if record.error else ""
-            cells.append(f"<td{title}>{badge(record.verdict)}</td>")
-        cells += [f"<td>{e(_show(combo.axes[key]))}</td>" for key in axes]
-        if record is None:
-            cells += ["<td class='num'>—</td>", "<td>—</td>", "<td class='num'>—</td>", "<td></td>"]
-            rows.append(f"<tr class='pending' data-run='{e(combo.name)}'>{''.join(cells)}</tr>")
-            continue
-        availability = "—" if record.availability is None else f"{record.availability:.1%}"
-        cells += [
-            f"<td class='num'>{'—' if record.ops is None else f'{record.ops:,}'}</td>",
-            f"<td>{availability}</td>",
-            f"<td class='num'>{duration(record.duration_s)}</td>",
-            f"<td>{_links(summary_dir, record)}</td>",
-        ]
-        data_attrs = f"data-run='{e(record.name)}' data-verdict='{e(record.verdict)}'"
-        rows.append(f"<tr class='run' {data_attrs}>{''.join(cells)}</tr>")
-    table = f"<table id='runs'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    refresh = "" if data["complete"] else "<meta http-equiv='refresh' content='30'>"
-    return page(
-        f"{data['name']} · nightly summary",
-        f"<header class='top'><span class='title'>raftchat harness · nightly</span>"
-        f"<span class='where'>{e(summary_dir.name)}</span></header><main>"
-        f"<h1>{e(data['name'])} {badge(overall)}</h1>"
-        f"<p class='muted'>{' · '.join(facts)}</p><div class='summary'>{badges}</div>"
-        f"<div class='card'>{table}</div></main>",
-        CSS + _EXTRA_CSS,
-        head=refresh,
+        rows.append(
+            {
+                "name": combo.name,
+                "record": record,
+                "axes": [_show(combo.axes[key]) for key in axes],
+                "links": _links(summary_dir, record) if record is not None else [],
+            }
+        )
+    return render(
+        "nightly.html",
+        title=f"{data['name']} · nightly summary",
+        where=summary_dir.name,
+        refresh=None if data["complete"] else 30,
+        name=data["name"],
+        overall="pending" if data["exit_code"] is None else verdicts.verdict(data["exit_code"]),
+        facts=facts,
+        counts=counts,
+        headers=["#", "Run", "Verdict", *axes, "Ops", "Availability", "Duration", "Links"],
+        numeric={"#", "Ops", "Duration"},
+        rows=rows,
     )
 
 
-def _links(summary_dir: Path, record: RunRecord) -> str:
+def _links(summary_dir: Path, record: RunRecord) -> list[tuple[str, str]]:
     """Relative links, so the page works from disk, from a copy of the store and under ``harness serve``."""
     if not record.run_dir:
-        return "<span class='muted'>no run folder</span>"
+        return []
     run_dir = Path(record.run_dir)
     rel = os.path.relpath(run_dir.resolve(), summary_dir.resolve())
     href = "/".join(quote(part) for part in Path(rel).parts) + "/"
-    links = [f"<a href='{href}'>folder</a>"]
+    links = [("folder", href)]
     if (run_dir / store.TIMELINE).exists():
-        links.insert(0, f"<a href='{href}{store.TIMELINE}'>timeline</a>")
-    return " · ".join(links)
+        links.insert(0, ("timeline", href + store.TIMELINE))
+    return links
 
 
 def _iso(moment: datetime) -> str:

@@ -15,7 +15,20 @@ writes, cas ``[expected, new, swapped]``, kv ``[key, value]`` with every key sta
 ``""``, chat as ``workloads/chat.py`` records it (arguments plus ``"group"``; ok =
 ``{"status", "value"}``, answered as raftchat's ``ChatMachine`` answers). ``keys`` is the number of
 kv keys or chat groups. With ``unique_writes`` every written value (register value, kv
-token, message text) is distinct; otherwise values come from a small domain.
+token, message text) is distinct; otherwise values come from a small domain. With
+``wrong_password`` (chat only) every operation carries a password as the workload's do, and
+that share of those on an account's behalf (send as the sender, fetch, delete) a wrong one,
+refused with ``bad_password``.
+
+What the harness sees of a run can be had too: a share ``fail_rate`` of operations ends
+``fail`` (refused, no effect); ``latency_ns`` and ``gap_ns`` set the time scale (mean
+latency, most idle time between a client's operations); ``faults`` (name, start s, stop s
+or None) adds the nemesis's start and stop records, and an operation invoked while one is
+in force takes ``FAULT_SLOWDOWN`` times as long and ends ok, ``info`` or ``fail`` (a
+quarter, a half, a quarter). ``resolution`` coarsens the clock: every time is rounded down
+to a multiple of that many ns, so records tie (equal times are concurrent, as the checker
+reads them), and 0 leaves every time 0: the record order is the only clock, as in EDN and
+Porcupine histories.
 
 ``anomaly`` injects exactly one violation that no linearization can explain:
 
@@ -29,9 +42,9 @@ token, message text) is distinct; otherwise values come from a small domain.
   completed.
 
 The values at stake are always fresh (unique even without ``unique_writes``), the
-operations involved have known outcomes, and a chat anomaly concerns a user that is
-never deleted, so each argument holds whatever the rest of the history does. The result
-is deterministic for a seed.
+operations involved have known outcomes (and, with passwords, the right ones), and a chat
+anomaly concerns a user that is never deleted, so each argument holds whatever the rest of
+the history does. The result is deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -39,11 +52,12 @@ from __future__ import annotations
 import gc
 import math
 import random
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from operator import attrgetter
 from typing import Any
 
-from histories.format import Op
+from histories.format import NEMESIS, Op
 
 MODELS = ("register", "cas-register", "kv", "chat")
 ANOMALIES = ("stale-read", "lost-write", "duplicate-append", "early-read")
@@ -52,6 +66,10 @@ APPENDS = frozenset({"kv", "chat"})  # the models with an append for duplicate-a
 _MEAN_NS = 1_000_000  # mean operation latency
 _GAP_NS = _MEAN_NS // 10  # at most this idle between a client's operations: high overlap
 _ATTEMPTS = 50  # schedules tried when a short history leaves no room for the anomaly
+_S = 1_000_000_000
+FAULT_SLOWDOWN = 40  # an operation invoked during a fault takes this many times as long
+
+Fault = tuple[str, float, float | None]  # (name, start s, stop s or None: until the end)
 
 
 def generate(
@@ -61,48 +79,56 @@ def generate(
     ops: int,
     keys: int = 1,
     info_rate: float = 0.0,
+    fail_rate: float = 0.0,
     anomaly: str | None = None,
     unique_writes: bool = True,
+    wrong_password: float | None = None,
+    latency_ns: int = _MEAN_NS,
+    gap_ns: int | None = None,
+    faults: Sequence[Fault] = (),
+    resolution: int = 1,
     seed: int = 0,
 ) -> list[Op]:
-    """The records (invoke and completion) of ``ops`` operations; see the module docstring."""
-    _validate(model, clients, ops, keys, info_rate, anomaly)
+    """The records (invoke and completion) of ``ops`` operations; see the module docstring.
+    ``gap_ns`` None: a tenth of ``latency_ns``."""
+    _validate(
+        model, clients, ops, keys, info_rate, fail_rate, anomaly, wrong_password, latency_ns, resolution
+    )
+    timing = _Timing(latency_ns, latency_ns // 10 if gap_ns is None else gap_ns, faults, resolution)
     collecting = gc.isenabled()
     gc.disable()  # millions of new objects, no cycles: the collector would only rescan them
     try:
-        return _generate(model, clients, ops, keys, info_rate, anomaly, unique_writes, seed)
+        for attempt in range(_ATTEMPTS):
+            rng = random.Random(seed if attempt == 0 else f"{seed}/{attempt}")
+            slots = _schedule(rng, clients, ops, info_rate, fail_rate, timing)
+            sim = _SIMS[model](rng, keys, unique_writes, wrong_password)
+            chain = None if anomaly is None else _Chain(anomaly, sim, rng, len(slots), max(1, resolution))
+            for position, slot in enumerate(slots):
+                if chain is None or not chain.step(position, slot):
+                    sim.random_op(slot)
+            if chain is None or chain.done:
+                return _records(slots, timing)
     finally:
         if collecting:
             gc.enable()
-
-
-def _generate(
-    model: str,
-    clients: int,
-    ops: int,
-    keys: int,
-    info_rate: float,
-    anomaly: str | None,
-    unique_writes: bool,
-    seed: int,
-) -> list[Op]:
-    for attempt in range(_ATTEMPTS):
-        rng = random.Random(seed if attempt == 0 else f"{seed}/{attempt}")
-        slots = _schedule(rng, clients, ops, info_rate)
-        sim = _SIMS[model](rng, keys, unique_writes)
-        chain = None if anomaly is None else _Chain(anomaly, sim, rng, len(slots))
-        for position, slot in enumerate(slots):
-            if chain is None or not chain.step(position, slot):
-                sim.random_op(slot)
-        if chain is None or chain.done:
-            return _records(slots)
     raise ValueError(
         f"{ops} operations of {clients} client(s) leave no room for a {anomaly} "
         f"(it needs a few operations one after another in real time); generate more"
     )
 
 
-def _validate(model: str, clients: int, ops: int, keys: int, info_rate: float, anomaly: str | None) -> None:
+def _validate(
+    model: str,
+    clients: int,
+    ops: int,
+    keys: int,
+    info_rate: float,
+    fail_rate: float,
+    anomaly: str | None,
+    wrong_password: float | None,
+    latency_ns: int,
+    resolution: int,
+) -> None:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
     if anomaly is not None and anomaly not in ANOMALIES:
@@ -113,47 +139,94 @@ def _validate(model: str, clients: int, ops: int, keys: int, info_rate: float, a
         raise ValueError(f"clients, ops and keys must be at least 1 (got {clients}, {ops}, {keys})")
     if keys != 1 and model in ("register", "cas-register"):
         raise ValueError(f"a {model} is one key; keys must be 1, not {keys}")
-    if not 0.0 <= info_rate <= 1.0:
-        raise ValueError(f"info_rate must be between 0 and 1, not {info_rate}")
+    for name, share in (
+        ("info_rate", info_rate),
+        ("fail_rate", fail_rate),
+        ("wrong_password", wrong_password),
+    ):
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1, not {share}")
+    if info_rate + fail_rate > 1.0:
+        raise ValueError(f"info_rate and fail_rate add up to more than 1 ({info_rate} + {fail_rate})")
+    if wrong_password is not None and model != "chat":
+        raise ValueError(f"passwords are the chat model's; {model!r} has none (wrong_password must be None)")
+    if latency_ns < 1 or resolution < 0:
+        raise ValueError(
+            f"latency_ns must be at least 1 and resolution at least 0 ({latency_ns}, {resolution})"
+        )
+
+
+class _Timing:
+    """The time scale, the faults (in ns) and the clock's resolution of one history."""
+
+    def __init__(self, latency: int, gap: int, faults: Sequence[Fault], resolution: int) -> None:
+        self.latency, self.gap, self.resolution = latency, gap, resolution
+        self.faults = [(name, int(a * _S), None if b is None else int(b * _S)) for name, a, b in faults]
+
+    def in_fault(self, t: int) -> bool:
+        return any(a <= t and (b is None or t < b) for _, a, b in self.faults)
 
 
 class _Slot:
     """One operation: its interval and fate (from the schedule), then what it did."""
 
-    __slots__ = ("invoke", "complete", "lin", "process", "info", "applies", "f", "inv", "out")
+    __slots__ = ("invoke", "complete", "lin", "process", "info", "applies", "failed", "f", "inv", "out")
 
-    def __init__(self, invoke: int, complete: int, lin: int, process: int, info: bool, applies: bool) -> None:
+    def __init__(
+        self,
+        invoke: int,
+        complete: int,
+        lin: int,
+        process: int,
+        info: bool,
+        applies: bool,
+        failed: bool = False,
+    ) -> None:
         self.invoke, self.complete, self.lin = invoke, complete, lin
-        self.process, self.info, self.applies = process, info, applies
+        self.process, self.info, self.applies, self.failed = process, info, applies, failed
         self.f: str = ""
         self.inv: Any = None
         self.out: Any = None
 
 
-def _schedule(rng: random.Random, clients: int, ops: int, info_rate: float) -> list[_Slot]:
-    """Each client's back-to-back intervals (exponential latencies), sorted by effect time."""
+def _schedule(
+    rng: random.Random, clients: int, ops: int, info_rate: float, fail_rate: float, timing: _Timing
+) -> list[_Slot]:
+    """Each client's back-to-back intervals (exponential latencies), sorted by effect time.
+    (A rate of 0 and no faults draw no random numbers, so a seed's history stays the same.)"""
     rand, log = rng.random, math.log
+    mean, gap, faulty = timing.latency, timing.gap, timing.faults and timing.in_fault
     per, extra = divmod(ops, clients)
     slots: list[_Slot] = []
     add = slots.append
     for client in range(clients):
-        t = 1 + int(rand() * _MEAN_NS)
+        t = 1 + int(rand() * mean)
         process = client
         for _ in range(per + (client < extra)):
-            d = 2 + int(-log(1.0 - rand()) * _MEAN_NS)  # expovariate, inlined: a million calls
-            if info_rate and rand() < info_rate:
+            d = 2 + int(-log(1.0 - rand()) * mean)  # expovariate, inlined: a million calls
+            if faulty and faulty(t):
+                d *= FAULT_SLOWDOWN
+                roll = rand()
+                info, failed = roll < 0.5, 0.5 <= roll < 0.75
+            else:
+                info = bool(info_rate) and rand() < info_rate
+                failed = not info and bool(fail_rate) and rand() < fail_rate / (1.0 - info_rate)
+            if info:
                 # Timed out: may take effect after the info record too, or never.
                 add(_Slot(t, t + d, t + 1 + int(rand() * 2 * d), process, True, rand() < 0.5))
                 process += clients
+            elif failed:  # refused: never takes effect
+                add(_Slot(t, t + d, t + 1 + int(rand() * (d - 1)), process, False, False, True))
             else:
                 add(_Slot(t, t + d, t + 1 + int(rand() * (d - 1)), process, False, True))
-            t += d + 1 + int(rand() * _GAP_NS)
+            t += d + 1 + int(rand() * gap)
     slots.sort(key=attrgetter("lin"))
     return slots
 
 
-def _records(slots: list[_Slot]) -> list[Op]:
-    """Invoke and completion records of every slot, in time order, indexed."""
+def _records(slots: list[_Slot], timing: _Timing) -> list[Op]:
+    """Invoke and completion records of every slot, in time order, indexed; then the faults'
+    records and the clock's resolution."""
     width = 2 * len(slots)
     order = []
     add = order.append
@@ -170,17 +243,36 @@ def _records(slots: list[_Slot]) -> list[Op]:
             add_record(Op(index, "invoke", slot.process, slot.f, slot.inv, slot.invoke))
         elif slot.info:
             add_record(Op(index, "info", slot.process, slot.f, slot.inv, slot.complete))
+        elif slot.failed:
+            add_record(Op(index, "fail", slot.process, slot.f, slot.inv, slot.complete))
         else:
             add_record(Op(index, "ok", slot.process, slot.f, slot.out, slot.complete))
+    if timing.faults:
+        records = _with_faults(records, timing.faults)
+    if timing.resolution != 1:
+        step = timing.resolution
+        for record in records:
+            record.time = record.time // step * step if step else 0
     return records
+
+
+def _with_faults(records: list[Op], faults: list[tuple[str, int, int | None]]) -> list[Op]:
+    """The nemesis's start and stop records merged in (after operations at the same time), reindexed."""
+    nemesis = [(a, Op(0, "info", NEMESIS, "start", {"fault": name}, a)) for name, a, _ in faults]
+    nemesis += [(b, Op(0, "info", NEMESIS, "stop", {"fault": name}, b)) for name, _, b in faults if b]
+    keyed = [(r.time, 0, i, r) for i, r in enumerate(records)]
+    ordered = [entry[3] for entry in sorted(keyed + [(t, 1, i, r) for i, (t, r) in enumerate(nemesis)])]
+    for index, record in enumerate(ordered):
+        record.index = index
+    return ordered
 
 
 class _Chain:
     """Injects one anomaly: forces a few operations (a write, then one that starts after
     it ended, ...) on one key, and overrides what a read saw where the anomaly says so."""
 
-    def __init__(self, kind: str, sim: _Sim, rng: random.Random, n: int) -> None:
-        self.kind, self.sim = kind, sim
+    def __init__(self, kind: str, sim: _Sim, rng: random.Random, n: int, tick: int) -> None:
+        self.kind, self.sim, self.tick = kind, sim, tick  # tick: the clock's resolution
         self.key = sim.anomaly_key()
         self.start = rng.randrange(max(1, n // 3))
         self.phase, self.after, self.done = 0, 0, False
@@ -189,7 +281,7 @@ class _Chain:
 
     def step(self, position: int, slot: _Slot) -> bool:
         """Force ``slot`` if the anomaly needs it; False leaves it to the random choice."""
-        if self.done or position < self.start or slot.info or slot.invoke <= self.after:
+        if self.done or position < self.start or slot.info or slot.failed or slot.invoke <= self.after:
             return False
         sim, key, kind, phase = self.sim, self.key, self.kind, self.phase
         if kind == "early-read":
@@ -219,7 +311,9 @@ class _Chain:
             sim.read(slot, key, self.seen)
             sim.frozen = None
         self.phase += 1
-        self.after = slot.complete if kind != "duplicate-append" else 0
+        # The next forced op starts after this one ended, also on the clock once it is rounded.
+        tick = self.tick
+        self.after = slot.complete // tick * tick + tick - 1 if kind != "duplicate-append" else 0
         self.done = self.phase == (2 if kind in ("early-read", "duplicate-append") else 3)
         return True
 
@@ -235,8 +329,8 @@ class _Sim:
     start no later than that inbox's last message, so it covers the message at stake.
     """
 
-    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
-        self.rng, self.keys, self.unique = rng, keys, unique
+    def __init__(self, rng: random.Random, keys: int, unique: bool, wrong_password: float | None) -> None:
+        self.rng, self.keys, self.unique, self.wrong_password = rng, keys, unique, wrong_password
         self.frozen: Any = None
         self._fresh = 0
 
@@ -269,8 +363,8 @@ class _Register(_Sim):
     cas = False
     _DOMAIN = 5
 
-    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
-        super().__init__(rng, keys, unique)
+    def __init__(self, rng: random.Random, keys: int, unique: bool, wrong_password: float | None) -> None:
+        super().__init__(rng, keys, unique, wrong_password)
         self.value: Any = None
         self._fresh = 0 if unique else 1000
 
@@ -326,8 +420,8 @@ class _CasRegister(_Register):
 class _KV(_Sim):
     """get / put / append over ``keys`` string keys; tokens ``x<n>.`` (fresh: ``!<n>.``)."""
 
-    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
-        super().__init__(rng, keys, unique)
+    def __init__(self, rng: random.Random, keys: int, unique: bool, wrong_password: float | None) -> None:
+        super().__init__(rng, keys, unique, wrong_password)
         self.names = [f"k{i}" for i in range(keys)]
         self.values = dict.fromkeys(self.names, "")
 
@@ -380,16 +474,26 @@ _CHAT_WEIGHTS = {  # the chat workload's defaults, a fifth is one table entry
 _CHAT_TABLE = [f for f, w in _CHAT_WEIGHTS.items() for _ in range(round(w * 5))]  # pick = one index
 
 Inboxes = dict[str, list[list[str]]]  # user -> [[sender, text], ...]
+Passwords = dict[str, str]  # user -> the password the account was created with
+_ACTING = {"delete_account": "user", "fetch_messages": "user", "send_message": "sender"}
 
 
-def chat_answer(boxes: Inboxes, f: str, args: dict[str, Any]) -> tuple[str, Any]:
+def chat_answer(
+    boxes: Inboxes, f: str, args: dict[str, Any], passwords: Passwords | None = None
+) -> tuple[str, Any]:
     """(status, value) of one chat operation, as raftchat's ChatMachine answers it, for the
     names and texts this generator uses (valid lengths; a pattern matching the group).
+    With ``passwords``, an operation on an existing account's behalf whose ``password`` is
+    not the account's is refused first (``bad_password``), and accounts keep theirs.
 
     The service's machine would do, but at a few times the cost: a million-operation
     history is generated in seconds with this one. A test replays one-client histories
     on ``raftchat.chat.ChatMachine`` to keep the two the same.
     """
+    if passwords is not None and f in _ACTING:
+        stored = passwords.get(args[_ACTING[f]])
+        if stored is not None and stored != args.get("password", ""):
+            return "bad_password", None
     if f == "send_message":
         box = boxes.get(args["to"])
         if box is None or args["sender"] not in boxes:
@@ -411,6 +515,8 @@ def chat_answer(boxes: Inboxes, f: str, args: dict[str, Any]) -> tuple[str, Any]
         if user in boxes:
             return "user_exists", None
         boxes[user] = []
+        if passwords is not None:
+            passwords[user] = args.get("password", "")
         return "ok", None
     if f == "check_account":
         return "ok", user in boxes
@@ -419,6 +525,8 @@ def chat_answer(boxes: Inboxes, f: str, args: dict[str, Any]) -> tuple[str, Any]
     if f == "delete_account":
         if boxes.pop(user, None) is None:
             return "no_such_user", None
+        if passwords is not None:
+            del passwords[user]
         return "ok", None
     raise ValueError(f"no chat operation {f!r}")
 
@@ -427,10 +535,11 @@ class _Chat(_Sim):
     """Independent groups ``g<i>`` of users ``g<i>u0..``; ``u0`` is never deleted, so an
     anomaly on its inbox stays visible whatever else happens."""
 
-    def __init__(self, rng: random.Random, keys: int, unique: bool) -> None:
-        super().__init__(rng, keys, unique)
+    def __init__(self, rng: random.Random, keys: int, unique: bool, wrong_password: float | None) -> None:
+        super().__init__(rng, keys, unique, wrong_password)
         self.groups = [f"g{i}" for i in range(keys)]
         self.boxes: list[Inboxes] = [{} for _ in range(keys)]
+        self.passwords: list[Passwords] | None = None if wrong_password is None else [{} for _ in range(keys)]
         self.users = [[f"{g}u{u}" for u in range(_USERS)] for g in self.groups]
 
     def anomaly_key(self) -> Any:
@@ -443,14 +552,24 @@ class _Chat(_Sim):
         args["group"] = self.groups[group]
         slot.f, slot.inv = f, args
         boxes = self.boxes[group]
+        passwords = None if self.passwords is None else self.passwords[group]
         if effect == 0:
-            if slot.info:
+            if slot.info or slot.failed:
                 return
             boxes = {user: list(box) for user, box in boxes.items()}
-        status, value = chat_answer(boxes, f, args)
+            passwords = None if passwords is None else dict(passwords)
+        status, value = chat_answer(boxes, f, args, passwords)
         for _ in range(effect - 1):
-            chat_answer(boxes, f, args)
+            chat_answer(boxes, f, args, passwords)
         slot.out = {"status": status, "value": value}
+
+    def _password(self, user: str, right: bool = False) -> dict[str, str]:
+        """The ``password`` argument of an operation for ``user`` (none without passwords):
+        the account's, or now and then (unless ``right``) a wrong one."""
+        if self.wrong_password is None:
+            return {}
+        wrong = not right and self.rng.random() < self.wrong_password
+        return {"password": f"{user}:pw" + ("-wrong" if wrong else "")}
 
     def random_op(self, slot: _Slot) -> None:
         rand = self.rng.random
@@ -458,14 +577,23 @@ class _Chat(_Sim):
         users = self.users[group]
         f, user = _CHAT_TABLE[int(rand() * len(_CHAT_TABLE))], users[int(rand() * _USERS)]
         if f == "send_message":
-            args: dict[str, Any] = {"sender": users[int(rand() * _USERS)], "to": user, "text": self._text()}
+            sender = users[int(rand() * _USERS)]
+            args: dict[str, Any] = {
+                "sender": sender,
+                "to": user,
+                "text": self._text(),
+                **self._password(sender),
+            }
         elif f == "fetch_messages":
             box = self.boxes[group].get(user)
-            args = {"user": user, "from_index": self._from_index(0 if box is None else len(box))}
+            from_index = self._from_index(0 if box is None else len(box))
+            args = {"user": user, "from_index": from_index, **self._password(user)}
         elif f == "list_accounts":
             args = {"pattern": f"{self.groups[group]}u*"}
         elif f == "delete_account" and user == users[0]:
             f, args = "check_account", {"user": user}
+        elif f in ("create_account", "delete_account"):
+            args = {"user": user, **self._password(user, right=f == "create_account")}
         else:
             args = {"user": user}
         self._apply(slot, group, f, args, int(slot.applies))
@@ -487,11 +615,12 @@ class _Chat(_Sim):
         users, boxes = self.users[key], self.boxes[key]
         target = users[0]
         if target not in boxes:
-            self._apply(slot, key, "create_account", {"user": target})
+            self._apply(slot, key, "create_account", {"user": target, **self._password(target, True)})
             return False
         text = f"m{self.fresh()}" if self.unique else f"!{self.fresh()}"
         sender = self.rng.choice([u for u in users if u in boxes])
-        self._apply(slot, key, "send_message", {"sender": sender, "to": target, "text": text}, effect)
+        args = {"sender": sender, "to": target, "text": text, **self._password(sender, True)}
+        self._apply(slot, key, "send_message", args, effect)
         return True
 
     def read(self, slot: _Slot, key: Any, limit: Any = None) -> None:
@@ -499,7 +628,9 @@ class _Chat(_Sim):
         start = max(1, len(self.boxes[key].get(user, ())) - int(self.rng.random() * 2))
         if limit is not None:
             start = min(start, max(1, len(limit)))
-        self._apply(slot, key, "fetch_messages", {"user": user, "from_index": start})
+        self._apply(
+            slot, key, "fetch_messages", {"user": user, "from_index": start, **self._password(user, True)}
+        )
 
     def snapshot(self, key: Any) -> Any:
         return list(self.boxes[key].get(self.users[key][0], ()))

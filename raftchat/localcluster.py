@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,17 @@ def node_status(address: str, timeout: float = 0.5, ssl_context: Any = None, **o
     """Ask one node for its Raft status over the client protocol; None if it does not answer.
     ``options``: ``digest=True`` adds a state digest, ``since=N`` limits the chain checkpoints."""
     return meta_request(address, {"meta": "status", **options}, timeout, ssl_context)
+
+
+def claimed_leader(statuses: Iterable[dict | None]) -> str | None:
+    """The node that claims to lead the highest term among ``statuses`` (each ``{"node", "role",
+    "term"}`` as a status poll gives it, or None for a node that did not answer), if any. Every
+    system's cluster reports its leader this way."""
+    best = None
+    for status in statuses:
+        if status and status["role"] == "leader" and (best is None or status["term"] > best["term"]):
+            best = status
+    return best["node"] if best else None
 
 
 class LocalCluster(NodeProcesses):
@@ -157,11 +168,7 @@ class LocalCluster(NodeProcesses):
 
     def leader(self) -> str | None:
         """The leader of the highest term that a node claims to be leader of, if any."""
-        best = None
-        for status in self.statuses().values():
-            if status and status["role"] == "leader" and (best is None or status["term"] > best["term"]):
-                best = status
-        return best["node"] if best else None
+        return claimed_leader(self.statuses().values())
 
     def wait_for_leader(self, timeout: float = 10.0) -> str:
         deadline = time.monotonic() + timeout

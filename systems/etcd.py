@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from raftchat.config import ClusterConfig
+from raftchat.localcluster import claimed_leader
 from systems.base import SystemBase, SystemUnavailable
 from systems.processes import ProcessCluster
 from workloads import options as opts
@@ -142,11 +143,7 @@ class EtcdCluster(ProcessCluster):
 
     def leader(self) -> str | None:
         """The member that leads the highest term any member claims leadership of."""
-        best = None
-        for status in self.statuses().values():
-            if status and status["role"] == "leader" and (best is None or status["term"] > best["term"]):
-                best = status
-        return best["node"] if best else None
+        return claimed_leader(self.statuses().values())
 
     def _agreed_leader(self) -> str | None:
         statuses = self.statuses()

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from raftchat.config import ClusterConfig
-from raftchat.localcluster import free_ports
+from raftchat.localcluster import claimed_leader, free_ports
 from systems.base import SystemBase, SystemUnavailable
 from systems.processes import ProcessCluster
 from workloads import options as opts
@@ -135,12 +135,7 @@ class ZooKeeperCluster(ProcessCluster):
         return {"node": node_id, "role": mode.group(1), "term": epoch}
 
     def leader(self) -> str | None:
-        best = None
-        for node_id in self.ids:
-            status = self.status(node_id)
-            if status and status["role"] == "leader" and (best is None or status["term"] > best["term"]):
-                best = status
-        return best["node"] if best else None
+        return claimed_leader(self.status(node_id) for node_id in self.ids)
 
     def _ready(self) -> str | None:
         roles = {node_id: (self.status(node_id) or {}).get("role") for node_id in self.ids}

@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,18 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",
 ]
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or Path(__file__).resolve().parent / "artifacts")
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+
+
+def run_harness(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``harness ARGS...`` as a user runs it (a new process, from the checkout), its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float = 10.0) -> object:

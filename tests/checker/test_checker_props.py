@@ -18,124 +18,33 @@ from hypothesis import strategies as st
 
 from checker import check
 from histories.format import Op
-from raftchat.chat import ChatMachine
+from histories.synth import generate
 
-VALUES = [0, 1, 2]
+VALUES = [0, 1, 2, 3, 4]  # the generator's register domain without unique writes
+TOKENS = ["", "a", "b", "c", "ab", "ba"]  # and some of its kv values
 
 
 def simulate(rng: random.Random, kind: str, n_ops: int, processes: int, timed: bool = False) -> list[Op]:
-    """Records of ``n_ops`` ops by ``processes`` clients of one correct object.
-
-    Each op takes effect atomically at some step between its invoke and its completion;
-    some end ``info`` (taking effect or not) or ``fail`` (not taking effect). With
-    ``timed``, records get times that may tie, to exercise equal-time overlap.
+    """Records of ``n_ops`` ops by ``processes`` clients of one correct object, from the
+    project's generator (``histories.synth``): values from a small domain (most of the time),
+    one or two keys or chat groups, some ops ending ``info`` (taking effect or not, even after
+    the record) or ``fail`` (not taking effect), chat ops with passwords, some wrong. Without
+    ``timed`` the records carry no times (their order is the clock); with it the clock is
+    coarse, so records tie, to exercise equal-time overlap.
     """
-    state: dict[str, Any] = {}  # kv: key -> value; registers: key None
-    records: list[Op] = []
-    busy: dict[int, list[Any]] = {}  # process -> [f, invoke value, result or None, applied]
-    started, clock, next_process = 0, 0, processes
-    idle = list(range(processes))
-    while started < n_ops or busy:
-        choices = []
-        if idle and started < n_ops:
-            choices.append("invoke")
-        choices += [p for p in busy]
-        pick = rng.choice(choices)
-        if timed:
-            clock += rng.choice([0, 0, 1])
-        if pick == "invoke":
-            process = idle.pop(rng.randrange(len(idle)))
-            f, value = _random_op(rng, kind)
-            busy[process] = [f, value, None, False]
-            records.append(Op(len(records), "invoke", process, f, value, clock))
-            started += 1
-            continue
-        process = pick
-        entry = busy[process]
-        if not entry[3] and rng.random() < 0.6:  # take effect now
-            entry[2], entry[3] = _apply(state, kind, entry[0], entry[1]), True
-            continue
-        if not entry[3] and rng.random() < 0.5:
-            continue
-        del busy[process]
-        f, value, result, applied = entry
-        roll = rng.random()
-        if roll < 0.12:  # timed out: unknown outcome, whether applied or not
-            records.append(Op(len(records), "info", process, f, value, clock))
-            idle.append(next_process)
-            next_process += 1
-            continue
-        if not applied:
-            if roll < 0.3 and f != "read":
-                records.append(Op(len(records), "fail", process, f, value, clock))
-                idle.append(process)
-                continue
-            result = _apply(state, kind, f, value)
-        records.append(Op(len(records), "ok", process, f, result, clock))
-        idle.append(process)
-    return records
-
-
-def _random_op(rng: random.Random, kind: str) -> tuple[str, Any]:
-    if kind == "chat":
-        return _random_chat_op(rng)
-    if kind == "kv":
-        key = rng.choice("ab")
-        f = rng.choice(["get", "put", "append"])
-        return f, [key, None if f == "get" else rng.choice("xyz")]
-    fs = ["read", "write"] + (["cas"] if kind == "cas-register" else [])
-    f = rng.choice(fs)
-    if f == "read":
-        return f, None
-    if f == "write":
-        return f, rng.choice(VALUES)
-    return f, [rng.choice(VALUES), rng.choice(VALUES)]
-
-
-def _random_chat_op(rng: random.Random) -> tuple[str, Any]:
-    """A chat op on one of two groups of two users, with the group named as the workload does."""
-    group = rng.choice(["g1", "g2"])
-    user, other = rng.sample([f"{group}u0", f"{group}u1"], 2)
-    f = rng.choice(["create_account", "create_account", "send_message", "send_message"] + list(CHAT_READS))
-    f = rng.choice([f, "delete_account"]) if rng.random() < 0.2 else f
-    password = rng.choice("ppq")  # a second password: some ops are refused as bad_password
-    args: dict[str, Any] = {
-        "create_account": {"user": user, "password": password},
-        "delete_account": {"user": user, "password": password},
-        "check_account": {"user": user},
-        "list_accounts": {"pattern": f"{group}u*"},
-        "send_message": {"sender": user, "to": other, "text": rng.choice("xy"), "password": password},
-        "fetch_messages": {"user": user, "from_index": rng.choice([1, 1, 2]), "password": password},
-    }[f]
-    return f, {**args, "group": group}
-
-
-def _apply(state: dict[str, Any], kind: str, f: str, value: Any) -> Any:
-    """Apply to the correct object; return the canonical completion value."""
-    if kind == "chat":  # raftchat's own state machine is the correct object
-        machine = state.setdefault("chat", ChatMachine())
-        args = {k: v for k, v in value.items() if k not in ("group", "password")}
-        if "password" in value:  # the node's scrypt step, stood in for: the machine compares keys
-            args["key"] = value["password"].encode()
-        result = machine.apply({"op": f, **args})
-        return {"status": result.status, "value": result.value}
-    if kind == "kv":
-        key, arg = value
-        current = state.get(key, "")
-        if f == "get":
-            return [key, current]
-        state[key] = arg if f == "put" else current + arg
-        return [key, arg]
-    current = state.get("r")
-    if f == "read":
-        return current
-    if f == "write":
-        state["r"] = value
-        return value
-    swapped = current == value[0]
-    if swapped:
-        state["r"] = value[1]
-    return [value[0], value[1], swapped]
+    one_key = kind in ("register", "cas-register")
+    return generate(
+        kind,
+        clients=processes,
+        ops=n_ops,
+        keys=1 if one_key else rng.choice([1, 2]),
+        info_rate=0.12,
+        fail_rate=0.05,
+        unique_writes=rng.random() < 0.2,
+        wrong_password=0.3 if kind == "chat" else None,
+        resolution=rng.choice([10**5, 10**6]) if timed else 0,
+        seed=rng.getrandbits(32),
+    )
 
 
 def _mutate_a_read(rng: random.Random, kind: str, records: list[Op]) -> bool:
@@ -149,7 +58,7 @@ def _mutate_a_read(rng: random.Random, kind: str, records: list[Op]) -> bool:
         op.value = _another_chat_answer(rng, op, invoke)
     elif kind == "kv":
         key, seen = op.value
-        op.value = [key, rng.choice([v for v in ["", "x", "y", "xy", "z"] if v != seen])]
+        op.value = [key, rng.choice([v for v in [*TOKENS, seen + "a", seen[1:]] if v != seen])]
     else:
         op.value = rng.choice([v for v in [None, *VALUES] if v != op.value])
     return True

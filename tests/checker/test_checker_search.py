@@ -4,19 +4,16 @@ undecided partitions are named, and the search stops at its memory bound."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support import run_harness
 
 from checker import check, check_operations
 from checker.memory import MIB, default_bound, machine_memory
 from checker.prepare import operations
 from harness.plan import PlanError, validate
 from histories import Op, write_jsonl
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _records(rows: list[tuple]) -> list[Op]:
@@ -83,24 +80,14 @@ def test_default_bound_is_a_quarter_of_the_machine() -> None:
     assert total is None or default_bound() == total // 4
 
 
-def harness(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-
-
 def test_cli_max_memory_and_undecided_partitions(tmp_path: Path) -> None:
     path = tmp_path / "h.jsonl"
     write_jsonl(path, _records(valid_kv_key("a") + hard_kv_key("hard", writers=26)))
-    run = harness("check", "--model", "kv", "--max-memory", "16", "--timeout", "60", path)
+    run = run_harness("check", "--model", "kv", "--max-memory", "16", "--timeout", "60", path)
     assert run.returncode == 2, run.stdout + run.stderr
     assert "memory bound of 16 MiB reached in group 1" in run.stdout
     assert "undecided partitions: 1" in run.stdout
-    run = harness("check", "--model", "kv", "--timeout", "0.3", "--json", path)
+    run = run_harness("check", "--model", "kv", "--timeout", "0.3", "--json", path)
     assert run.returncode == 2, run.stdout + run.stderr
     data = json.loads(run.stdout)
     assert data["undecided_partitions"] == [1] and data["decided_by"] == {"inference": 1}
@@ -110,7 +97,7 @@ def test_cli_max_memory_and_undecided_partitions(tmp_path: Path) -> None:
 def test_cli_rejects_a_bad_memory_bound(tmp_path: Path, value: str) -> None:
     path = tmp_path / "h.jsonl"
     write_jsonl(path, _records(valid_kv_key("a")))
-    run = harness("check", "--model", "kv", "--max-memory", value, path)
+    run = run_harness("check", "--model", "kv", "--max-memory", value, path)
     assert run.returncode != 0 and run.returncode != 1
     assert "MiB" in run.stderr
 

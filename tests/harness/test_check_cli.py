@@ -9,11 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import harness_in_process
+from support import harness_in_process, run_harness
 
 from histories import Op, write_jsonl
 
@@ -27,16 +26,6 @@ def harness(*args: object) -> subprocess.CompletedProcess[str]:
     """The command through its ``main``, in this process (test_the_command_runs_as_a_process
     runs it as a process)."""
     return harness_in_process(*args, cwd=ROOT)
-
-
-def harness_process(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
 
 
 def corpus_sample() -> list[object]:
@@ -151,9 +140,8 @@ def test_model_is_required_when_the_history_names_none(tmp_path: Path) -> None:
     run = harness("check", path)
     assert run.returncode == 3 and "--model" in run.stderr
     assert harness("check", "--model", "cas-register", path).returncode == 0
-    assert (
-        harness("check", "--model", "cas-register", register_history(tmp_path / "b.jsonl", 2)).returncode == 1
-    )
+    stale = register_history(tmp_path / "b.jsonl", 2)
+    assert harness("check", "--model", "cas-register", stale).returncode == 1
 
 
 def test_unknown_model_exits_3(tmp_path: Path) -> None:
@@ -218,9 +206,9 @@ def test_directory_without_history_exits_3(tmp_path: Path) -> None:
 def test_the_command_runs_as_a_process(tmp_path: Path) -> None:
     """Exit codes and output reach a shell as they come from ``main``: a verdict, a bad file."""
     path = register_history(tmp_path / "h.jsonl", 2)
-    run = harness_process("check", "--model", "cas-register", path)
+    run = run_harness("check", "--model", "cas-register", path)
     assert run.returncode == 1 and run.stdout.startswith("NOT LINEARIZABLE"), run.stdout + run.stderr
-    missing = harness_process("check", tmp_path / "nowhere.edn")
+    missing = run_harness("check", tmp_path / "nowhere.edn")
     assert missing.returncode == 3 and str(tmp_path / "nowhere.edn") in missing.stderr
 
 

@@ -292,3 +292,21 @@ def test_a_tiny_real_matrix_runs_and_links_its_runs(tmp_path: Path) -> None:
 
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite.get("tests") == "2" and suite.get("failures") == "0" and suite.get("errors") == "0"
+
+
+def test_the_summary_page_shows_values_as_text(tmp_path: Path) -> None:
+    """An error message and a matrix file name from the night are escaped, never markup."""
+    script = "<script>alert(1)</script>"
+    combos = expand(parse_matrix({"name": "esc", "matrix": {"nodes": [3, 5]}}))
+    record = nightly._record(combos[0], {"error": script}, None, 3, 1.0)
+    meta = {"name": "esc", "matrix_file": script, "started": "2026-12-02T00:00:00Z", "estimate_s": 30.0}
+    nightly.write_summary(tmp_path, meta, combos, [record], complete=False)
+    page = (tmp_path / "summary.html").read_text()
+    assert "<script" not in page
+    assert f"<code>{'&lt;script&gt;alert(1)&lt;/script&gt;'}</code>" in page  # the matrix file
+    assert "title='&lt;script&gt;alert(1)&lt;/script&gt;'" in page  # the run's error
+    assert "<meta http-equiv='refresh' content='30'>" in page  # still going: the page reloads
+    assert page.count("data-verdict='pending'") == 3  # the night's badge, its tally and the run not run
+    assert "<tr class='run' data-run='esc-n3' data-verdict='error'>" in page
+    nightly.write_summary(tmp_path, meta, combos, [record], complete=True, exit_code=3)
+    assert "http-equiv" not in (tmp_path / "summary.html").read_text()

@@ -342,3 +342,52 @@ def test_index_with_bugs_in_a_browser(tmp_path: Path) -> None:
             timeout=120,
         )
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+SCRIPT = "<script>alert('x')</script>"
+
+
+def test_values_from_results_are_text_not_markup(tmp_path: Path) -> None:
+    """A run name, an error message, an operation's value, a fault's details: every value that
+    comes from a run is escaped by the templates, so a hostile one shows as text."""
+    from harness.serve import directory_page, index_page, run_page
+
+    root = tmp_path / "store"
+    run_dir = store.new_run_dir(root, "t<script>")
+    (run_dir / store.LOGS).mkdir()
+    (run_dir / store.LOGS / "<script>.log").write_text("x")  # a file name with no slash
+    failure = {
+        "partition": 0,
+        "state": SCRIPT,
+        "longest_prefix": [],
+        "stuck": [{"op": 3, "description": SCRIPT, "expected": SCRIPT, "observed": SCRIPT}],
+    }
+    stats = {
+        "by_f": {SCRIPT: {"invoke": 1, "ok": 1}},
+        "nemesis": [{"fault": SCRIPT, "start": 1.0, "stop": None, "value": {"nodes": [SCRIPT]}}],
+    }
+    results = {
+        "test": SCRIPT, "valid": False, "exit_code": 1, "workload": SCRIPT, "nemesis": [SCRIPT],
+        "bug": SCRIPT, "system": SCRIPT, "error": SCRIPT, "stats": stats,
+        "checker": {"model": SCRIPT, "ops": 1, "partitions": 1, "reason": SCRIPT, "failure": failure},
+    }  # fmt: skip
+    store.write_results(run_dir, results)
+    pages = [
+        index_page(root),
+        index_page(root, SCRIPT),
+        run_page(root, run_dir, f"/runs/{SCRIPT}/"),
+        directory_page(root, run_dir / store.LOGS, f"/runs/{SCRIPT}/logs/"),
+    ]
+    for page in pages:
+        assert "<script" not in page and "&lt;script&gt;" in page, page
+    run = pages[2]
+    assert run.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;") >= 8  # error, model, stuck op, ...
+    assert "<div class='alert error'><b>Error:</b> &lt;script&gt;" in run  # the page's own markup stays
+
+
+def test_an_error_page_is_a_page(served: Store) -> None:
+    status, headers, body = served.get("/nowhere")
+    page = body.decode()
+    assert status == 404 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "<h1>404 Not Found</h1>" in page and "<title>404 Not Found</title>" in page
+    assert int(headers["Content-Length"]) == len(body)

@@ -1,15 +1,14 @@
 """The run store (directories, ``latest``, listing, atomic results) and a run's statistics.
 
 ``synthetic_ops`` and ``store_run`` also serve the plot, JUnit and serve tests: a register history
-that is linearizable by construction (each op takes effect at a point inside its interval), with
-optional faults that slow and fail operations while they are in force.
+from the project's generator (``histories.synth``), linearizable by construction, with optional
+faults that slow and fail operations while they are in force.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from harness import stats, store
 from histories.format import NEMESIS, Op
 from histories.jsonl import write_jsonl
+from histories.synth import generate
 
 S, MS = 1_000_000_000, 1_000_000
 T0 = datetime(2026, 11, 26, 23, 5, 12, tzinfo=UTC)
@@ -34,51 +34,20 @@ def synthetic_ops(
     faults: list[tuple[str, float, float | None]] | None = None,
     corrupt: bool = False,
 ) -> list[Op]:
-    """A register history; ``faults`` are (name, start s, stop s or None); ``corrupt`` makes one
-    read return a value nobody wrote, so the history is not linearizable."""
-    rng = random.Random(seed)
-    faults = faults or []
-    calls: list[dict[str, Any]] = []
-    clock = [int(rng.uniform(0, 0.05) * S) for _ in range(concurrency)]
-    for i in range(n_ops):
-        process = i % concurrency
-        start = clock[process]
-        faulty = any(a * S <= start < (b if b is not None else 1e9) * S for _, a, b in faults)
-        latency = int(rng.lognormvariate(1.0, 0.6) * MS) * (40 if faulty else 1)
-        outcome = "ok"
-        if faulty:
-            outcome = rng.choice(["ok", "info", "fail", "info"])
-        f = rng.choice(["read", "write", "write"])
-        calls.append(
-            {"p": process, "f": f, "start": start, "end": start + latency, "outcome": outcome, "w": i + 1}
-        )
-        clock[process] = start + latency + int(rng.uniform(5, 25) * MS)
-    value = None
-    for call in sorted(calls, key=lambda c: (c["start"] + c["end"]) / 2):  # linearization points
-        if call["outcome"] == "fail":
-            continue
-        if call["f"] == "write":
-            value = call["w"]
-        else:
-            call["read"] = value
-    if corrupt:
-        next(c for c in calls if c["f"] == "read" and c["outcome"] == "ok")["read"] = -1
-    events: list[tuple[int, int, Op]] = []
-    for call in calls:
-        invoke_value = call["w"] if call["f"] == "write" else None
-        done_value = call["w"] if call["f"] == "write" else call.get("read")
-        events.append((call["start"], 0, Op(0, "invoke", call["p"], call["f"], invoke_value, call["start"])))
-        events.append((call["end"], 1, Op(0, call["outcome"], call["p"], call["f"], done_value, call["end"])))
-    for name, a, b in faults:
-        value_start = {"fault": name, "nodes": ["n1", "n2"]}
-        events.append((int(a * S), 2, Op(0, "info", NEMESIS, "start", value_start, int(a * S))))
-        if b is not None:
-            events.append((int(b * S), 2, Op(0, "info", NEMESIS, "stop", {"fault": name}, int(b * S))))
-    events.sort(key=lambda e: (e[0], e[1]))
-    ops = [e[2] for e in events]
-    for index, op in enumerate(ops):
-        op.index = index
-    return ops
+    """A register history from the shared generator (``histories.synth``) at a run's time scale
+    (a few ms per operation, up to 30 ms idle between a client's operations); ``faults`` are
+    (name, start s, stop s or None), while which operations slow down, fail or time out;
+    ``corrupt`` plants a stale read, so the history is not linearizable."""
+    return generate(
+        "register",
+        clients=concurrency,
+        ops=n_ops,
+        latency_ns=3 * MS,
+        gap_ns=30 * MS,
+        faults=faults or (),
+        anomaly="stale-read" if corrupt else None,
+        seed=seed,
+    )
 
 
 def store_run(

@@ -158,6 +158,10 @@ def test_deterministic_per_seed() -> None:
         ({"model": "kv", "info_rate": 1.5}, "info_rate"),
         ({"model": "kv", "clients": 0}, "at least 1"),
         ({"model": "kv", "ops": 2, "anomaly": "stale-read"}, "no room"),
+        ({"model": "kv", "fail_rate": -0.1}, "fail_rate"),
+        ({"model": "kv", "info_rate": 0.6, "fail_rate": 0.6}, "more than 1"),
+        ({"model": "kv", "wrong_password": 0.1}, "passwords are the chat model's"),
+        ({"model": "kv", "resolution": -1}, "resolution"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
@@ -166,18 +170,72 @@ def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None
         generate(arguments.pop("model"), **arguments)
 
 
-def test_one_client_chat_replays_exactly_on_the_service_state_machine() -> None:
-    """The generator's chat answers are raftchat's: a sequential history replays on ChatMachine."""
-    records = generate("chat", clients=1, ops=3000, keys=3, seed=9)
+@pytest.mark.parametrize("wrong_password", [None, 0.3], ids=["no-passwords", "passwords"])
+def test_one_client_chat_replays_exactly_on_the_service_state_machine(wrong_password: float | None) -> None:
+    """The generator's chat answers are raftchat's: a sequential history replays on ChatMachine
+    (a password as the key the node would derive from it, as the machine compares keys)."""
+    records = generate("chat", clients=1, ops=3000, keys=3, wrong_password=wrong_password, seed=9)
     machines: dict[str, ChatMachine] = {}
     statuses = Counter()
     for invoke, done in zip(records[::2], records[1::2], strict=True):
         assert invoke.type == "invoke" and done.type == "ok" and invoke.process == done.process
-        args = {k: v for k, v in invoke.value.items() if k != "group"}
+        args = {k: v for k, v in invoke.value.items() if k not in ("group", "password")}
+        if "password" in invoke.value:
+            args["key"] = invoke.value["password"].encode()
         result = machines.setdefault(invoke.value["group"], ChatMachine()).apply({"op": invoke.f, **args})
         assert done.value == {"status": result.status, "value": result.value}, (invoke, done)
         statuses[result.status] += 1
     assert {"ok", "user_exists", "no_such_user", "index_past_end"} <= set(statuses)
+    assert ("bad_password" in statuses) == (wrong_password is not None)
+
+
+def test_a_runs_faults_failures_and_time_scale() -> None:
+    """What the harness records of a run: ms latencies, the nemesis's records, operations that
+    slow down, fail and time out while a fault is in force; still linearizable."""
+    ms = 1_000_000
+    faults = [("partition", 2.0, 4.0), ("kill", 5.0, None)]
+    records = generate(
+        "register", clients=5, ops=1500, latency_ns=3 * ms, gap_ns=30 * ms, faults=faults, seed=4
+    )
+    nemesis = [(r.f, r.value["fault"], r.time) for r in records if r.process == "nemesis"]
+    assert nemesis == [
+        ("start", "partition", 2 * 10**9),
+        ("stop", "partition", 4 * 10**9),
+        ("start", "kill", 5 * 10**9),
+    ]
+    assert [r.index for r in records] == list(range(len(records)))
+    assert all(a.time <= b.time for a, b in zip(records, records[1:], strict=False))
+    types = Counter(r.type for r in records if r.process != "nemesis")
+    calls = oracle.pair(records)  # a failed op is no call: it never happened
+    assert types["invoke"] == 1500 and types["fail"] > 0 and len(calls) == 1500 - types["fail"]
+    during = [c for c in calls if 2 * 10**9 <= c.start < 4 * 10**9]
+    before = [c for c in calls if c.start < 2 * 10**9]
+    assert during and all(c.end is not None for c in before)  # no fault: every outcome known
+    assert sum(c.end is None for c in during) > len(during) / 4  # timed out while partitioned
+    slow = sorted(c.end - c.start for c in during if c.end is not None)
+    assert slow and slow[len(slow) // 2] > 20 * ms  # FAULT_SLOWDOWN: slower by far than 3 ms
+    assert check(records, "register").valid is True
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_failures_and_a_coarse_clock_keep_the_verdict(model: str) -> None:
+    """``fail`` ends ops that never took effect; a coarse clock makes records tie (concurrent),
+    and resolution 0 leaves the record order as the only clock; either way every anomaly stays
+    one (its operations are apart on the rounded clock too)."""
+    keys = _keys(model, 2)
+    for resolution in (10**6, 0):
+        records = generate(model, clients=4, ops=400, keys=keys, fail_rate=0.2, resolution=resolution, seed=6)
+        assert 40 < sum(r.type == "fail" for r in records) < 120
+        times = [r.time for r in records]
+        if resolution:
+            assert all(t % resolution == 0 for t in times) and len(set(times)) < len(times) / 2
+        else:
+            assert set(times) == {0}
+        assert check(records, model, shrink=False).valid is True
+        for anomaly in (a for m, a in CASES if m == model and a is not None):
+            planted = generate(model, clients=4, ops=400, keys=keys, fail_rate=0.2, resolution=resolution,
+                               anomaly=anomaly, seed=6)  # fmt: skip
+            assert check(planted, model, shrink=False).valid is False, (anomaly, resolution)
 
 
 def test_jsonl_round_trip(tmp_path) -> None:

@@ -123,3 +123,18 @@ def test_system_selftest_usage_errors_and_the_met_column():
     clean = ConfigReport("etcd", valid_row, [Trial(i, True, None, "d", 10) for i in range(5)])
     assert clean.met == "yes"
     assert "etcd, linearizable reads" in table([clean, report])
+
+
+def test_the_leader_of_a_cluster_is_the_claim_of_the_highest_term():
+    """One rule for every system's cluster: a node that did not answer counts for nothing, and of
+    two nodes that both claim to lead (a deposed leader not yet told), the later term wins."""
+    from raftchat.localcluster import claimed_leader
+
+    def status(node: str, role: str, term: int) -> dict:
+        return {"node": node, "role": role, "term": term}
+
+    polled = [None, status("n1", "leader", 2), status("n2", "leader", 3), status("n3", "follower", 4)]
+    assert claimed_leader(polled) == "n2"
+    assert claimed_leader(reversed(polled)) == "n2"
+    assert claimed_leader([status("n1", "follower", 1), None]) is None
+    assert claimed_leader([]) is None

@@ -1,10 +1,10 @@
 """How fast the linearizability checker is: on the external corpus, side by side with
 Porcupine on generated history classes, and at scale.
 
-    python bench/checker.py                      # corpus, Porcupine comparison, scale rows
-    python bench/checker.py --quick              # smaller classes and scale rows, a few minutes
-    python bench/checker.py --only compare --models kv --clients 50,100 --info 0.05
-    python bench/checker.py --only scale --scale-ops 200000
+    python -m bench.checker_vs_porcupine                      # corpus, Porcupine comparison, scale rows
+    python -m bench.checker_vs_porcupine --quick              # smaller classes and scale rows, a few minutes
+    python -m bench.checker_vs_porcupine --only compare --models kv --clients 50,100 --info 0.05
+    python -m bench.checker_vs_porcupine --only scale --scale-ops 200000
 
 **Corpus**: every file of ``../shared/corpus`` with its expected verdict; times cover
 checking only (best of ``--repeat``), peak memory in a separate tracemalloc run.
@@ -48,14 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from checker import check, check_operations  # noqa: E402
-from checker.models import get_model  # noqa: E402
-from checker.prepare import read_operations  # noqa: E402
-from histories import read_history, write_jsonl  # noqa: E402
-from histories.synth import ANOMALIES, APPENDS, generate  # noqa: E402
+from bench import ROOT, child_env, module_command
+from checker import check, check_operations
+from checker.models import get_model
+from checker.prepare import read_operations
+from histories import read_history, write_jsonl
+from histories.synth import ANOMALIES, APPENDS, generate
 
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
@@ -192,8 +190,9 @@ def _peak_rss() -> int:
 
 
 def ours(model: str, path: Path, timeout: float, repeat: int = 1) -> Outcome:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child-check", model, str(path), str(timeout)]
-    command.append(str(repeat))
+    command = module_command(
+        "checker_vs_porcupine", "--child-check", model, str(path), str(timeout), str(repeat)
+    )
     data, error = _run_json(command, timeout * 2 + 120)
     if data is None:
         return Outcome("error", note=error)
@@ -234,7 +233,9 @@ def porcupine(binary: Path | None, model: str, path: Path, timeout: float, repea
 def _run_json(command: list[str], limit: float) -> tuple[dict[str, Any] | None, str]:
     """The last stdout line of ``command`` as JSON, or (None, what went wrong)."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=limit, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=limit, check=False, env=child_env()
+        )
     except subprocess.TimeoutExpired:
         return None, f"killed after {limit:.0f} s"
     lines = done.stdout.strip().splitlines()
