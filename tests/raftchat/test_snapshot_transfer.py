@@ -26,7 +26,7 @@ pytestmark = pytest.mark.cluster
 
 TEXT = 100_000  # characters per message
 USERS = 48  # recipients, so that no inbox (one fetch answer) nears the 1 MiB frame limit
-GROWTH = 250  # messages while the follower is down: 25 MB of text, past 20 MiB in the snapshot
+GROWTH = 280  # messages while the follower is down: 28 MB of text, past 20 MiB in the snapshot
 SNAPSHOT_EVERY = 40
 BIG = 20 << 20
 _INSTALLED = re.compile(r"installed snapshot at index (\d+) \((\d+) bytes\)")
@@ -114,6 +114,15 @@ def _from_snapshot(cluster: LocalCluster, node: str) -> dict | None:
     return mine if mine is not None and mine["snapshots"]["installed"] >= 1 else None
 
 
+def _snapshot_covers_the_state(cluster: LocalCluster) -> bool:
+    """Whether the leader's latest snapshot is within one interval of what it applied: a
+    snapshot is produced in the background, and under load the newest one can lag far behind
+    (a follower would then get an old, smaller one and the rest as entries)."""
+    leader = cluster.leader()
+    status = cluster.status(leader) if leader else None
+    return bool(status) and status["snapshot_index"] >= status["applied"] - SNAPSHOT_EVERY
+
+
 def _installs(cluster: LocalCluster, node: str) -> list[tuple[int, int]]:
     """(index, bytes) of every snapshot the node's log says it installed from a leader."""
     text = cluster.log_path(node).read_text(errors="replace")
@@ -184,6 +193,7 @@ def test_follower_catches_up_through_a_snapshot_of_20_mib(tmp_path):
         cluster.kill(laggard)
         acked = asyncio.run(_grow(cluster, "grow", GROWTH))
         assert sum(map(len, acked.values())) >= GROWTH - 5
+        wait_until("a snapshot of the grown state", lambda: _snapshot_covers_the_state(cluster), 60)
         started = time.monotonic()
         cluster.start(laggard)
         status = wait_until(f"{laggard} caught up", lambda: _from_snapshot(cluster, laggard), timeout=60)
@@ -216,6 +226,7 @@ def test_follower_killed_mid_transfer_catches_up_and_restarts_from_the_snapshot(
         acked = asyncio.run(_grow(cluster, "grow", GROWTH))
         caught_mid_transfer = None
         for attempt in range(3):
+            wait_until("a snapshot of the grown state", lambda: _snapshot_covers_the_state(cluster), 60)
             cluster.start(laggard)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and caught_mid_transfer is None:
