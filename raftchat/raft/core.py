@@ -755,7 +755,9 @@ class RaftCore:
                 pr.probe(pr.match + 1)
             elif pr.state is _State.SNAPSHOT:
                 pr.snapshot_wait += self.config.heartbeat_ticks
-                if pr.snapshot_wait >= self.config.election_ticks:
+                if pr.snapshot_wait >= self.config.election_ticks and self._newer_snapshot(pr, pr.snap_acked):
+                    self._send_snapshot(peer, pr)  # none of it arrived: send the newest instead
+                elif pr.snapshot_wait >= self.config.election_ticks:
                     # Chunks or their answers were lost (a connection dropped, say): resume
                     # from what the follower confirmed; it tells us if it has less.
                     pr.rewind_snapshot(pr.snap_acked)
@@ -849,6 +851,12 @@ class RaftCore:
         pr.snap_rewound = -1
         self._send_chunks(peer, pr)
 
+    def _newer_snapshot(self, pr: _Progress, offset: int) -> bool:
+        """Whether a transfer that would start again at ``offset`` should rather start on our
+        newest snapshot: only when nothing of the old one is kept (offset 0), so no confirmed
+        byte is thrown away, and the follower gets the state it would otherwise replay."""
+        return offset == 0 and self._snapshot is not None and self._snapshot.index > pr.snapshot_index
+
     def _send_chunks(self, peer: str, pr: _Progress) -> None:
         """Send chunks while fewer than ``snapshot_inflight`` are unacknowledged.
 
@@ -935,9 +943,10 @@ class RaftCore:
             pr.snapshot_wait = 0
             if offset > pr.snap_sent:  # it had more than we thought: skip ahead
                 pr.rewind_snapshot(offset)
+        elif offset == 0 and self._newer_snapshot(pr, 0):
+            self._send_snapshot(peer, pr)  # it holds nothing of this one: the newest instead
+            return
         elif offset == 0 and pr.snap_acked > 0:
-            if self._snapshot is not None and self._snapshot.index > pr.snapshot_index:
-                pr.snapshot, pr.snapshot_index = self._snapshot, self._snapshot.index
             pr.rewind_snapshot(0)
             pr.snap_rewound = 0
         elif offset == pr.snap_acked < pr.snap_sent and pr.snap_rewound != offset:
