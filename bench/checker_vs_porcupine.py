@@ -54,6 +54,7 @@ from checker.models import get_model
 from checker.prepare import read_operations
 from histories import read_history, write_jsonl
 from histories.synth import ANOMALIES, APPENDS, generate
+from raftchat.memtrace import status_bytes
 
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
@@ -179,13 +180,9 @@ def _peak_rss() -> int:
     """This process's peak resident memory in bytes: VmHWM, which starts afresh at exec.
     (``ru_maxrss`` does not: a child started from the benchmark, which holds a generated
     million-operation history, inherits the benchmark's size as its own peak.)"""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    peak = status_bytes(field="VmHWM")
+    if peak is not None:
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 

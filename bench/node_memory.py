@@ -42,6 +42,7 @@ from bench.loadgen import machine_busy, password_of, quiet_check_line, raise_on_
 from raftchat import allocator, memtrace
 from raftchat.client import Client, OperationError
 from raftchat.localcluster import LocalCluster, loopback_config, node_status
+from raftchat.memtrace import status_bytes
 
 MIB = 1 << 20
 DONE = ("ok", "user_exists", "index_past_end")  # answers of operations that ran (a fetch may find none)
@@ -123,17 +124,6 @@ async def call(client: Client, load: Load, op: str, **args: object) -> None:
     load.ops += 1
 
 
-def rss(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def newest_snapshot_bytes(cluster: LocalCluster) -> int:
     files = [p for node in cluster.ids for p in (cluster.data_dir / node).glob("snapshot-*.bin")]
     sizes = []
@@ -159,7 +149,7 @@ def sample(cluster: LocalCluster, started: float, load: Load) -> Sample:
         time.monotonic() - started,
         load.ops,
         newest_snapshot_bytes(cluster),
-        {node: rss(pid) for node, pid in pids.items()},
+        {node: status_bytes(pid) for node, pid in pids.items()},
         traced,
         kept,
         snaps,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from raftchat.localcluster import LocalCluster, node_status
+from raftchat.memtrace import status_bytes
 
 MAX_KNOWN = 50_000  # chain hashes remembered by index (about 3 million entries at one per 64)
 MAX_REPORTED = 20  # divergences listed in the results; the count says if there were more
@@ -34,13 +35,7 @@ NS_PER_S = 1_000_000_000
 
 def rss_bytes(pid: int) -> int | None:
     """Resident memory of a process, from /proc (None when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return status_bytes(pid)
 
 
 class NodeMonitor:

@@ -40,16 +40,23 @@ def interval_from_env() -> float | None:
     return seconds
 
 
-def rss_bytes() -> int | None:
-    """This process's resident memory, from /proc (None where there is no /proc)."""
+def status_bytes(pid: int | str = "self", field: str = "VmRSS") -> int | None:
+    """A memory figure of a process from /proc/PID/status (``VmRSS``, ``VmHWM``, ...), in
+    bytes; None when the process is gone or there is no /proc. The one reader of that file
+    for the node, the harness's monitor and the benchmarks."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory."""
+    return status_bytes()
 
 
 class MemoryTracer:

@@ -343,6 +343,18 @@ def _env() -> dict[str, str]:
     return {**os.environ, "TERM": "dumb"}
 
 
+def _interactive(cluster_file) -> pexpect.spawn:
+    """The interactive client on a terminal, as a person starts it."""
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "raftchat", "client", "--cluster", str(cluster_file)],
+        cwd=str(ROOT),
+        env=_env(),
+        encoding="utf-8",
+        timeout=20,
+    )
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
@@ -380,14 +392,7 @@ def give_password(child: pexpect.spawn, password: str, new: bool = False) -> Non
 
 def test_interactive_session(live_cluster):
     alice, bob = unique("a"), unique("b")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "raftchat", "client", "--cluster", str(live_cluster)],
-        cwd=str(ROOT),
-        env=_env(),
-        encoding="utf-8",
-        timeout=20,
-    )
+    child = _interactive(live_cluster)
     try:
         child.expect("type 'help'")
         child.expect(PROMPT)  # the start-up probe found the leader before the first prompt
@@ -462,14 +467,7 @@ def test_interactive_session(live_cluster):
 def test_interactive_delete_of_ones_own_account(live_cluster):
     erin = unique("e")
     assert one(live_cluster, f"create {erin}").returncode == 0
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "raftchat", "client", "--cluster", str(live_cluster)],
-        cwd=str(ROOT),
-        env=_env(),
-        encoding="utf-8",
-        timeout=20,
-    )
+    child = _interactive(live_cluster)
     try:
         child.expect(PROMPT)
         child.sendline(f"login {erin}")
@@ -498,14 +496,7 @@ def test_interactive_delete_of_ones_own_account(live_cluster):
 
 
 def test_interactive_exit_at_end_of_input(live_cluster):
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "raftchat", "client", "--cluster", str(live_cluster)],
-        cwd=str(ROOT),
-        env=_env(),
-        encoding="utf-8",
-        timeout=20,
-    )
+    child = _interactive(live_cluster)
     try:
         child.expect(PROMPT)
         child.sendeof()
