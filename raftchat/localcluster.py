@@ -179,6 +179,20 @@ class LocalCluster(NodeProcesses):
             time.sleep(0.05)
         raise TimeoutError(f"no leader elected within {timeout:.0f} s; see the logs under {self.data_dir}")
 
+    def wait_until_serving(self, timeout: float = 10.0) -> None:
+        """Wait until every node answers: a leader needs only a majority, and a slow start
+        (a loaded machine) can leave one node still importing when the others have elected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            silent = [node_id for node_id, status in self.statuses().items() if status is None]
+            if not silent:
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{', '.join(silent)} not serving within {timeout:.0f} s; logs under {self.data_dir}"
+                )
+            time.sleep(0.05)
+
     def __enter__(self) -> LocalCluster:
         return self
 

@@ -41,6 +41,7 @@ def cluster(tmp_path) -> Iterator[LocalCluster]:
     try:
         cluster.start_all()
         cluster.wait_for_leader(timeout=15)
+        cluster.wait_until_serving(timeout=15)
         yield cluster
     finally:
         cluster.stop_all()
@@ -56,6 +57,7 @@ def make_cluster(tmp_path):
         clusters.append(cluster)
         cluster.start_all()
         cluster.wait_for_leader(timeout=15)
+        cluster.wait_until_serving(timeout=15)
         return cluster
 
     yield make
