@@ -27,7 +27,8 @@ function fmtTime(t, timed = D.timed) {
   return (t / 1e9).toFixed(3) + ' s';
 }
 // A point in time: seconds since the start of the test, the clock of the history, the faults
-// table and results.json (durations use fmtTime's units).
+// table and results.json (durations use fmtTime's units). The static text gives points the
+// same way (`at` in timeline_macros.html), so it reads without this script.
 function fmtAt(t) {
   if (!D.timed) return '#' + Math.round(t);
   return (t / 1e9).toFixed(6) + ' s';
