@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +87,12 @@ def render_chunks(
     (the clock of the ops' times), as ``harness.stats.compute`` gives them under ``nemesis``.
     ``links``: ``(label, href)`` of the files beside the page (plots, logs, plan, results).
     """
-    by_id = {op.id: op for op in result.ops}
+    # Compiled (once per process) before the page's data exists: compiling takes a megabyte or
+    # two for a moment, and then that is not on top of the data.
+    template = pages().template("timeline.html")
+    by_id = ops_by_id(result.ops)
     data = page_data(result, model, title, faults=faults, by_id=by_id)
-    return pages().generate(
-        "timeline.html",
+    return template.generate(
         v=page_view(data, by_id, model, links or []),
         data=(Markup(chunk) for chunk in _json_chunks(data)),  # each chunk is safe in a <script>
         css=asset("timeline.css"),
@@ -132,6 +134,33 @@ def write_html(
 # -- the data the page's script draws from -------------------------------------------------
 
 
+class _Positions(Mapping[int, Operation]):
+    """The operations of a check by id, where each id is the operation's position (as
+    ``checker.prepare`` numbers them): the list itself, not a dict of a hundred thousand entries
+    held while the page is written."""
+
+    def __init__(self, ops: list[Operation]) -> None:
+        self.ops = ops
+
+    def __getitem__(self, op_id: int) -> Operation:
+        if not 0 <= op_id < len(self.ops):
+            raise KeyError(op_id)
+        return self.ops[op_id]
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.ops)))
+
+
+def ops_by_id(ops: list[Operation]) -> Mapping[int, Operation]:
+    """``ops`` by their ids: by position when the ids are positions, else a dict."""
+    if all(op.id == k for k, op in enumerate(ops)):
+        return _Positions(ops)
+    return {op.id: op for op in ops}
+
+
 class Later:
     """A value of the page data made only when the page is written, and dropped once it is
     written: the model states of each group are never all in memory together."""
@@ -159,7 +188,7 @@ def page_data(
     title: str = "",
     *,
     faults: list[dict[str, Any]] | None = None,
-    by_id: dict[int, Operation] | None = None,
+    by_id: Mapping[int, Operation] | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready values (times in ns since the start of the test).
 
@@ -169,7 +198,7 @@ def page_data(
     ops = result.ops
     start = 0  # one clock for the page, the faults and results.json: the history's own
     if by_id is None:
-        by_id = {op.id: op for op in ops}
+        by_id = ops_by_id(ops)
     failure = result.failure
     verdict = "unknown" if result.valid == UNKNOWN else ("linearizable" if result.valid else "violation")
     partitions = []
@@ -319,7 +348,7 @@ def _fault_label(name: str, value: Any) -> str:
     return label if len(label) <= FAULT_LABEL_CHARS else label[: FAULT_LABEL_CHARS - 1] + "…"
 
 
-def _ops_of(by_id: dict[int, Operation], ids: list[int]) -> list[Operation]:
+def _ops_of(by_id: Mapping[int, Operation], ids: list[int]) -> list[Operation]:
     return [by_id[i] for i in ids if i in by_id]
 
 
@@ -338,7 +367,7 @@ def _op_data(op: Operation, model: Model, start: int) -> dict[str, Any]:
     }
 
 
-def _failure_data(failure: Failure, model: Model, by_id: dict[int, Operation]) -> dict[str, Any]:
+def _failure_data(failure: Failure, model: Model, by_id: Mapping[int, Operation]) -> dict[str, Any]:
     minimal_states = minimal_partials = None
     if failure.minimal is not None and failure.minimal_longest is not None:
         minimal_states = _replay(model, by_id, failure.minimal_longest)
@@ -369,7 +398,7 @@ def _stuck_data(stuck: Stuck) -> dict[str, Any]:
     return {"op": stuck.op, "d": stuck.description, "expected": stuck.expected, "observed": stuck.observed}
 
 
-def _replay(model: Model, by_id: dict[int, Operation], order: list[int]) -> list[str] | None:
+def _replay(model: Model, by_id: Mapping[int, Operation], order: list[int]) -> list[str] | None:
     """Model state after each op of a linearization; the result holds only the order."""
     state = model.init()
     states = []
@@ -428,7 +457,7 @@ def _script_json(data: Any) -> str:
 
 
 def page_view(
-    data: dict[str, Any], by_id: dict[int, Operation], model: Model, links: list[tuple[str, str]]
+    data: dict[str, Any], by_id: Mapping[int, Operation], model: Model, links: list[tuple[str, str]]
 ) -> dict[str, Any]:
     """What the page's static text shows (verdict, minimal anomaly, stuck operations, faults
     table), as plain values: times in ns on the page's clock, operations described by ``model``."""
@@ -460,7 +489,7 @@ def page_view(
 
 
 def _failure_view(
-    failure: dict[str, Any], data: dict[str, Any], by_id: dict[int, Operation], model: Model
+    failure: dict[str, Any], data: dict[str, Any], by_id: Mapping[int, Operation], model: Model
 ) -> dict[str, Any]:
     view = {
         "partition": failure["partition"],
@@ -508,7 +537,7 @@ def _failure_view(
     return view
 
 
-def _stuck_view(stuck: dict[str, Any], by_id: dict[int, Operation], start: int) -> dict[str, Any]:
+def _stuck_view(stuck: dict[str, Any], by_id: Mapping[int, Operation], start: int) -> dict[str, Any]:
     op = by_id.get(stuck["op"])
     return {
         "op": stuck["op"],

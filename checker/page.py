@@ -9,18 +9,19 @@ an operation's value shows as text and never becomes markup. What a template mus
 are self-contained: style inline, no fetches. A package's templates find the shell by its name,
 ``page.html``; ``checker`` knows nothing of the packages that use it.
 
-:meth:`Pages.generate` gives a page piece by piece, so a page of a hundred megabytes (the timeline
-of a long run) can be written to a file without ever being one string in memory.
+A template's ``generate`` (:meth:`Pages.template`) gives a page piece by piece, so a page of a
+hundred megabytes (the timeline of a long run) can be written to a file without ever being one
+string in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 SHELL = "page.html"  # the page shell every template extends (in checker/static)
@@ -54,10 +55,11 @@ class Pages:
         """The page ``template`` filled with ``context`` (escaped unless it is Markup)."""
         return self.env.get_template(template).render(**context)
 
-    def generate(self, template: str, /, **context: Any) -> Iterator[str]:
-        """:meth:`render` in pieces, made as they are asked for: an iterable in ``context`` that
-        the template loops over is taken one item at a time."""
-        return self.env.get_template(template).generate(**context)
+    def template(self, name: str) -> Template:
+        """The template ``name``, compiled once per process. Its ``generate(**context)`` gives the
+        page in pieces, made as they are asked for: an iterable in ``context`` that the template
+        loops over is taken one item at a time."""
+        return self.env.get_template(name)
 
     def asset(self, name: str) -> Markup:
         """A file of the package's template folder (a style sheet, a script) to inline as it is."""
