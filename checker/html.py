@@ -1,12 +1,13 @@
 """A self-contained HTML page that shows a check's verdict, so a person can see why.
 
-The text a person needs first (verdict, minimal anomaly, stuck operations) is plain HTML
-made here, so it reads even without scripts. The timelines are drawn by a script on
-canvas from data embedded as JSON: no network, opens from a file, and only the visible
-time window and lanes are drawn, so histories of tens of thousands of ops stay usable.
-The page's template, style sheet and script are files of this package (``static/``,
-loaded with ``importlib.resources``) inlined into the one page written; Python builds only
-the page's data and its static text.
+The text a person needs first (verdict, minimal anomaly, stuck operations, faults) is plain
+HTML, so it reads even without scripts. The timelines are drawn by a script on canvas from
+data embedded as JSON: no network, opens from a file, and only the visible time window and
+lanes are drawn, so histories of tens of thousands of ops stay usable. The page's templates
+(``static/timeline.html`` over the shell ``static/page.html``), style sheet and script are
+files of this package rendered by :mod:`checker.page` into the one page written; Python builds
+only the page's data: the JSON the script draws from (:func:`page_data`) and the values of the
+static text (:func:`page_view`).
 
 Operations are numbered by their invocation's index in the history, carry the node that
 served them, and every time is on one clock: seconds since the start of the test, as in
@@ -28,16 +29,16 @@ not drawn and the table says so.
 
 from __future__ import annotations
 
-import html
-import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from checker.model import Model, Operation
-from checker.page import asset, page_chunks
+from checker.page import asset, pages
 from checker.partial import partial_linearizations
 from checker.result import UNKNOWN, CheckResult, Failure, Stuck
 
@@ -86,22 +87,17 @@ def render_chunks(
     (the clock of the ops' times), as ``harness.stats.compute`` gives them under ``nemesis``.
     ``links``: ``(label, href)`` of the files beside the page (plots, logs, plan, results).
     """
-    by_id = {op.id: op for op in result.ops}
+    # Compiled (once per process) before the page's data exists: compiling takes a megabyte or
+    # two for a moment, and then that is not on top of the data.
+    template = pages().template("timeline.html")
+    by_id = ops_by_id(result.ops)
     data = page_data(result, model, title, faults=faults, by_id=by_id)
-    body = (
-        _banner(data, links or [])
-        + _anomaly_section(data, by_id, model)
-        + _whole_run_section(data)
-        + _history_section(data, by_id)
-        + _faults_section(data)
+    return template.generate(
+        v=page_view(data, by_id, model, links or []),
+        data=(Markup(chunk) for chunk in _json_chunks(data)),  # each chunk is safe in a <script>
+        css=asset("timeline.css"),
+        script=asset("timeline.js"),
     )
-    page_title = f"{_VERDICT_TEXT[data['verdict']]}: {title}" if title else _VERDICT_TEXT[data["verdict"]]
-    scripts = itertools.chain(
-        [f'{body}\n<script type="application/json" id="check-data">'],
-        _json_chunks(data),
-        [f"</script>\n<script>{asset('timeline.js')}</script>"],
-    )
-    return page_chunks(page_title, scripts, asset("timeline.css"))
 
 
 def write_html(
@@ -138,6 +134,33 @@ def write_html(
 # -- the data the page's script draws from -------------------------------------------------
 
 
+class _Positions(Mapping[int, Operation]):
+    """The operations of a check by id, where each id is the operation's position (as
+    ``checker.prepare`` numbers them): the list itself, not a dict of a hundred thousand entries
+    held while the page is written."""
+
+    def __init__(self, ops: list[Operation]) -> None:
+        self.ops = ops
+
+    def __getitem__(self, op_id: int) -> Operation:
+        if not 0 <= op_id < len(self.ops):
+            raise KeyError(op_id)
+        return self.ops[op_id]
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.ops)))
+
+
+def ops_by_id(ops: list[Operation]) -> Mapping[int, Operation]:
+    """``ops`` by their ids: by position when the ids are positions, else a dict."""
+    if all(op.id == k for k, op in enumerate(ops)):
+        return _Positions(ops)
+    return {op.id: op for op in ops}
+
+
 class Later:
     """A value of the page data made only when the page is written, and dropped once it is
     written: the model states of each group are never all in memory together."""
@@ -165,7 +188,7 @@ def page_data(
     title: str = "",
     *,
     faults: list[dict[str, Any]] | None = None,
-    by_id: dict[int, Operation] | None = None,
+    by_id: Mapping[int, Operation] | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready values (times in ns since the start of the test).
 
@@ -175,7 +198,7 @@ def page_data(
     ops = result.ops
     start = 0  # one clock for the page, the faults and results.json: the history's own
     if by_id is None:
-        by_id = {op.id: op for op in ops}
+        by_id = ops_by_id(ops)
     failure = result.failure
     verdict = "unknown" if result.valid == UNKNOWN else ("linearizable" if result.valid else "violation")
     partitions = []
@@ -325,7 +348,7 @@ def _fault_label(name: str, value: Any) -> str:
     return label if len(label) <= FAULT_LABEL_CHARS else label[: FAULT_LABEL_CHARS - 1] + "…"
 
 
-def _ops_of(by_id: dict[int, Operation], ids: list[int]) -> list[Operation]:
+def _ops_of(by_id: Mapping[int, Operation], ids: list[int]) -> list[Operation]:
     return [by_id[i] for i in ids if i in by_id]
 
 
@@ -344,7 +367,7 @@ def _op_data(op: Operation, model: Model, start: int) -> dict[str, Any]:
     }
 
 
-def _failure_data(failure: Failure, model: Model, by_id: dict[int, Operation]) -> dict[str, Any]:
+def _failure_data(failure: Failure, model: Model, by_id: Mapping[int, Operation]) -> dict[str, Any]:
     minimal_states = minimal_partials = None
     if failure.minimal is not None and failure.minimal_longest is not None:
         minimal_states = _replay(model, by_id, failure.minimal_longest)
@@ -375,7 +398,7 @@ def _stuck_data(stuck: Stuck) -> dict[str, Any]:
     return {"op": stuck.op, "d": stuck.description, "expected": stuck.expected, "observed": stuck.observed}
 
 
-def _replay(model: Model, by_id: dict[int, Operation], order: list[int]) -> list[str] | None:
+def _replay(model: Model, by_id: Mapping[int, Operation], order: list[int]) -> list[str] | None:
     """Model state after each op of a linearization; the result holds only the order."""
     state = model.init()
     states = []
@@ -430,283 +453,107 @@ def _script_json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
 
 
-# -- the static part of the page -----------------------------------------------------------
-
-_VERDICT_TEXT = {"linearizable": "Linearizable", "violation": "NOT linearizable", "unknown": "Unknown"}
-_VERDICT_MARK = {"linearizable": "✓", "violation": "✗", "unknown": "?"}
+# -- the view of the static text (checker/static/timeline.html makes its markup) -----------
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _banner(data: dict[str, Any], links: list[tuple[str, str]]) -> str:
-    verdict = data["verdict"]
-    counts = [
-        f"model <b>{_e(data['model'])}</b>",
-        f"<b>{len(data['ops'])}</b> operations",
-        f"<b>{len(data['partitions'])}</b> checked group{'s' if len(data['partitions']) != 1 else ''}",
-        f"<b>{data['processes']}</b> processes",
-        *([f"<b>{len(data['nodes'])}</b> nodes"] if data["nodes"] else []),
-        f"<b>{data['unknown']}</b> with unknown outcome",
-        f"checked in <b>{data['elapsed']:.3f} s</b>",
-    ]
-    reason = f'<div class="reason">{_e(data["reason"])}</div>' if data["reason"] else ""
-    title = f'<div class="subject">{_e(data["title"])}</div>' if data["title"] else ""
-    nav = ""
-    if links:
-        anchors = "".join(f'<a href="{_e(href)}">{_e(label)}</a>' for label, href in links)
-        nav = f'<nav id="links" class="links">{anchors}</nav>'
-    return (
-        f'<header id="verdict" class="banner {verdict}" data-verdict="{verdict}">'
-        f'<div class="mark">{_VERDICT_MARK[verdict]}</div><div><h1>{_VERDICT_TEXT[verdict]}</h1>{title}'
-        f'<div class="counts">{" · ".join(counts)}</div>{reason}{nav}</div></header>'
-    )
-
-
-def _anomaly_section(data: dict[str, Any], by_id: dict[int, Operation], model: Model) -> str:
+def page_view(
+    data: dict[str, Any], by_id: Mapping[int, Operation], model: Model, links: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """What the page's static text shows (verdict, minimal anomaly, stuck operations, faults
+    table), as plain values: times in ns on the page's clock, operations described by ``model``."""
     failure = data["failure"]
-    if failure is None:
-        return ""
-    if failure["minimal"] is None:
-        return (
-            '<section id="minimal" class="card anomaly"><h2>Why it is not linearizable</h2>'
-            "<p>No minimal anomaly was computed; the operations that could not go next in the "
-            f"failing group {failure['partition']} are:</p>{_stuck_cards(failure['stuck'], by_id, data)}"
-            "</section>"
-        )
-    minimal = failure["minimal"]
-    longest = failure["minimal_longest"] or []
-    states = failure["minimal_states"] or []
-    partition_size = len(data["partitions"][failure["partition"]]["ops"])
-    steps = "".join(
-        f'<li data-op="{op_id}"><span class="desc">{_proc(by_id[op_id])}{_node(by_id[op_id])} '
-        f"{_e(model.describe_op(by_id[op_id]))}</span>"
-        f'<span class="arrow">→ state</span> <code>{_e(states[k]) if k < len(states) else "?"}</code></li>'
-        for k, op_id in enumerate(longest)
-    )
-    state = f"<code>{_e(failure['minimal_state'])}</code>"
-    subject = "this operation has" if len(minimal) == 1 else "these operations have"
-    if steps:
-        lede = "The longest order the checker found:"
-        after = f'<ol class="steps">{steps}</ol><p>then, in state {state}, none of the rest can go next:</p>'
-    else:
-        lede = f"From the initial state {state}, {'it cannot' if len(minimal) == 1 else 'none can'} go first:"
-        after = ""
-    return (
-        f'<section id="minimal" class="card anomaly" data-ops="{len(minimal)}">'
-        f"<h2>Minimal anomaly: {len(minimal)} operation{'s' if len(minimal) != 1 else ''} "
-        f"that cannot be linearized</h2>"
-        f'<p class="lede">Taken alone, {subject} '
-        f"no linearization ({len(minimal)} of the {partition_size} operations of group "
-        f"{failure['partition']}). {lede}</p>"
-        f"{after}{_stuck_cards(failure['minimal_stuck'], by_id, data)}"
-        f'<div id="minimal-timeline" class="timeline compact"></div>'
-        f"{_minimal_table(minimal, longest, failure['minimal_stuck'], by_id, model, data)}</section>"
-    )
-
-
-def _stuck_cards(stuck: list[dict[str, Any]], by_id: dict[int, Operation], data: dict[str, Any]) -> str:
-    cards = []
-    for s in stuck:
-        op = by_id.get(s["op"])
-        where = f"{_proc(op)}{_node(op)} · {_span(op, data)}" if op is not None else ""
-        number = op.call_index if op is not None else s["op"]
-        cards.append(
-            f'<div class="stuck" data-op="{s["op"]}"><div class="what">✗ {_e(s["d"])}</div>'
-            f'<div class="where">op {number} · {where}</div>'
-            f'<div class="cmp"><span>observed <b class="obs">{_e(s["observed"])}</b></span>'
-            f'<span>model expected <b class="exp">{_e(s["expected"])}</b></span></div></div>'
-        )
-    return f'<div class="stuck-list">{"".join(cards)}</div>'
-
-
-def _minimal_table(
-    minimal: list[int],
-    longest: list[int],
-    stuck: list[dict[str, Any]],
-    by_id: dict[int, Operation],
-    model: Model,
-    data: dict[str, Any],
-) -> str:
-    order = {op_id: k for k, op_id in enumerate(longest)}
-    stuck_ids = {s["op"]: s for s in stuck}
-    rows = []
-    for op in sorted(_ops_of(by_id, minimal), key=lambda o: (o.call, o.id)):
-        if op.id in stuck_ids:
-            role, cls = f"stuck: expected {stuck_ids[op.id]['expected']}", "r-stuck"
-        elif op.id in order:
-            role, cls = f"linearized #{order[op.id] + 1}", "r-lin"
-        else:
-            role, cls = "not linearized", ""
-        times = f'data-call="{op.call}" data-ret="{"" if op.ret is None else op.ret}"'
-        rows.append(
-            f'<tr class="{cls}" data-op="{op.id}" data-index="{op.call_index}" {times}>'
-            f'<td>{op.call_index}</td><td>{_proc(op)}</td><td class="node">{_e(op.node or "—")}</td>'
-            f"<td>{_e(model.describe_op(op))}</td><td>{_span(op, data)}</td><td>{_e(role)}</td></tr>"
-        )
-    return (
-        '<table class="ops"><thead><tr><th>op</th><th>process</th><th>node</th><th>operation</th>'
-        "<th>invoked → completed (s since the start)</th><th>in the search</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _history_section(data: dict[str, Any], by_id: dict[int, Operation]) -> str:
-    failure = data["failure"]
-    failing = ""
-    if failure is not None:
-        prefix = len(failure["longest"])
-        failing = (
-            f'<p id="failing-note" class="failing-note">Group {failure["partition"]} fails: the longest '
-            f"linearizable prefix has {prefix} operation{'s' if prefix != 1 else ''}, ending in state "
-            f"<code>{_e(failure['state'])}</code>. Then none of these can go next (red in the timeline):</p>"
-            f"{_stuck_cards(failure['stuck'], by_id, data)}"
-        )
-    return (
-        '<section id="history" class="card"><h2>One checked group</h2>'
-        '<div class="toolbar"><label>group <select id="partition"></select></label>'
-        '<span class="group"><button id="fit" title="whole partition (0)">fit</button>'
-        '<button id="zoom-in" title="zoom in (+)">+</button>'
-        '<button id="zoom-out" title="zoom out (−)">−</button>'
-        '<button id="to-failure" title="zoom to the failure (f)">failure</button></span>'
-        '<span class="group">x axis <label><input type="radio" name="mode" value="real"> real time</label>'
-        '<label><input type="radio" name="mode" value="rank"> event order</label></span>'
-        '<label><input type="checkbox" id="show-lin" checked> linearization</label>'
-        '<label title="hide processes with nothing but a crashed operation running on in this window">'
-        '<input type="checkbox" id="active-only"> only processes active in view</label>'
-        '<label title="order the lanes by the node each process talked to">'
-        '<input type="checkbox" id="by-node"> lanes by node</label>'
-        '<span class="hint">drag to pan · Ctrl+wheel or double-click to zoom · '
-        "click an operation for details · hover one for its longest partial linearization</span></div>"
-        '<div class="legend"><span class="chip c-lin"></span>linearized (numbered in order)'
-        '<span class="chip c-other"></span>not linearized<span class="chip c-stuck"></span>could not go next'
-        '<span class="chip c-unknown"></span>unknown outcome (may take effect until the end, or never)'
-        f"{_fault_legend(data)}</div>"
-        f"{failing}"
-        '<div id="main-timeline" class="timeline"></div>'
-        '<div id="view-summary" class="summary"></div>'
-        '<div id="details" class="details">Click an operation to keep its details here.</div></section>'
-        '<div id="tip" class="tip" hidden></div>'
-    )
-
-
-def _whole_run_section(data: dict[str, Any]) -> str:
-    """Every operation of every group against the faults; the per-group view follows it."""
-    groups = len(data["partitions"])
-    failing = sum(1 for p in data["partitions"] if p["status"] == "failed")
-    note = f", {failing} of them failing (marked red)" if failing else ""
-    return (
-        f'<section id="whole-run" class="card" data-groups="{groups}" data-failing="{failing}">'
-        f"<h2>The whole run: {len(data['ops'])} operations in {groups} checked "
-        f"group{'s' if groups != 1 else ''}{note}</h2>"
-        '<p class="hint">Every operation of every group, one lane per process, against the fault bands. '
-        "Click an operation to open its group below.</p>"
-        '<div class="legend"><span class="chip c-lin"></span>in a linearizable group'
-        '<span class="chip c-failgroup"></span>in a failing group<span class="chip c-stuck"></span>'
-        "could not go next"
-        '<span class="chip c-other"></span>not checked'
-        f"{_fault_legend(data)}</div>"
-        '<div id="whole-timeline" class="timeline"></div>'
-        '<div id="whole-summary" class="summary"></div></section>'
-    )
-
-
-def _fault_legend(data: dict[str, Any]) -> str:
-    if not data["faults"] or not data["timed"]:
-        return ""
     kinds: dict[str, str] = {}
     for fault in data["faults"]:
         kinds.setdefault(fault["fault"], fault["color"])
-    chips = "".join(
-        f'<span class="chip c-fault" style="background:{_rgba(colour, 0.16)};border-color:{colour}"></span>'
-        f"{_e(name)}"
-        for name, colour in kinds.items()
-    )
-    return f'<span class="legend-faults">faults (shaded):{chips}</span>'
+    return {
+        "verdict": data["verdict"],
+        "title": data["title"],
+        "model": data["model"],
+        "reason": data["reason"],
+        "elapsed": data["elapsed"],
+        "timed": data["timed"],
+        "ops": len(data["ops"]),
+        "groups": len(data["partitions"]),
+        "failing": sum(1 for p in data["partitions"] if p["status"] == "failed"),
+        "processes": data["processes"],
+        "nodes": len(data["nodes"]),
+        "unknown": data["unknown"],
+        "links": [{"label": label, "href": href} for label, href in links],
+        "failure": None if failure is None else _failure_view(failure, data, by_id, model),
+        # Drawn only on a real clock (see the module's docstring): no chips otherwise.
+        "fault_kinds": [{"name": n, "color": c} for n, c in kinds.items()] if data["timed"] else [],
+        "faults": [
+            {**fault, "value": _cut(json.dumps(fault["v"], ensure_ascii=False))} for fault in data["faults"]
+        ],
+    }
 
 
-def _faults_section(data: dict[str, Any]) -> str:
-    """The fault intervals as a table, readable without the script."""
-    faults = data["faults"]
-    if not faults:
-        return ""
-    if data["timed"]:
-        note = (
-            "Shaded bands across the timeline above; times in seconds since the start of the test. "
-            "In event order a band starts and stops between the same events as in real time. "
-            "Click a row to show it in the timeline."
-        )
-    else:
-        note = (
-            "This history has no timestamps: its timeline shows only the order of events, so these "
-            "intervals, timed in seconds, are not drawn on it."
-        )
+def _failure_view(
+    failure: dict[str, Any], data: dict[str, Any], by_id: Mapping[int, Operation], model: Model
+) -> dict[str, Any]:
+    view = {
+        "partition": failure["partition"],
+        "prefix": len(failure["longest"]),
+        "state": failure["state"],
+        "stuck": [_stuck_view(s, by_id, data["start"]) for s in failure["stuck"]],
+        "minimal": None,
+    }
+    minimal = failure["minimal"]
+    if minimal is None:
+        return view
+    longest = failure["minimal_longest"] or []
+    states = failure["minimal_states"] or []
+    order = {op_id: k for k, op_id in enumerate(longest)}
+    stuck = {s["op"]: s for s in failure["minimal_stuck"]}
     rows = []
-    for k, fault in enumerate(faults):
-        s0, s1 = fault["s0"], fault["s1"]
-        start = _fmt_at(round(s0 * 1e9), True) + (" (not recorded)" if fault["su"] else "")
-        if s1 is None:
-            stop, lasted = "never stopped", "until the end"
-        else:
-            stop = _fmt_at(round(s1 * 1e9), True)
-            lasted = "instant" if s1 == s0 else _fmt_time(round((s1 - s0) * 1e9), True)
-        value = _cut(json.dumps(fault["v"], ensure_ascii=False))
+    for op in sorted(_ops_of(by_id, minimal), key=lambda o: (o.call, o.id)):
         rows.append(
-            f'<tr class="fault-row" data-fault="{k}"><td><span class="swatch" style="background:'
-            f'{_rgba(fault["color"], 0.3)};border-color:{fault["color"]}"></span>{_e(fault["label"])}</td>'
-            f"<td>{_e(start)}</td><td>{_e(stop)}</td><td>{_e(lasted)}</td>"
-            f'<td class="value">{_e(value)}</td></tr>'
+            {
+                **_op_view(op, data["start"]),
+                "id": op.id,
+                "index": op.call_index,
+                "desc": model.describe_op(op),
+                "stuck": op.id in stuck,
+                "expected": stuck[op.id]["expected"] if op.id in stuck else None,
+                "order": order.get(op.id),
+            }
         )
-    count = len(faults)
-    return (
-        f'<section id="faults" class="card" data-faults="{count}" data-timed="{str(data["timed"]).lower()}">'
-        f"<h2>Faults: {count} interval{'s' if count != 1 else ''}</h2>"
-        f'<p class="hint">{note}</p>'
-        '<table class="ops faults"><thead><tr><th>fault</th><th>start</th><th>stop</th><th>lasted</th>'
-        f"<th>value</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
-    )
+    view["minimal"] = {
+        "count": len(minimal),
+        "group_ops": len(data["partitions"][failure["partition"]]["ops"]),
+        "steps": [
+            {
+                **_op_view(by_id[op_id], data["start"]),
+                "op": op_id,
+                "desc": model.describe_op(by_id[op_id]),
+                "state": states[k] if k < len(states) else "?",
+            }
+            for k, op_id in enumerate(longest)
+        ],
+        "state": failure["minimal_state"],
+        "stuck": [_stuck_view(s, by_id, data["start"]) for s in failure["minimal_stuck"]],
+        "rows": rows,
+    }
+    return view
 
 
-def _rgba(colour: str, alpha: float) -> str:
-    n = int(colour.lstrip("#"), 16)
-    return f"rgba({n >> 16}, {(n >> 8) & 255}, {n & 255}, {alpha})"
+def _stuck_view(stuck: dict[str, Any], by_id: Mapping[int, Operation], start: int) -> dict[str, Any]:
+    op = by_id.get(stuck["op"])
+    return {
+        "op": stuck["op"],
+        "number": op.call_index if op is not None else stuck["op"],  # the history's index
+        "at": _op_view(op, start) if op is not None else None,
+        "desc": stuck["d"],
+        "observed": stuck["observed"],
+        "expected": stuck["expected"],
+    }
 
 
-def _proc(op: Operation | None) -> str:
-    if op is None:
-        return ""
-    return f'<span class="proc">{_e(f"p{op.process}" if isinstance(op.process, int) else op.process)}</span>'
-
-
-def _node(op: Operation | None) -> str:
-    if op is None or not op.node:
-        return ""
-    return f' <span class="node" title="the node that served it">{_e(op.node)}</span>'
-
-
-def _span(op: Operation | None, data: dict[str, Any]) -> str:
-    if op is None:
-        return ""
-    start, timed = data["start"], data["timed"]
-    ret = "unknown" if op.ret is None else _fmt_at(op.ret - start, timed)
-    return f"{_fmt_at(op.call - start, timed)} → {ret}"
-
-
-def _fmt_at(t: int, timed: bool) -> str:
-    """A point in time: seconds since the start of the test (the script's ``fmtAt``)."""
-    return f"{t / 1e9:.6f} s" if timed else f"#{t}"
-
-
-def _fmt_time(t: int, timed: bool) -> str:
-    """Same units as the page's script uses, so table and tooltips agree."""
-    if not timed:
-        return f"#{t}"
-    a = abs(t)
-    if a < 1_000:
-        return f"{t} ns"
-    if a < 1_000_000:
-        return f"{t / 1e3:.2f} µs"
-    if a < 1_000_000_000:
-        return f"{t / 1e6:.3f} ms"
-    return f"{t / 1e9:.3f} s"
+def _op_view(op: Operation, start: int) -> dict[str, Any]:
+    """Who ran an operation and when: its process, the node that served it, its times."""
+    return {
+        "proc": f"p{op.process}" if isinstance(op.process, int) else str(op.process),
+        "node": op.node,
+        "call": op.call - start,
+        "ret": None if op.ret is None else op.ret - start,
+    }

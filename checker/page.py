@@ -5,22 +5,23 @@ summary are jinja2 templates rendered by :class:`Pages`, all extending the one p
 Templates are files of their package (shipped as package data, found with ``importlib.resources``
 through jinja2's ``PackageLoader``); autoescaping is always on, so a run name, an error message or
 an operation's value shows as text and never becomes markup. What a template must not escape
-(the style sheet, a body the timeline built) is passed as :class:`markupsafe.Markup`. Pages are
-self-contained: style inline, no fetches. A package's templates find the shell by its name,
+(the style sheet, the script, the timeline's JSON) is passed as :class:`markupsafe.Markup`. Pages
+are self-contained: style inline, no fetches. A package's templates find the shell by its name,
 ``page.html``; ``checker`` knows nothing of the packages that use it.
 
-:func:`page_chunks` gives a page piece by piece, so a page of a hundred megabytes (the timeline
-of a long run) can be written to a file without ever being one string in memory.
+A template's ``generate`` (:meth:`Pages.template`) gives a page piece by piece, so a page of a
+hundred megabytes (the timeline of a long run) can be written to a file without ever being one
+string in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 SHELL = "page.html"  # the page shell every template extends (in checker/static)
@@ -54,31 +55,24 @@ class Pages:
         """The page ``template`` filled with ``context`` (escaped unless it is Markup)."""
         return self.env.get_template(template).render(**context)
 
+    def template(self, name: str) -> Template:
+        """The template ``name``, compiled once per process. Its ``generate(**context)`` gives the
+        page in pieces, made as they are asked for: an iterable in ``context`` that the template
+        loops over is taken one item at a time."""
+        return self.env.get_template(name)
+
     def asset(self, name: str) -> Markup:
         """A file of the package's template folder (a style sheet, a script) to inline as it is."""
         return Markup(files(self.package).joinpath(self.folder, name).read_text(encoding="utf-8"))
 
 
 @cache
-def _shell() -> Pages:
+def pages() -> Pages:
+    """The templates of ``checker/static``: the shell and the timeline page."""
     return Pages("checker", "static")
 
 
-def page(title: str, body: str, css: str, head: str = "") -> str:
-    """A page in the shell: ``title`` is text (escaped); ``body``, ``css`` and ``head`` (extra
-    elements of ``<head>``) are markup the caller built and escaped."""
-    return "".join(page_chunks(title, [body], css, head))
-
-
-def page_chunks(title: str, body: Iterable[str], css: str, head: str = "") -> Iterator[str]:
-    """:func:`page` in pieces: the body is taken from ``body`` one chunk at a time (each is
-    markup), and the shell is rendered as a stream around it."""
-    template = _shell().env.get_template(SHELL)
-    chunks = (Markup(chunk) for chunk in body)
-    return template.generate(title=title, body=chunks, css=Markup(css), head=Markup(head))
-
-
 @cache
-def asset(name: str) -> str:
-    """A file of ``checker/static`` (template, style sheet, script), shipped as package data."""
-    return str(_shell().asset(name))
+def asset(name: str) -> Markup:
+    """A file of ``checker/static`` (a style sheet, a script), shipped as package data."""
+    return pages().asset(name)

@@ -20,6 +20,10 @@ token, message text) is distinct; otherwise values come from a small domain. Wit
 that share of those on an account's behalf (send as the sender, fetch, delete) a wrong one,
 refused with ``bad_password``.
 
+``kv_writes`` (kv only) is the kv's writes: ``"put"``, ``"append"`` or ``"both"`` (the
+default). ``final_reads`` (register, cas-register, kv) adds a read of every key after the last
+operation completed, each by a process of its own, as the harness's final reads phase does.
+
 What the harness sees of a run can be had too: a share ``fail_rate`` of operations ends
 ``fail`` (refused, no effect); ``latency_ns`` and ``gap_ns`` set the time scale (mean
 latency, most idle time between a client's operations); ``faults`` (name, start s, stop s
@@ -41,6 +45,11 @@ Porcupine histories.
 * ``early-read``: a read shows a value whose write was invoked only after the read
   completed.
 
+``perturb`` is the chance that the history gets one completed read changed (register,
+cas-register, kv): to another state its key held at some time, its initial state, or a value
+nobody wrote (a cas, to the other outcome). The result may be linearizable or not, as it
+happens: for tests that compare two checkers on histories that are near misses.
+
 The values at stake are always fresh (unique even without ``unique_writes``), the
 operations involved have known outcomes (and, with passwords, the right ones), and a chat
 anomaly concerns a user that is never deleted, so each argument holds whatever the rest of
@@ -60,6 +69,7 @@ from typing import Any
 from histories.format import NEMESIS, Op
 
 MODELS = ("register", "cas-register", "kv", "chat")
+KV_WRITES = ("both", "put", "append")
 ANOMALIES = ("stale-read", "lost-write", "duplicate-append", "early-read")
 APPENDS = frozenset({"kv", "chat"})  # the models with an append for duplicate-append
 
@@ -87,6 +97,9 @@ def generate(
     gap_ns: int | None = None,
     faults: Sequence[Fault] = (),
     resolution: int = 1,
+    kv_writes: str = "both",
+    final_reads: bool = False,
+    perturb: float = 0.0,
     seed: int = 0,
 ) -> list[Op]:
     """The records (invoke and completion) of ``ops`` operations; see the module docstring.
@@ -94,6 +107,7 @@ def generate(
     _validate(
         model, clients, ops, keys, info_rate, fail_rate, anomaly, wrong_password, latency_ns, resolution
     )
+    _validate_shape(model, anomaly, kv_writes, final_reads, perturb)
     timing = _Timing(latency_ns, latency_ns // 10 if gap_ns is None else gap_ns, faults, resolution)
     collecting = gc.isenabled()
     gc.disable()  # millions of new objects, no cycles: the collector would only rescan them
@@ -102,10 +116,16 @@ def generate(
             rng = random.Random(seed if attempt == 0 else f"{seed}/{attempt}")
             slots = _schedule(rng, clients, ops, info_rate, fail_rate, timing)
             sim = _SIMS[model](rng, keys, unique_writes, wrong_password)
+            sim.writes, sim.states = kv_writes, {} if perturb else None
+            finals = _final_reads(slots, sim.keys_read(), max(1, resolution)) if final_reads else {}
             chain = None if anomaly is None else _Chain(anomaly, sim, rng, len(slots), max(1, resolution))
             for position, slot in enumerate(slots):
-                if chain is None or not chain.step(position, slot):
+                if finals and id(slot) in finals:
+                    sim.read(slot, finals[id(slot)])
+                elif chain is None or not chain.step(position, slot):
                     sim.random_op(slot)
+            if perturb and rng.random() < perturb:
+                sim.perturb(slots)
             if chain is None or chain.done:
                 return _records(slots, timing)
     finally:
@@ -154,6 +174,38 @@ def _validate(
         raise ValueError(
             f"latency_ns must be at least 1 and resolution at least 0 ({latency_ns}, {resolution})"
         )
+
+
+def _validate_shape(
+    model: str, anomaly: str | None, kv_writes: str, final_reads: bool, perturb: float
+) -> None:
+    if kv_writes not in KV_WRITES:
+        raise ValueError(f"unknown kv_writes {kv_writes!r}; known: {', '.join(KV_WRITES)}")
+    if kv_writes != "both" and model != "kv":
+        raise ValueError(f"kv_writes is the kv model's; {model!r} has its own writes (leave it 'both')")
+    if kv_writes == "put" and anomaly == "duplicate-append":
+        raise ValueError("duplicate-append needs an append; kv_writes 'put' has none")
+    if not 0.0 <= perturb <= 1.0:
+        raise ValueError(f"perturb must be between 0 and 1, not {perturb}")
+    if perturb and anomaly is not None:
+        raise ValueError("perturb and anomaly do not mix: an anomaly is exactly one known violation")
+    if (perturb or final_reads) and model == "chat":
+        raise ValueError("perturb and final_reads are for register, cas-register and kv, not chat")
+
+
+def _final_reads(slots: list[_Slot], keys: list[Any], tick: int) -> dict[int, Any]:
+    """A read slot per key after every slot completed (also on the clock once it is rounded to
+    ``tick``), each by a new process, put in effect order among ``slots``; the key each reads,
+    by the slot's id."""
+    start = (max(slot.complete for slot in slots) // tick + 1) * tick
+    process = max(slot.process for slot in slots) + 1
+    finals = {}
+    for k, key in enumerate(keys):
+        slot = _Slot(start, start + 2, start + 1, process + k, False, True)
+        slots.append(slot)
+        finals[id(slot)] = key
+    slots.sort(key=attrgetter("lin"))  # a crashed op may still take effect after them
+    return finals
 
 
 class _Timing:
@@ -327,12 +379,16 @@ class _Sim:
     state. ``frozen`` names a key no random operation may write (reads only) while an
     anomaly needs its value to stay. ``read``'s ``limit`` (a snapshot) asks a chat fetch to
     start no later than that inbox's last message, so it covers the message at stake.
+    ``writes`` is the kv's kind of write; ``states`` (when not None) keeps every state each key
+    had, for ``perturb`` to pick from.
     """
 
     def __init__(self, rng: random.Random, keys: int, unique: bool, wrong_password: float | None) -> None:
         self.rng, self.keys, self.unique, self.wrong_password = rng, keys, unique, wrong_password
         self.frozen: Any = None
         self._fresh = 0
+        self.writes = "both"
+        self.states: dict[Any, list[Any]] | None = None
 
     def fresh(self) -> int:
         self._fresh += 1
@@ -355,6 +411,36 @@ class _Sim:
 
     def observe(self, slot: _Slot, key: Any, state: Any) -> None:
         raise NotImplementedError
+
+    def keys_read(self) -> list[Any]:
+        """The keys a final read reads."""
+        raise NotImplementedError
+
+    def perturb(self, slots: list[_Slot]) -> None:
+        """Change what one completed read saw (see ``perturb`` in the module docstring)."""
+        raise NotImplementedError
+
+    def _remember(self, key: Any, state: Any) -> None:
+        if self.states is not None:
+            self.states.setdefault(key, []).append(state)
+
+    def _change_a_read(self, slots: list[_Slot], initial: Any, garbage: Any) -> None:
+        """One completed read (or cas) of ``slots``, its answer changed: a cas to the other
+        outcome, a read to a state of its key (another one it had, ``initial`` or ``garbage``)."""
+        answered = [s for s in slots if not s.info and not s.failed and s.f in ("read", "get", "cas")]
+        if not answered:
+            return
+        slot = self.rng.choice(answered)
+        if slot.f == "cas":
+            expected, new, swapped = slot.out
+            slot.out = [expected, new, not swapped]
+            return
+        key = self._key_of(slot)
+        states = [] if self.states is None else self.states.get(key, [])
+        self.observe(slot, key, self.rng.choice([initial, *states, garbage]))
+
+    def _key_of(self, slot: _Slot) -> Any:
+        return None
 
 
 class _Register(_Sim):
@@ -392,11 +478,13 @@ class _Register(_Sim):
             swapped = current == expected
             if swapped and slot.applies:
                 self.value = new
+                self._remember(None, new)
             slot.f, slot.inv, slot.out = "cas", [expected, new], [expected, new, swapped]
 
     def _write(self, slot: _Slot, value: int, effect: int) -> None:
         if effect:
             self.value = value
+            self._remember(None, value)
         slot.f, slot.inv, slot.out = "write", value, value
 
     def write(self, slot: _Slot, key: Any, effect: int = 1) -> bool:
@@ -411,6 +499,12 @@ class _Register(_Sim):
 
     def observe(self, slot: _Slot, key: Any, state: Any) -> None:
         slot.out = state
+
+    def keys_read(self) -> list[Any]:
+        return [None]
+
+    def perturb(self, slots: list[_Slot]) -> None:
+        self._change_a_read(slots, None, -1)  # -1: no value written is negative
 
 
 class _CasRegister(_Register):
@@ -438,18 +532,20 @@ class _KV(_Sim):
         if roll < 0.4 or key == self.frozen:
             self.read(slot, key)
         else:
-            self._write(slot, key, "put" if roll < 0.55 else "append", self._token(), slot.applies)
+            f = ("put" if roll < 0.55 else "append") if self.writes == "both" else self.writes
+            self._write(slot, key, f, self._token(), slot.applies)
 
     def _write(self, slot: _Slot, key: str, f: str, token: str, effect: int) -> None:
         if effect:
             value = self.values[key] if f == "append" else ""
             self.values[key] = value + token * effect
+            self._remember(key, self.values[key])
         slot.f = f
         slot.inv = slot.out = [key, token]
 
     def write(self, slot: _Slot, key: Any, effect: int = 1) -> bool:
         token = f"x{self.fresh()}." if self.unique else f"!{self.fresh()}."
-        self._write(slot, key, "append", token, effect)
+        self._write(slot, key, "put" if self.writes == "put" else "append", token, effect)
         return True
 
     def read(self, slot: _Slot, key: Any, limit: Any = None) -> None:
@@ -460,6 +556,15 @@ class _KV(_Sim):
 
     def observe(self, slot: _Slot, key: Any, state: Any) -> None:
         slot.out = [key, state]
+
+    def keys_read(self) -> list[Any]:
+        return list(self.names)
+
+    def perturb(self, slots: list[_Slot]) -> None:
+        self._change_a_read(slots, "", "zz")  # no token has a "z"
+
+    def _key_of(self, slot: _Slot) -> Any:
+        return slot.inv[0]
 
 
 _USERS = 3  # users per chat group, as the chat workload's default

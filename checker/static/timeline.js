@@ -17,8 +17,9 @@ const C = {
   stuck: ['#fee2e2', '#dc2626', '#7f1d1d'], point: '#1d4ed8', grid: '#f1f5f9', lane: '#f8fafc',
 };
 
-function fmtTime(t) {
-  if (!D.timed) return '#' + Math.round(t);
+// A duration; `timed` false: a count of record positions. The page's one home of this format.
+function fmtTime(t, timed = D.timed) {
+  if (!timed) return '#' + Math.round(t);
   const a = Math.abs(t);
   if (a < 1e3) return Math.round(t) + ' ns';
   if (a < 1e6) return (t / 1e3).toFixed(2) + ' µs';
@@ -26,11 +27,14 @@ function fmtTime(t) {
   return (t / 1e9).toFixed(3) + ' s';
 }
 // A point in time: seconds since the start of the test, the clock of the history, the faults
-// table and results.json (durations use fmtTime's units).
+// table and results.json (durations use fmtTime's units). The static text gives points the
+// same way (`at` in timeline_macros.html), so it reads without this script.
 function fmtAt(t) {
   if (!D.timed) return '#' + Math.round(t);
   return (t / 1e9).toFixed(6) + ' s';
 }
+// How long a fault lasted: its times are seconds of a real clock, whatever the history's.
+function lasted(f) { return fmtTime(Math.round((f.s1 - f.s0) * 1e9), true); }
 function fmtTick(t, step, far) {
   if (!D.timed) return '#' + Math.round(t);
   const units = [[1e9, 's'], [1e6, 'ms'], [1e3, 'µs'], [1, 'ns']];
@@ -224,7 +228,7 @@ function faultInfo(f, box) {
   row('fault', f.fault);
   row('start', secs(f.s0) + (f.su ? ' (not recorded: in force from the beginning)' : ''));
   row('stop', f.s1 === null ? 'never stopped: in force until the end' : secs(f.s1));
-  if (f.s1 !== null) row('lasted', f.s1 === f.s0 ? 'an instant' : fmtTime(Math.round((f.s1 - f.s0) * 1e9)));
+  if (f.s1 !== null) row('lasted', f.s1 === f.s0 ? 'an instant' : lasted(f));
   row('value', JSON.stringify(f.v));
   box.appendChild(kv);
 }
@@ -1002,6 +1006,10 @@ for (const node of document.querySelectorAll('[data-op]')) {
       document.getElementById('history').scrollIntoView({ behavior: 'smooth' });
     }
   });
+}
+// The faults table gives durations in seconds; shown in the units of the tooltips.
+for (const cell of document.querySelectorAll('tr[data-fault] td.lasted')) {
+  cell.textContent = lasted(D.faults[Number(cell.parentNode.dataset.fault)]);
 }
 // A row of the faults table shows its band in the main timeline.
 for (const node of document.querySelectorAll('tr[data-fault]')) {

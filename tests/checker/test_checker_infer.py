@@ -1,16 +1,13 @@
 """The inference (``checker.infer``) against the general search and the brute force.
 
-Histories come from random concurrent schedules of a correct object whose writes are
-unique, with many clients and crashed (info) operations; some get one read changed to a
+Histories come from random concurrent schedules (``histories.synth``) of a correct object
+whose writes are unique, with many clients and crashed (info) operations; some get one read changed to a
 state the object held at another time, or to a value nobody wrote. Wherever both the
 inference and the general search decide, they must agree, and on small histories both
 must agree with brute-force enumeration.
 """
 
 from __future__ import annotations
-
-import random
-from typing import Any
 
 import oracle
 from hypothesis import HealthCheck, given, settings
@@ -26,107 +23,29 @@ from histories.synth import generate
 UNIQUE_KINDS = ["register", "cas-register", "kv-append", "kv-put", "kv"]
 
 
-def simulate_unique(rng: random.Random, kind: str, n_ops: int, processes: int) -> list[Op]:
-    """Records of a correct object with unique written values (see the module docstring).
-
-    Each op takes effect at one step between its invoke and completion; an ``info`` op
-    took effect or not. ``kind``: register, or kv with appends, puts or both on two keys.
-    """
-    state: dict[Any, Any] = {}
-    history_of: dict[Any, list[Any]] = {}  # key -> every state it had, for mutations
-    records: list[Op] = []
-    busy: dict[int, list[Any]] = {}  # process -> [f, value, result, applied]
-    started, fresh, next_process, clock = 0, 0, processes, 0
-    idle = list(range(processes))
-    while started < n_ops or busy:
-        clock += rng.choice([0, 1, 1, 2])
-        if idle and started < n_ops and (not busy or rng.random() < 0.5):
-            process = idle.pop(rng.randrange(len(idle)))
-            fresh += 1
-            f, value = _unique_op(rng, kind, fresh)
-            busy[process] = [f, value, None, False]
-            records.append(Op(len(records), "invoke", process, f, value, clock))
-            started += 1
-            continue
-        process = rng.choice(list(busy))
-        entry = busy[process]
-        if not entry[3] and rng.random() < 0.6:
-            entry[2], entry[3] = _apply(state, history_of, kind, entry[0], entry[1]), True
-            continue
-        del busy[process]
-        f, value, result, applied = entry
-        if rng.random() < 0.15:  # crashed: took effect or not
-            records.append(Op(len(records), "info", process, f, value, clock))
-            idle.append(next_process)
-            next_process += 1
-            continue
-        if not applied:
-            result = _apply(state, history_of, kind, f, value)
-        records.append(Op(len(records), "ok", process, f, result, clock))
-        idle.append(process)
-    records.append(Op(len(records), "invoke", 999, *_read_op(kind, "a"), clock + 1))  # final reads
-    records.append(Op(len(records), "ok", 999, _read_op(kind, "a")[0], _read(state, kind, "a"), clock + 2))
-    _mutate(rng, kind, records, history_of)
-    return records
-
-
-def _register(kind: str) -> bool:
-    return kind in ("register", "cas-register")
-
-
-def _read_op(kind: str, key: str) -> tuple[str, Any]:
-    return ("read", None) if _register(kind) else ("get", [key, None])
-
-
-def _read(state: dict[Any, Any], kind: str, key: str) -> Any:
-    return state.get(None) if _register(kind) else [key, state.get(key, "")]
-
-
-def _unique_op(rng: random.Random, kind: str, fresh: int) -> tuple[str, Any]:
-    key = rng.choice("ab")
-    if rng.random() < 0.45:
-        return _read_op(kind, key)
-    if kind == "register" or (kind == "cas-register" and rng.random() < 0.4):
-        return "write", fresh
-    if kind == "cas-register":  # expects a recent value (filled in when invoked) or a random one
-        return "cas", [rng.choice([None, fresh - 1, fresh - 2, fresh - 3]), fresh]
-    f = {"kv-append": "append", "kv-put": "put"}.get(kind) or rng.choice(["put", "append", "append"])
-    return f, [key, f"t{fresh}."]
-
-
-def _apply(state: dict[Any, Any], history_of: dict[Any, list[Any]], kind: str, f: str, value: Any) -> Any:
-    if f in ("read", "get"):
-        return _read(state, kind, None if _register(kind) else value[0])
-    if f == "cas":
-        if state.get(None) != value[0]:
-            return [value[0], value[1], False]
-        state[None] = value[1]
-        history_of.setdefault(None, []).append(value[1])
-        return [value[0], value[1], True]
-    key, arg = (None, value) if _register(kind) else value
-    state[key] = state.get(key, "") + arg if f == "append" else arg
-    history_of.setdefault(key, []).append(state[key])
-    return value
-
-
-def _mutate(rng: random.Random, kind: str, records: list[Op], history_of: dict[Any, list[Any]]) -> None:
-    """Half the time, change one ok read to another state of its key, or to garbage."""
-    reads = [op for op in records if op.type == "ok" and op.f in ("read", "get", "cas")]
-    if not reads or rng.random() < 0.5:
-        return
-    op = rng.choice(reads)
-    if op.f == "cas":
-        op.value = [op.value[0], op.value[1], not op.value[2]]
-        return
-    key = None if _register(kind) else op.value[0]
-    initial, garbage = (None, -1) if _register(kind) else ("", "zz")
-    choices = [initial, *history_of.get(key, []), garbage]
-    new = rng.choice(choices)
-    op.value = new if _register(kind) else [key, new]
+def unique_history(kind: str, seed: int, n_ops: int, processes: int) -> list[Op]:
+    """Records of a correct object with unique written values (see the module docstring),
+    from ``histories.synth``: a sixth of the operations crash (``info``: took effect or not),
+    a final read of every key, a coarse clock (ties are concurrent), and half the histories
+    with one read changed (``perturb``). ``kind``: a register, or kv on two keys with appends,
+    puts or both."""
+    model, writes = {"kv-append": ("kv", "append"), "kv-put": ("kv", "put")}.get(kind, (kind, "both"))
+    return generate(
+        model,
+        clients=processes,
+        ops=n_ops,
+        keys=2 if model == "kv" else 1,
+        info_rate=0.15,
+        kv_writes=writes,
+        final_reads=True,
+        perturb=0.5,
+        resolution=25_000,  # a fortieth of the mean latency: about a sixth of the records tie
+        seed=seed,
+    )
 
 
 def _model(kind: str) -> str:
-    return kind if _register(kind) else "kv"
+    return kind if kind in ("register", "cas-register") else "kv"
 
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -140,7 +59,7 @@ SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[Heal
     processes=st.integers(1, 10),
 )
 def test_inference_agrees_with_the_general_search(kind: str, seed: int, n_ops: int, processes: int) -> None:
-    ops = operations(simulate_unique(random.Random(seed), kind, n_ops, processes))
+    ops = operations(unique_history(kind, seed, n_ops, processes))
     model = _model(kind)
     inferred = check_operations(ops, model, timeout=5, shrink=False)
     searched = check_operations(ops, model, timeout=2, shrink=False, inference=False)
@@ -160,7 +79,7 @@ def test_inference_agrees_with_the_general_search(kind: str, seed: int, n_ops: i
 def test_inference_agrees_with_brute_force(kind: str, seed: int, n_ops: int, processes: int) -> None:
     """Against the independent oracle (its own pairing and models): a partition the inference
     finds violated makes the history violated; all partitions inferred valid make it valid."""
-    records = simulate_unique(random.Random(seed), kind, n_ops, processes)
+    records = unique_history(kind, seed, n_ops, processes)
     model = get_model(_model(kind))
     found = [infer(model, part) for part in model.partition(operations(records))]
     decided = [f.result.valid for f in found if f is not None]
@@ -175,7 +94,7 @@ def test_the_inference_decides_the_unique_valued_partitions() -> None:
     for kind in UNIQUE_KINDS:
         decided = 0
         for seed in range(30):
-            ops = operations(simulate_unique(random.Random(seed), kind, 30, 6))
+            ops = operations(unique_history(kind, seed, 30, 6))
             model = get_model(_model(kind))
             decided += all(infer(model, part) is not None for part in model.partition(ops))
         assert decided >= 25, kind

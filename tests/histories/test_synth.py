@@ -162,6 +162,12 @@ def test_deterministic_per_seed() -> None:
         ({"model": "kv", "info_rate": 0.6, "fail_rate": 0.6}, "more than 1"),
         ({"model": "kv", "wrong_password": 0.1}, "passwords are the chat model's"),
         ({"model": "kv", "resolution": -1}, "resolution"),
+        ({"model": "kv", "kv_writes": "cas"}, "unknown kv_writes 'cas'"),
+        ({"model": "register", "kv_writes": "put"}, "kv_writes is the kv model's"),
+        ({"model": "kv", "kv_writes": "put", "anomaly": "duplicate-append"}, "needs an append"),
+        ({"model": "kv", "perturb": 2.0}, "perturb must be between"),
+        ({"model": "kv", "perturb": 0.5, "anomaly": "stale-read"}, "do not mix"),
+        ({"model": "chat", "final_reads": True}, "not chat"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
@@ -325,3 +331,62 @@ def test_many_client_histories_have_their_constructed_verdict(model: str, client
             )
             result = check(records, model, timeout=30, shrink=False)
             assert result.valid is (anomaly is None), (anomaly, info, result.reason)
+
+
+# -- the shapes the inference's property tests ask for -------------------------------------
+
+
+@pytest.mark.parametrize("writes", ["put", "append"])
+def test_kv_writes_of_one_kind(writes: str) -> None:
+    """Put-only and append-only kv: every write is of that kind, the history linearizable, and
+    an anomaly (made with that kind of write) a violation."""
+    records = generate("kv", clients=5, ops=300, keys=2, info_rate=0.1, kv_writes=writes, seed=4)
+    kinds = Counter(op.f for op in records if op.type == "invoke")
+    assert set(kinds) == {"get", writes} and kinds[writes] > 50
+    assert check(records, "kv", shrink=False).valid is True
+    for anomaly in ("stale-read", "lost-write", "early-read"):
+        bad = generate("kv", clients=3, ops=8, keys=2, kv_writes=writes, anomaly=anomaly, seed=1)
+        assert {op.f for op in bad if op.type == "invoke"} <= {"get", writes}
+        assert _brute_force_verdict("kv", bad) is False, anomaly
+
+
+@pytest.mark.parametrize("model", ["register", "cas-register", "kv"])
+def test_final_reads_read_every_key_after_the_rest(model: str) -> None:
+    resolution = 25_000
+    records = generate(
+        model, clients=4, ops=60, keys=_keys(model, 3), info_rate=0.2, final_reads=True, resolution=resolution
+    )
+    plain = generate(model, clients=4, ops=60, keys=_keys(model, 3), info_rate=0.2, resolution=resolution)
+    assert records[: len(plain)] == plain  # the same history, then the final reads
+    finals = records[len(plain) :]
+    assert len(finals) == 2 * _keys(model, 3)
+    invokes = [op for op in finals if op.type == "invoke"]
+    assert {op.f for op in invokes} == {"read" if model != "kv" else "get"}
+    assert len({op.process for op in invokes}) == len(invokes)
+    assert not {op.process for op in invokes} & {op.process for op in plain}
+    assert {op.type for op in finals} == {"invoke", "ok"}
+    assert min(op.time for op in finals) > max(op.time for op in plain)  # after, on the rounded clock too
+    if model == "kv":
+        assert sorted(op.value[0] for op in invokes) == ["k0", "k1", "k2"]
+    assert check(records, model, shrink=False).valid is True
+
+
+@pytest.mark.parametrize("model", ["register", "cas-register", "kv"])
+def test_perturb_changes_one_answer_linearizable_or_not(model: str) -> None:
+    """Each history with ``perturb=1`` is the one without but for one completed read (or cas),
+    changed; some of those are still linearizable, some not, and the checker and the
+    brute force agree on which."""
+    verdicts = []
+    for seed in range(12):
+        args = {"clients": 3, "ops": 7, "keys": _keys(model, 2), "info_rate": 0.15, "seed": seed}
+        plain, changed = generate(model, **args), generate(model, perturb=1.0, **args)
+        different = [(a, b) for a, b in zip(plain, changed, strict=True) if a != b]
+        if not different:  # no read completed, or the new value was the one it had
+            continue
+        assert len(different) == 1
+        a, b = different[0]
+        assert a.type == b.type == "ok" and a.f == b.f and a.f in ("read", "get", "cas")
+        verdict = _brute_force_verdict(model, changed)
+        assert check(changed, model, shrink=False).valid is verdict
+        verdicts.append(verdict)
+    assert True in verdicts and False in verdicts
