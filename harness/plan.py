@@ -133,7 +133,18 @@ def validate(data: dict[str, Any]) -> Plan:
     _check_names(plan)
     if plan.hosts is not None:
         _check_hosts(plan, data)
+    _check_fault_sizes(plan)
     return plan
+
+
+def _check_fault_sizes(plan: Plan) -> None:
+    """A fault that needs more nodes than the plan has (a follower to isolate) is a usage mistake."""
+    from nemesis import FAULTS
+
+    for fault in plan.nemesis:
+        need = FAULTS[fault].min_nodes
+        if plan.nodes < need:
+            raise PlanError(f"'nemesis': {fault} needs at least {need} nodes, but 'nodes' is {plan.nodes}")
 
 
 def _check_hosts(plan: Plan, data: dict[str, Any]) -> None:

@@ -63,7 +63,7 @@ CONFIGS: dict[str, list[Config]] = {
             "invalid",
             {
                 "system_options": {"reads": "plain", "tick_ms": 1000},
-                "nemesis": ["partition-one"],
+                "nemesis": ["partition-follower"],  # an isolated leader only stalls writes for 3 s
                 "nemesis_interval": 3,
                 "workload_options": READ_HEAVY,
             },

@@ -10,12 +10,14 @@ from nemesis.network import NetworkUnavailable, choose_network
 from nemesis.process import ProcessFaults, process_state, random_minority
 from nemesis.schedule import Nemesis
 from nemesis.shapes import (
+    ALL_SHAPES,
     SHAPES,
     bridge,
     components,
     describe,
     halves,
     isolate,
+    isolate_follower,
     isolate_leader,
     isolate_random,
     majorities_ring,
@@ -24,6 +26,7 @@ from nemesis.shapes import (
 )
 
 __all__ = [
+    "ALL_SHAPES",
     "FAILPOINT_FAULTS",
     "FAULTS",
     "Fault",
@@ -38,6 +41,7 @@ __all__ = [
     "describe",
     "halves",
     "isolate",
+    "isolate_follower",
     "isolate_leader",
     "isolate_random",
     "majorities_ring",

@@ -38,6 +38,7 @@ class Fault:
     needs: frozenset[Need] = frozenset()
     shape: str | None = None
     link: Literal["delay", "loss"] | None = None  # a slow fault's link fault
+    min_nodes: int = 1  # a smaller cluster has nothing for it to hit (the plan refuses it)
 
     def band(self, value: Any) -> str:
         """What the plots call its band: a partition of a drawn shape is ``partition (ring)``."""
@@ -47,8 +48,8 @@ class Fault:
 _NET = frozenset({"network"})
 
 
-def _partition(shape: str, description: str) -> Fault:
-    return Fault(f"partition-{shape}", description, "partition", "shape", _NET, shape)
+def _partition(shape: str, description: str, min_nodes: int = 1) -> Fault:
+    return Fault(f"partition-{shape}", description, "partition", "shape", _NET, shape, min_nodes=min_nodes)
 
 
 _TABLE = (
@@ -62,6 +63,12 @@ _TABLE = (
     _partition("halves", "split the nodes into two halves (a majority and a minority)"),
     _partition("one", "isolate one random node"),
     _partition("leader", "isolate the current leader"),
+    _partition(
+        "follower",
+        "isolate one node that is not the current leader: it may serve stale reads until it "
+        "notices, while the leader keeps its majority",
+        min_nodes=2,
+    ),
     _partition("ring", "majorities ring: every node sees a majority, no two the same one"),
     _partition("bridge", "two halves that only talk through one bridge node"),
     Fault("kill", "kill -9 a random minority of nodes, restart them at the stop", "kill", "minority"),

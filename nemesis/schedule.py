@@ -67,6 +67,12 @@ class Nemesis:
             )
         if interval <= 0:
             raise ValueError(f"the nemesis interval must be positive, got {interval!r}")
+        too_few = sorted(f for f in faults if len(cluster.ids) < FAULTS[f].min_nodes)
+        if too_few:
+            raise ValueError(
+                f"fault(s) {', '.join(too_few)} need at least "
+                f"{max(FAULTS[f].min_nodes for f in too_few)} nodes; the cluster has {len(cluster.ids)}"
+            )
         self.cluster = cluster
         self.network = network
         self.faults = list(faults)
@@ -133,7 +139,7 @@ class Nemesis:
         if fault.action == "partition":
             value["shape"] = fault.shape or self.rng.choice(shapes.SHAPES)
         leader = None
-        if fault.target == "leader" or value.get("shape") == "leader":
+        if fault.target == "leader" or value.get("shape") in shapes.LEADER_SHAPES:
             leader = value["leader"] = await self._leader()
             if leader is None:
                 value.update(action="none", nodes=[], note="no leader found: nothing done")

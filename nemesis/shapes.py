@@ -21,8 +21,14 @@ from nemesis.net.base import Pair
 
 Cut = frozenset[Pair]
 
-# Shape names as the schedule and the history spell them.
+# Shape names as the schedule and the history spell them. SHAPES is what a plain "partition"
+# draws from; "follower" is only asked for by name (``partition-follower``): "one" already
+# isolates a follower most of the time, and adding a shape to the draw would change the faults
+# that every stored seed replays.
 SHAPES = ("halves", "one", "leader", "ring", "bridge")
+ALL_SHAPES = (*SHAPES, "follower")
+# Shapes resolved against the leader the cluster reports when the fault starts.
+LEADER_SHAPES = frozenset({"leader", "follower"})
 
 
 def majority(n: int) -> int:
@@ -67,6 +73,18 @@ def isolate_random(nodes: Sequence[str], rng: random.Random) -> Cut:
 def isolate_leader(nodes: Sequence[str], leader: str) -> Cut:
     """The leader alone: the rest must elect a new one while the old one may still believe it leads."""
     return isolate(nodes, leader)
+
+
+def isolate_follower(nodes: Sequence[str], leader: str, rng: random.Random) -> Cut:
+    """One node that is not the leader, alone: it keeps its term and its state and may serve
+    its own reads until it notices, while the leader keeps its majority. The draw is a rank
+    among the followers, so it takes the same randomness whichever node leads."""
+    if leader not in nodes:
+        raise ValueError(f"the leader {leader!r} is not one of {', '.join(nodes)}")
+    followers = sorted(n for n in nodes if n != leader)
+    if not followers:
+        raise ValueError(f"the 'follower' shape needs a node besides the leader {leader!r}")
+    return isolate(nodes, followers[rng.randrange(len(followers))])
 
 
 def majorities_ring(nodes: Sequence[str], rng: random.Random) -> Cut:
@@ -121,20 +139,20 @@ def bridge_node(nodes: Sequence[str], cut: Cut) -> str | None:
 
 
 def make_cut(shape: str, nodes: Sequence[str], rng: random.Random, leader: str | None = None) -> Cut:
-    """The cut for a shape by name (``leader`` is needed, and only used, by the "leader" shape)."""
+    """The cut for a shape by name (``leader`` is needed, and only used, by LEADER_SHAPES)."""
+    if shape in LEADER_SHAPES:
+        if leader is None:
+            raise ValueError(f"the {shape!r} shape needs the current leader")
+        return isolate_leader(nodes, leader) if shape == "leader" else isolate_follower(nodes, leader, rng)
     if shape == "halves":
         return halves(nodes, rng)
     if shape == "one":
         return isolate_random(nodes, rng)
-    if shape == "leader":
-        if leader is None:
-            raise ValueError("the 'leader' shape needs the current leader")
-        return isolate_leader(nodes, leader)
     if shape == "ring":
         return majorities_ring(nodes, rng)
     if shape == "bridge":
         return bridge(nodes, rng)
-    raise ValueError(f"unknown partition shape {shape!r} (known: {', '.join(SHAPES)})")
+    raise ValueError(f"unknown partition shape {shape!r} (known: {', '.join(ALL_SHAPES)})")
 
 
 def reaches(nodes: Iterable[str], cut: Iterable[Pair]) -> dict[str, set[str]]:

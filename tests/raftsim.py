@@ -678,7 +678,7 @@ class Sim:
         self.heal()
         self.drop = self.dup = self.crash_in_ready = 0.0
         marker: tuple[int, bytes] | None = None
-        rounds = max_rounds if max_rounds is not None else 60 * self.config.election_ticks
+        rounds = max_rounds if max_rounds is not None else self.liveness_rounds()
         for k in range(rounds):
             if marker and all(
                 len(n.sm) >= marker[0] and n.sm[marker[0] - 1] == marker[1] for n in self.alive()
@@ -692,6 +692,29 @@ class Sim:
                 marker = (index, data)
             self.time_step()
         raise LivenessFailure(f"no leader committed a new entry within {rounds} rounds after healing")
+
+    def election_period(self) -> int:
+        """Ticks an election attempt takes here: the election timeout, or the round trips the
+        attempt needs when they are longer.
+
+        Raft elects a leader promptly only while a round trip is well within the election
+        timeout. A candidate's requests leave once its term and vote are written (a write is
+        up to a tick with ``async_writes``: the disk answers at the next step), travel up to
+        ``max_delay``, wait for the voter's write, and the grant travels back; the leader's
+        first append then needs the same to be acknowledged before the voters' and the
+        leader's own check-quorum timers run out. With election_ticks=3, max_delay=2 and
+        async writes that is 2 * (2 + 1) = 6 ticks against timeouts of 3 to 5: an attempt
+        succeeds only when its delays happen to be short, so such schedules need more
+        attempts than the others, and a bound in election timeouts alone is too tight for
+        them (and too loose for the rest, were it widened for them).
+        """
+        write = 1 if self.async_writes else 0
+        return max(self.config.election_ticks, 2 * (self.max_delay + write))
+
+    def liveness_rounds(self) -> int:
+        """The rounds :meth:`check_liveness` allows: 60 election periods. Over schedules 0 to
+        4999 the slowest needed 21 periods (85 rounds, election_ticks=3, max_delay=2)."""
+        return 60 * self.election_period()
 
     def _marker_alive(self, marker: tuple[int, bytes]) -> bool:
         """Is the marker still in some current leader's log (so it may yet commit)?"""

@@ -107,6 +107,7 @@ def test_ctrl_c_leaves_a_checkable_prefix_and_no_process(tmp_path):
         ("workload_options: {ops_per_grup: 3}\n", "ops_per_grup"),
         ("time_limit: -1\n", "'time_limit' must be a positive number"),
         ("nemesis: [meteor]\n", "unknown fault 'meteor'"),
+        ("nodes: 1\nnemesis: [partition-follower]\n", "partition-follower needs at least 2 nodes"),
         ("bug: everything\n", "'bug' must be one of"),
         ("nodes: [1, 2\n", "not valid YAML"),
         ("- just\n- a list\n", "a plan is a mapping"),
@@ -119,6 +120,13 @@ def test_bad_plans_are_refused_with_a_clear_error(tmp_path, plan_text, complaint
     assert result.returncode == 3
     assert complaint in result.stderr and str(plan) in result.stderr, result.stderr
     assert not (tmp_path / "store").exists(), "a refused plan must not start a run"
+
+
+def test_partition_follower_is_a_plan_fault_like_the_other_shapes():
+    plan = plans.load({"nodes": 3, "nemesis": "partition-follower,partition-leader"})
+    assert plan.nemesis == ["partition-follower", "partition-leader"]
+    with pytest.raises(plans.PlanError, match="'nemesis': unknown fault 'partition-followers'"):
+        plans.load({"nemesis": ["partition-followers"]})
 
 
 def test_command_line_overrides_the_plan_file(tmp_path):

@@ -43,7 +43,9 @@ def test_the_registry_groups_faults_by_what_they_need_and_do() -> None:
     assert set(PROCESS_FAULTS) == KILLS | PAUSES
     assert {"delay", "loss", "crash-voters"} | PARTITIONS == NETWORK_FAULTS
     assert {"crash-voters"} == FAILPOINT_FAULTS
-    assert set(PARTITION_SHAPES.values()) == set(shapes.SHAPES)
+    assert set(PARTITION_SHAPES.values()) == set(shapes.ALL_SHAPES)
+    assert set(shapes.SHAPES) == set(shapes.ALL_SHAPES) - {"follower"}, "asked for by name only"
+    assert {name for name, f in FAULTS.items() if f.min_nodes > 1} == {"partition-follower"}
     for name, fault in FAULTS.items():
         assert fault.description and fault.name == name
         assert (fault.action == "partition") == (name in PARTITIONS)
@@ -252,6 +254,46 @@ def test_heal_all_stops_the_active_fault_and_restores_every_node(cluster, fault)
     wait_until("every node to rejoin", lambda: all_rejoined(cluster))
 
 
+class LeaderlessCluster(FakeCluster):
+    def leader(self) -> str | None:
+        return None
+
+
+def test_partition_follower_without_a_leader_does_nothing_and_says_so():
+    network, events = FakeNetwork(), Events()
+    nemesis = Nemesis(
+        LeaderlessCluster(), network, ["partition-follower"], 1.0, random.Random(1), events.record
+    )
+    nemesis.leader_wait = 0.2
+
+    async def scenario() -> None:
+        await nemesis.start_fault("partition-follower")
+        await nemesis.stop_fault()
+
+    asyncio.run(scenario())
+    (_, start), (_, stop) = events.values
+    assert start == {
+        "fault": "partition-follower",
+        "shape": "follower",
+        "leader": None,
+        "action": "none",
+        "nodes": [],
+        "note": "no leader found: nothing done",
+    }
+    assert stop == {"fault": "partition-follower", "shape": "follower", "action": "none"}
+    assert network.calls == []
+
+
+def test_a_fault_that_needs_more_nodes_than_the_cluster_has_is_refused():
+    class OneNode(FakeCluster):
+        ids = ["n1"]
+
+    with pytest.raises(ValueError, match="partition-follower need at least 2 nodes; the cluster has 1"):
+        Nemesis(
+            OneNode(), FakeNetwork(), ["partition-one", "partition-follower"], 1.0, random.Random(0), print
+        )
+
+
 def test_leader_fault_without_a_leader_does_nothing_and_says_so(cluster):
     for node in cluster.ids:
         cluster.kill(node)  # not the nemesis's doing: it must neither target nor restart them
@@ -317,7 +359,7 @@ def test_network_faults_record_the_cut_and_link_faults():
             assert fault == f"partition-{shape}"
         cut = {frozenset(p) for p in start["cut"]}
         expected = {"fault": fault, "shape": shape, "action": "cut", **described(nodes, cut)}
-        if shape == "leader":
+        if shape in ("leader", "follower"):
             expected["leader"] = "n4"
         if shape == "bridge":  # the one node that sees everyone
             (expected["bridge"],) = [n for n, seen in views_of(nodes, cut).items() if seen == set(nodes)]
@@ -325,6 +367,9 @@ def test_network_faults_record_the_cut_and_link_faults():
         assert stop == {"fault": fault, "shape": shape, "action": "heal", "cut": start["cut"]}
         if shape == "leader":
             assert start["components"] == [["n1", "n2", "n3", "n5"], ["n4"]]
+        if shape == "follower":
+            (alone,) = [g for g in start["components"] if len(g) == 1]
+            assert alone != ["n4"] and ["n4"] not in start["components"]
         if shape == "bridge":
             assert start["sees"][start["bridge"]] == nodes
         if shape == "ring":
@@ -456,6 +501,38 @@ def test_partition_leader_cuts_it_off_and_heal_all_heals(net_cluster):
     asyncio.run(scenario())
     assert [f for f, _ in events.values] == ["start", "stop", "heal"]
     assert events.values[2][1]["network"] == "healed"
+    wait_until("every node to rejoin", lambda: all_rejoined(cluster))
+
+
+@pytest.mark.cluster
+def test_partition_follower_cuts_off_a_node_that_is_not_the_leader(net_cluster):
+    cluster, network = net_cluster
+    events = Events()
+    nemesis = Nemesis(cluster, network, ["partition-follower"], 5.0, random.Random(2), events.record)
+    before = wait_until("the cluster to report a leader", cluster.leader)
+
+    async def scenario() -> None:
+        start = await nemesis.start_fault("partition-follower")
+        leader = start["leader"]
+        (alone,) = [g[0] for g in start["components"] if len(g) == 1]
+        assert leader == before, "resolved against the leader of the moment"
+        assert alone != leader and alone in cluster.ids
+        assert start["cut"] == sorted(sorted((alone, n)) for n in cluster.ids if n != alone)
+        if network.name == "proxy":
+            assert cut_links(network) == {frozenset(p) for p in start["cut"]}
+        # The leader kept its majority: it still leads its term after many election timeouts,
+        # and the cut-off follower (pre-vote) never led and never pushed the term up.
+        leader_term = (cluster.status(leader) or {}).get("term")
+        for _ in range(10):
+            await asyncio.sleep(0.1)
+            lonely = cluster.status(alone) or {}
+            assert lonely.get("role") != "leader"
+            assert lonely.get("term", 0) <= leader_term
+        assert cluster.leader() == leader and (cluster.status(leader) or {}).get("term") == leader_term
+        await nemesis.heal_all()
+
+    asyncio.run(scenario())
+    assert [f for f, _ in events.values] == ["start", "stop", "heal"]
     wait_until("every node to rejoin", lambda: all_rejoined(cluster))
 
 

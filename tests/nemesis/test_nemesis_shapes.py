@@ -17,6 +17,7 @@ from nemesis.shapes import (
     describe,
     halves,
     isolate,
+    isolate_follower,
     isolate_leader,
     isolate_random,
     majorities_ring,
@@ -126,6 +127,46 @@ def test_isolate_cuts_one_node_from_all_others(n):
 
 
 @pytest.mark.parametrize("n", SIZES)
+def test_isolate_follower_cuts_off_one_node_that_is_never_the_leader(n):
+    nodes = ids(n)
+    for leader in nodes:
+        lonely = set()
+        for seed in SEEDS:
+            cut = isolate_follower(nodes, leader, random.Random(seed))
+            sees = views_of(nodes, cut)
+            (alone,) = [x for x in nodes if sees[x] == {x}]
+            assert alone != leader
+            assert sees[leader] == set(nodes) - {alone}, "the leader keeps everyone else"
+            assert cut == isolate(nodes, alone)
+            lonely.add(alone)
+        assert lonely == set(nodes) - {leader}, "every follower gets isolated for some seed"
+
+
+def test_isolate_follower_draws_the_same_rank_whoever_leads():
+    """The seed's stream does not depend on the leader: the same draw, shifted past it."""
+    nodes = ids(5)
+    for seed in SEEDS:
+        alone = {}
+        for leader in nodes:
+            rng = random.Random(seed)
+            cut = isolate_follower(nodes, leader, rng)
+            (alone[leader],) = [x for x, seen in views_of(nodes, cut).items() if seen == {x}]
+            alone[leader, "next"] = rng.random()
+        followers = {leader: [x for x in nodes if x != leader] for leader in nodes}
+        ranks = {followers[leader].index(alone[leader]) for leader in nodes}
+        assert len(ranks) == 1
+        assert len({alone[leader, "next"] for leader in nodes}) == 1
+
+
+def test_isolate_follower_refuses_what_has_no_follower():
+    assert isolate_follower(["n1", "n2"], "n1", random.Random(0)) == {frozenset({"n1", "n2"})}
+    with pytest.raises(ValueError, match="needs a node besides the leader 'n1'"):
+        isolate_follower(["n1"], "n1", random.Random(0))
+    with pytest.raises(ValueError, match="leader 'n9' is not one of"):
+        isolate_follower(ids(3), "n9", random.Random(0))
+
+
+@pytest.mark.parametrize("n", SIZES)
 def test_ring_every_node_sees_a_distinct_majority(n):
     nodes = ids(n)
     for seed in SEEDS:
@@ -186,7 +227,7 @@ def test_bridge_node_sees_everyone_and_the_halves_do_not_see_each_other(n):
     assert bridges == set(nodes), "every node is the bridge for some seed"
 
 
-@pytest.mark.parametrize("shape", shapes.SHAPES)
+@pytest.mark.parametrize("shape", shapes.ALL_SHAPES)
 def test_shapes_are_deterministic_given_the_seed_and_ignore_input_order(shape):
     nodes = ids(5)
     for seed in range(10):
@@ -197,8 +238,9 @@ def test_shapes_are_deterministic_given_the_seed_and_ignore_input_order(shape):
 
 
 def test_make_cut_errors():
-    with pytest.raises(ValueError, match="needs the current leader"):
-        make_cut("leader", ids(3), random.Random(0))
+    for shape in shapes.LEADER_SHAPES:
+        with pytest.raises(ValueError, match=f"the '{shape}' shape needs the current leader"):
+            make_cut(shape, ids(3), random.Random(0))
     with pytest.raises(ValueError, match="unknown partition shape"):
         make_cut("triangle", ids(3), random.Random(0))
 

@@ -72,6 +72,17 @@ def test_random_schedules() -> None:
     )
 
 
+def test_the_liveness_bound_is_counted_in_election_periods() -> None:
+    """An election attempt needs its round trips; when they are longer than the election
+    timeout the bound counts them instead (schedule 1287: timeouts of 3 to 5 ticks, messages
+    delayed up to 2, writes of up to a tick, so a vote and the first append are answered after
+    up to 6; 60 timeouts of 3 were too few rounds for it)."""
+    sim = Sim(1287, async_writes=True)
+    assert (sim.config.election_ticks, sim.max_delay) == (3, 2)
+    assert sim.election_period() == 6 and sim.liveness_rounds() == 360
+    _run_or_explain(1287)
+
+
 def test_replay() -> None:
     """Replay one schedule by seed, printing its configuration and final state."""
     seed = os.environ.get("RAFTSIM_SEED")

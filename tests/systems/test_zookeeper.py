@@ -8,6 +8,7 @@ to start, so this file starts one.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -39,7 +40,10 @@ def test_plain_reads_of_an_isolated_member_are_found_stale(tmp_path):
         "net": "netns",
         "time_limit": 20,
         "rate": 200,
-        "nemesis": ["partition-one"],
+        # A follower, never the leader: the others elect no one within 3 s (they wait 5 s for
+        # a lost leader), so an isolated leader only stalls the writes and no read goes stale,
+        # while an isolated follower answers from its own state as the others commit writes.
+        "nemesis": ["partition-follower"],
         "nemesis_interval": 3,
         "recovery": 2,
     }
@@ -48,6 +52,11 @@ def test_plain_reads_of_an_isolated_member_are_found_stale(tmp_path):
     assert outcome.valid is False, (r.get("error"), r.get("checker"))
     assert r["system"] == "zookeeper" and r["system_version"].startswith("3.")
     assert r["checker"]["failure"]["minimal"]
+    records = [json.loads(line) for line in (outcome.run_dir / "history.jsonl").read_text().splitlines()]
+    cuts = [op["value"] for op in records if op.get("process") == "nemesis" and op.get("f") == "start"]
+    cuts = [value for value in cuts if value.get("action") == "cut"]
+    assert cuts and all(len(value["components"]) == 2 for value in cuts), cuts
+    assert all([value["leader"]] not in value["components"] for value in cuts), "a leader was isolated"
     assert sorted(p.name for p in (outcome.run_dir / "logs").iterdir()) == ["n1.log", "n2.log", "n3.log"]
     assert "QuorumPeer" in (outcome.run_dir / "logs" / "n1.log").read_text()
 
