@@ -106,3 +106,19 @@ def harness_in_process(*args: object, cwd: Path | None = None) -> subprocess.Com
         except SystemExit as exc:  # argparse's usage errors
             code = exc.code if isinstance(exc.code, int) else 1
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+HOSTILE = "</script><!-- <b>not markup</b> & \u2028"  # a value that would break a page built carelessly
+
+
+def hostile_register_history(unit: int) -> list:
+    """A write of :data:`HOSTILE` and a read of something else: not linearizable, every value
+    and the title able to break a page's markup. ``unit``: the clock's step."""
+    from histories import Op
+
+    return [
+        Op(0, "invoke", 0, "write", HOSTILE, 1 * unit),
+        Op(1, "ok", 0, "write", HOSTILE, 2 * unit + unit // 2),
+        Op(2, "invoke", 1, "read", None, 3 * unit),
+        Op(3, "ok", 1, "read", HOSTILE + "!", 4 * unit),
+    ]

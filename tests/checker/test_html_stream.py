@@ -11,11 +11,12 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from support import HOSTILE, hostile_register_history
 
 from checker import check, get_model
 from checker.html import render, render_chunks, write_html
 from checker.result import CheckResult
-from histories import Op, synth
+from histories import synth
 
 
 def chat_result(ops: int) -> tuple[CheckResult, object]:
@@ -93,15 +94,8 @@ def test_a_page_that_fails_half_way_leaves_the_one_there(tmp_path: Path) -> None
 def test_the_static_text_is_escaped_and_reads_without_the_script() -> None:
     """The templates escape every value (a title, an operation's value) and give the minimal
     anomaly's operations with their times in seconds, before any script runs."""
-    odd = "</script><!-- <b>not markup</b> & \u2028"
-    ops = [
-        Op(0, "invoke", 0, "write", odd, 1_000_000),
-        Op(1, "ok", 0, "write", odd, 2_500_000),
-        Op(2, "invoke", 1, "read", None, 3_000_000),
-        Op(3, "ok", 1, "read", odd + "!", 4_000_000),
-    ]
     model = get_model("register")
-    page = render(check(ops, model), model, title=odd)
+    page = render(check(hostile_register_history(1_000_000), model), model, title=HOSTILE)
     static = page.split('<script type="application/json"')[0]
     assert "<b>not markup" not in page and "</script><!--" not in static
     assert "<title>NOT linearizable: &lt;/script&gt;&lt;!-- &lt;b&gt;not markup&lt;/b&gt; &amp;" in page

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from support import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, needs_chromium
+from support import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, HOSTILE, hostile_register_history, needs_chromium
 
 from checker import check, get_model
 from checker.html import write_html
@@ -139,17 +139,10 @@ def test_linearizable_page_draws_every_op_and_the_linearization(tmp_path: Path) 
 
 
 def test_values_cannot_break_the_page(tmp_path: Path) -> None:
-    odd = "</script><!-- <b>not markup</b> & \u2028"
-    ops = [
-        Op(0, "invoke", 0, "write", odd, 10),
-        Op(1, "ok", 0, "write", odd, 20),
-        Op(2, "invoke", 1, "read", None, 30),
-        Op(3, "ok", 1, "read", odd + "!", 40),
-    ]
     model = get_model("register")
-    result = check(ops, model)
+    result = check(hostile_register_history(10), model)
     page = tmp_path / "odd.html"
-    write_html(page, result, model, title=odd)
+    write_html(page, result, model, title=HOSTILE)
     dom = rendered(page)
     assert dom.by_id["view-summary"]["data-bars"] == "2"
     assert dom.by_id["minimal-summary"]["data-stuck"] == "1"
