@@ -38,18 +38,18 @@ RTO_S = 0.2  # a "lost" chunk arrives this much later, like a TCP retransmission
 
 
 @dataclass(frozen=True)
-class Fault:
+class LinkFault:
     """Link fault on one node's traffic: delay per chunk, its jitter, and the loss probability."""
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     loss: float = 0.0
 
-    def worst(self, other: Fault | None) -> Fault:
+    def worst(self, other: LinkFault | None) -> LinkFault:
         """A link between two slowed nodes gets one dose of the worse of each setting, not the sum."""
         if other is None:
             return self
-        return Fault(
+        return LinkFault(
             max(self.delay_ms, other.delay_ms),
             max(self.jitter_ms, other.jitter_ms),
             max(self.loss, other.loss),
@@ -72,7 +72,7 @@ class Link:
     def __init__(self, src: str, dst: str, target: tuple[str, int]) -> None:
         self.src, self.dst, self.target = src, dst, target
         self.cut = False
-        self.fault: Fault | None = None
+        self.fault: LinkFault | None = None
         self.conns: set[Conn] = set()
         self.server: asyncio.AbstractServer | None = None
         self.forwarded = 0  # bytes delivered, both directions
@@ -318,7 +318,7 @@ class Proxy:
             for dst, target in dsts.items():
                 host, _, port = target.rpartition(":")
                 self.links[(src, dst)] = Link(src, dst, (host, int(port)))
-        self.node_faults: dict[str, Fault] = {}
+        self.node_faults: dict[str, LinkFault] = {}
         self.rng = random.Random(seed)
         self.stopped = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
@@ -379,7 +379,7 @@ class Proxy:
         if op == "cut":
             self.set_cut({frozenset(pair) for pair in request["pairs"]})
         elif op == "slow":
-            fault = Fault(float(request["delay_ms"]), float(request["jitter_ms"]), float(request["loss"]))
+            fault = LinkFault(float(request["delay_ms"]), float(request["jitter_ms"]), float(request["loss"]))
             for node in request["nodes"]:
                 self.node_faults[node] = fault
             self.refresh_faults()
