@@ -65,75 +65,67 @@ def _linearization(ops: list[Operation]) -> list[int] | None:
             return None
     if "" in writes:
         return None
-    lengths = sorted({len(token) for token in writes})
+    lengths = sorted({*map(len, writes)}, reverse=True)  # in generated histories, the most common first
     values = sorted(readers)
     initial: list[Operation] = readers[""] if values and values[0] == "" else []
     if initial:
         del values[0]
-    stretches: list[list[Operation]] = []  # the initial one first, when it has anything
-    heads: set[int] = set()  # ids of the puts that start a stretch
-    placed: set[int] = set()  # ids of the writes in a stretch
-    start = 0
-    while start < len(values):  # one run of prefixes at a time
+    keyed: list[tuple[float, int, int, list[Operation]]] = []  # (key, tie, k, stretch)
+    placed: set[int] = set()  # ids of the writes some value spells
+    initial_run = False
+    start, n_values = 0, len(values)
+    while start < n_values:  # one run of prefixes at a time
         end, last = start + 1, values[start]
-        while end < len(values) and values[end].startswith(last):
+        while end < n_values and values[end].startswith(last):
             last = values[end]
             end += 1
-        chain = _chain(last, lengths, writes)
-        head = chain[0] if chain[0].f == "put" else None
-        if head is not None:
-            if head.id in heads:
-                return None  # two runs in one stretch: not one chain of states
-            heads.add(head.id)
-        elif stretches and stretches[0] is initial:
-            return None
-        ends = {0: 0}
-        size = 0
-        for count, op in enumerate(chain, 1):
-            if op.id in placed or (count > 1 and op.f != "append"):
-                return None
+        stretch: list[Operation] = []
+        spelled: list[Operation] = []
+        first_ret, last_call, size = INF, -INF, 0
+        for value in values[start:end]:  # each extends the one before
+            piece, size = value[size:], len(value)
+            op = writes.get(piece)
+            if op is None:
+                more = _chain(piece, lengths, writes)
+                spelled += more
+                stretch += more
+            else:
+                spelled.append(op)
+                stretch.append(op)
+            got = readers[value]
+            stretch += got
+            for op in got:
+                if op.ret < first_ret:
+                    first_ret = op.ret
+            if got[-1].call > last_call:
+                last_call = got[-1].call  # the latest: the gets are in call order
+        for count, op in enumerate(spelled):
+            if op.id in placed or (count and op.f != "append"):
+                return None  # a write spelled twice, or a put after a state's first token
             placed.add(op.id)
-            size += len(op.input[1])
-            ends[size] = count
-        if head is None:
-            stretch, done = initial, 0
-        else:
-            stretch, done = [head], 1
-        for value in values[start:end]:
-            count = ends[len(value)]  # KeyError: the value ends inside a token
-            if count < done:
-                return None
-            stretch += chain[done:count]
-            stretch += readers[value]
-            done = count
-        stretch += chain[done:]
-        if head is None:
-            stretches.insert(0, stretch)
-        else:
-            stretches.append(stretch)
-        start = end
-    if initial and not (stretches and stretches[0] is initial):
-        stretches.insert(0, initial)
-    keyed = []
-    for k, stretch in enumerate(stretches):
-        first_ret, last_call = INF, -INF
-        for op in stretch:
             ret, call = op.ret, op.call
             if ret is not None and ret < first_ret:
                 first_ret = ret
             if call > last_call:
                 last_call = call
-        if stretch is initial:
-            keyed.append((-INF, 0, k, stretch))
-        elif last_call <= first_ret:
-            keyed.append((last_call, 0, k, stretch))
+        if spelled[0].f == "put":
+            if last_call <= first_ret:
+                keyed.append((last_call, 0, len(keyed), stretch))
+            else:
+                keyed.append((first_ret, 1, len(keyed), stretch))
+        elif initial_run:
+            return None  # two runs of the initial stretch: its states are not one chain
         else:
-            keyed.append((first_ret, 1, k, stretch))
+            initial_run = True
+            initial = initial + stretch
+        start = end
+    if initial:
+        keyed.append((-INF, 0, -1, initial))  # before every put
     for op in writes.values():  # completed writes nobody saw: each alone
-        if op.ret is not None and op.id not in placed and op.id not in heads:
+        if op.ret is not None and op.id not in placed:
             keyed.append((op.call, 0, len(keyed), [op]))
     keyed.sort()
-    return _proven([op for entry in keyed for op in entry[3]])
+    return _proven(keyed)
 
 
 def _chain(value: str, lengths: list[int], writes: dict[str, Operation]) -> list[Operation]:
@@ -155,21 +147,26 @@ def _chain(value: str, lengths: list[int], writes: dict[str, Operation]) -> list
     return chain
 
 
-def _proven(order: list[Operation]) -> list[int] | None:
-    """``order``'s ids if it respects real time and a replay gives every get its value."""
+def _proven(keyed: list[tuple[float, int, int, list[Operation]]]) -> list[int] | None:
+    """The ids of the stretches' operations, in turn, if that order respects real time
+    (nothing returned before an operation placed earlier was called) and a replay gives
+    every get its value."""
+    ids: list[int] = []
     state, latest_call = "", -INF
-    for op in order:
-        ret, call = op.ret, op.call
-        if ret is not None and ret < latest_call:
-            return None  # it returned before an operation placed earlier was called
-        if call > latest_call:
-            latest_call = call
-        f = op.f
-        if f == "get":
-            if op.output[1] != state:
+    for entry in keyed:
+        for op in entry[3]:
+            ret, call = op.ret, op.call
+            if ret is not None and ret < latest_call:
                 return None
-        elif f == "append":
-            state += op.input[1]
-        else:
-            state = op.input[1]
-    return [op.id for op in order]
+            if call > latest_call:
+                latest_call = call
+            f = op.f
+            if f == "get":
+                if op.output[1] != state:
+                    return None
+            elif f == "append":
+                state += op.input[1]
+            else:
+                state = op.input[1]
+            ids.append(op.id)
+    return ids
