@@ -274,7 +274,8 @@ def test_the_sorted_kv_order_is_a_linearization_whenever_given(
         if ids is None:
             continue
         assert _is_linearization(records, part, ids)
-        assert check_operations(part, "kv", timeout=2, shrink=False, inference=False).valid in (True, "unknown")
+        searched = check_operations(part, "kv", timeout=2, shrink=False, inference=False)
+        assert searched.valid in (True, "unknown")
 
 
 def test_the_sorted_kv_order_decides_every_generated_valid_key() -> None:
