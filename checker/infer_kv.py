@@ -65,7 +65,7 @@ def _linearization(ops: list[Operation]) -> list[int] | None:
             return None
     if "" in writes:
         return None
-    lengths = sorted({*map(len, writes)}, reverse=True)  # in generated histories, the most common first
+    lengths = sorted({*map(len, writes)}, reverse=True)  # numbered tokens: the longest are the most
     values = sorted(readers)
     initial: list[Operation] = readers[""] if values and values[0] == "" else []
     if initial:
@@ -130,7 +130,8 @@ def _linearization(ops: list[Operation]) -> list[int] | None:
 
 def _chain(value: str, lengths: list[int], writes: dict[str, Operation]) -> list[Operation]:
     """The writes ``value`` is made of, left to right (KeyError where no token fits). At
-    each place the shortest token that fits is taken: a wrong cut only fails the proof."""
+    each place the first of ``lengths`` that fits is taken: with tokens none of which is a
+    prefix of another only one can, and otherwise a wrong cut only fails the proof."""
     if len(lengths) == 1:
         size = lengths[0]
         return [writes[value[pos : pos + size]] for pos in range(0, len(value), size)]

@@ -9,7 +9,6 @@ stuck (``checker.failure``) and shrinks the failing partition to a small counter
 from __future__ import annotations
 
 import time
-from operator import attrgetter
 
 from checker import memory, schedule
 from checker.failure import explain
@@ -20,7 +19,6 @@ from checker.result import UNKNOWN, CheckResult
 from checker.shrink import shrink_failure
 from histories.format import Op
 
-_ID = attrgetter("id")
 MAX_NAMED = 10  # undecided partitions named in a reason before "and N more"
 
 
@@ -76,7 +74,7 @@ def _check_operations(
     bound = memory.default_bound() if max_memory is None else max_memory
     parts = model.partition(ops)
     result = CheckResult(
-        valid=True, model=model.name, ops=ops, partition_ops=[list(map(_ID, p)) for p in parts]
+        valid=True, model=model.name, ops=ops, partition_ops=[[op.id for op in p] for p in parts]
     )
     done = schedule.run(model, parts, deadline, bound, use_inference=inference, workers=workers)
     result.linearizations = [r.linearization if r is not None else None for r in done.results]
