@@ -32,13 +32,12 @@ brute-force oracle.
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from typing import Any
 
 from checker.infer import Inferred, real_time_conflict
 from checker.linearizable import PartitionResult
 from checker.model import Model, Operation
-from checker.models.chat import ACTING, MAX_MESSAGE, MAX_USERNAME, READS
+from checker.models.chat import ACTING, MAX_MESSAGE, MAX_USERNAME, READS, pattern_match
 from checker.models.values import freeze
 
 _VALUED = frozenset({"check_account", "list_accounts", "send_message", "fetch_messages"})
@@ -90,7 +89,7 @@ def answer(accounts: Accounts, f: str, args: dict[str, Any]) -> tuple[str | None
         return "ok", args["user"] in accounts
     if f == "list_accounts":
         pattern = args["pattern"]
-        return "ok", tuple(sorted(u for u in accounts if fnmatchcase(u, pattern)))
+        return "ok", tuple(sorted(filter(pattern_match(pattern), accounts)))
     if f == "delete_account":
         user = args["user"]
         if len(user) > MAX_USERNAME:
@@ -214,13 +213,14 @@ class _Sweep:
 
     def _fits(self, k: int) -> bool:
         """Would op ``k`` answer what it answered (any answer, for an unknown outcome)?"""
-        got, value = answer(self.accounts, self.ops[k].f, self.args[k])
+        f = self.fs[k]
+        got, value = answer(self.accounts, f, self.args[k])
         seen = self.status[k]
         if seen is _CRASHED:
             return got is not None
         if got != seen:
             return False
-        return seen != "ok" or self.ops[k].f not in _VALUED or value == self.seen[k]
+        return seen != "ok" or f not in _VALUED or value == self.seen[k]
 
     def _place(self, k: int) -> None:
         self.placed[k] = 1
@@ -304,9 +304,9 @@ class _Sweep:
         elif f == "check_account" and status == "ok":
             self._exists(args.get("user"), bool(self.seen[k]))
         elif f == "list_accounts" and status == "ok":
-            shown = set(self.seen[k] or ())
+            shown, match = set(self.seen[k] or ()), pattern_match(args["pattern"])
             for user in self.changes:
-                if fnmatchcase(user, args["pattern"]):
+                if match(user):
                     self._exists(user, user in shown)
         if self.placed[k]:  # a read the pulled writes made fit
             return

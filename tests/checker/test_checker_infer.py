@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from checker import check_operations
 from checker.infer import infer
+from checker.infer_kv import kv_linearization
 from checker.models import get_model
 from checker.prepare import operations
 from histories.format import Op
@@ -152,6 +153,78 @@ def test_an_inferred_violation_is_explained_like_a_searched_one() -> None:
     assert a is not None and b is not None
     assert (a.longest, a.state, [s.op for s in a.stuck]) == (b.longest, b.state, [s.op for s in b.stuck])
     assert sorted(a.minimal or []) == sorted(b.minimal or []) == [0, 1, 2]
+
+
+# -- kv keys by one sort (checker.infer_kv) --------------------------------------------------
+
+
+def _is_linearization(records: list[Op], part: list, ids: list[int]) -> bool:
+    """Is ``ids`` an order of ``part`` with every completed op, in real time, that the
+    oracle's own model accepts?"""
+    calls = {call.invoke_index: call for call in oracle.pair(records)}
+    by_id = {op.id: op for op in part}
+    if len(set(ids)) != len(ids) or not {op.id for op in part if op.ret is not None} <= set(ids):
+        return False
+    order = [calls[by_id[i].call_index] for i in ids]
+    in_time = all(
+        later.end is None or later.end >= earlier.start
+        for pos, earlier in enumerate(order)
+        for later in order[pos + 1 :]
+    )
+    return in_time and oracle.accepts("kv", order)
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["kv-append", "kv-put", "kv"]),
+    seed=st.integers(0, 2**32 - 1),
+    n_ops=st.integers(1, 40),
+    processes=st.integers(1, 10),
+)
+def test_the_sorted_kv_order_is_a_linearization_whenever_given(
+    kind: str, seed: int, n_ops: int, processes: int
+) -> None:
+    """Random histories, half with one read changed: an order is only ever returned for a
+    key the general search finds linearizable, and it is a linearization by the oracle."""
+    records = unique_history(kind, seed, n_ops, processes)
+    model = get_model("kv")
+    for part in model.partition(operations(records)):
+        ids = kv_linearization(part)
+        if ids is None:
+            continue
+        assert _is_linearization(records, part, ids)
+        searched = check_operations(part, "kv", timeout=2, shrink=False, inference=False)
+        assert searched.valid in (True, "unknown")
+
+
+def test_the_sorted_kv_order_decides_every_generated_valid_key() -> None:
+    """The bench's kinds of history (crashes, puts, few and many keys, many clients): every
+    key of a valid one is decided by the sort, and the order is a linearization."""
+    for clients, keys, info in ((10, 2, 0.0), (10, 20, 0.05), (50, 20, 0.2), (100, 2, 0.2)):
+        records = generate("kv", clients=clients, ops=600, keys=keys, info_rate=info, seed=clients + keys)
+        model = get_model("kv")
+        for part in model.partition(operations(records)):
+            ids = kv_linearization(part)
+            assert ids is not None, (clients, keys, info)
+            assert _is_linearization(records, part, ids)
+
+
+def test_the_sorted_kv_order_leaves_violations_and_odd_values_to_the_clusters() -> None:
+    rows = [
+        Op(0, "invoke", 0, "append", ["k", "a"], 0),
+        Op(1, "ok", 0, "append", ["k", "a"], 1),
+        Op(2, "invoke", 0, "append", ["k", "b"], 2),
+        Op(3, "ok", 0, "append", ["k", "b"], 3),
+        Op(4, "invoke", 1, "get", ["k", None], 4),
+        Op(5, "ok", 1, "get", ["k", "a"], 5),  # stale: b was appended before the get began
+    ]
+    assert kv_linearization(operations(rows)) is None
+    result = check_operations(operations(rows), "kv")
+    assert result.valid is False and result.decided_by == ["inference"]
+    rows[5] = Op(5, "ok", 1, "get", ["k", "ab"], 5)
+    assert kv_linearization(operations(rows)) == [0, 1, 2]
+    rows[5] = Op(5, "ok", 1, "get", ["k", 7], 5)  # not a string: no order, no crash
+    assert kv_linearization(operations(rows)) is None
 
 
 # -- chat groups ----------------------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""A kv key's linearization found by sorting, and proven, before any cluster is built.
+
+``checker.infer`` decides a key of puts, appends and gets by building one cluster per
+put (the stretch it starts), checking each against real time and ordering them; all of
+that keeps what a violation's explanation needs. When the key is linearizable (almost
+every key of a real history) a cheaper road gives the same order:
+
+* The distinct values the gets saw, sorted as strings, fall into runs of prefixes: the
+  states of one put's stretch (they all start with its token) are prefixes of its
+  longest state, and in sorted order a string between a prefix and its extension starts
+  with that prefix, so a stretch's states are contiguous. The longest state of a run,
+  cut into written tokens, spells its head (a put, or an append of the initial stretch)
+  and its appends in order; each get goes after the appends its value holds.
+* Stretches are ordered by ``(min(first return, last call), last call > first return)``
+  over their operations. Stretch C must precede D when C's earliest return is before
+  D's latest call; whenever these constraints have no cycle, that key puts every C
+  before its D (for a constraint C -> D without D -> C: min(C) <= C's last call <= D's
+  first return, and min(C) <= C's first return < D's last call, so min(C) <= min(D),
+  with equality only when min(C) is C's last call and min(D) is D's first return,
+  which the second element orders). A completed write nobody saw is a stretch alone;
+  a crashed one nobody saw never happened.
+
+Nothing of this is trusted: the order is a linearization only if one sweep finds every
+operation returning no earlier than the latest call before it, and a plain string replay
+gives every get its value (and each write is placed once, every completed one placed).
+Anything else (a violation, values that repeat, inputs of other shapes) returns None and
+``checker.infer``'s clusters decide, with their explanations.
+"""
+
+from __future__ import annotations
+
+from checker.model import Operation
+
+INF = float("inf")
+
+
+def kv_linearization(ops: list[Operation]) -> list[int] | None:
+    """The ids of ``ops`` (one key's, initial value ``""``) in a proven linearization, or
+    None when this road finds none (not a verdict: the clusters decide)."""
+    try:
+        return _linearization(ops)
+    except (TypeError, AttributeError, IndexError, KeyError):
+        return None  # an input or output of another shape than [key, string]
+
+
+def _linearization(ops: list[Operation]) -> list[int] | None:
+    writes: dict[str, Operation] = {}  # token -> its put or append
+    readers: dict[str, list[Operation]] = {}  # a value read -> the completed gets that read it, by call
+    for op in ops:
+        f = op.f
+        if f == "get":
+            if op.ret is not None:
+                value = op.output[1]
+                found = readers.get(value)
+                if found is None:
+                    readers[value] = [op]
+                else:
+                    found.append(op)
+        elif f == "append" or f == "put":
+            token = op.input[1]
+            if token in writes:
+                return None
+            writes[token] = op
+        else:
+            return None
+    if "" in writes:
+        return None
+    lengths = sorted({*map(len, writes)}, reverse=True)  # numbered tokens: the longest are the most
+    values = sorted(readers)
+    initial: list[Operation] = readers[""] if values and values[0] == "" else []
+    if initial:
+        del values[0]
+    keyed: list[tuple[float, int, int, list[Operation]]] = []  # (key, tie, k, stretch)
+    placed: set[int] = set()  # ids of the writes some value spells
+    initial_run = False
+    start, n_values = 0, len(values)
+    while start < n_values:  # one run of prefixes at a time
+        end, last = start + 1, values[start]
+        while end < n_values and values[end].startswith(last):
+            last = values[end]
+            end += 1
+        stretch: list[Operation] = []
+        spelled: list[Operation] = []
+        first_ret, last_call, size = INF, -INF, 0
+        for value in values[start:end]:  # each extends the one before
+            piece, size = value[size:], len(value)
+            op = writes.get(piece)
+            if op is None:
+                more = _chain(piece, lengths, writes)
+                spelled += more
+                stretch += more
+            else:
+                spelled.append(op)
+                stretch.append(op)
+            got = readers[value]
+            stretch += got
+            for op in got:
+                if op.ret < first_ret:
+                    first_ret = op.ret
+            if got[-1].call > last_call:
+                last_call = got[-1].call  # the latest: the gets are in call order
+        for count, op in enumerate(spelled):
+            if op.id in placed or (count and op.f != "append"):
+                return None  # a write spelled twice, or a put after a state's first token
+            placed.add(op.id)
+            ret, call = op.ret, op.call
+            if ret is not None and ret < first_ret:
+                first_ret = ret
+            if call > last_call:
+                last_call = call
+        if spelled[0].f == "put":
+            if last_call <= first_ret:
+                keyed.append((last_call, 0, len(keyed), stretch))
+            else:
+                keyed.append((first_ret, 1, len(keyed), stretch))
+        elif initial_run:
+            return None  # two runs of the initial stretch: its states are not one chain
+        else:
+            initial_run = True
+            initial = initial + stretch
+        start = end
+    if initial:
+        keyed.append((-INF, 0, -1, initial))  # before every put
+    for op in writes.values():  # completed writes nobody saw: each alone
+        if op.ret is not None and op.id not in placed:
+            keyed.append((op.call, 0, len(keyed), [op]))
+    keyed.sort()
+    return _proven(keyed)
+
+
+def _chain(value: str, lengths: list[int], writes: dict[str, Operation]) -> list[Operation]:
+    """The writes ``value`` is made of, left to right (KeyError where no token fits). At
+    each place the first of ``lengths`` that fits is taken: with tokens none of which is a
+    prefix of another only one can, and otherwise a wrong cut only fails the proof."""
+    if len(lengths) == 1:
+        size = lengths[0]
+        return [writes[value[pos : pos + size]] for pos in range(0, len(value), size)]
+    chain, pos, total = [], 0, len(value)
+    while pos < total:
+        for size in lengths:
+            op = writes.get(value[pos : pos + size])
+            if op is not None:
+                break
+        else:
+            raise KeyError(value)
+        chain.append(op)
+        pos += size
+    return chain
+
+
+def _proven(keyed: list[tuple[float, int, int, list[Operation]]]) -> list[int] | None:
+    """The ids of the stretches' operations, in turn, if that order respects real time
+    (nothing returned before an operation placed earlier was called) and a replay gives
+    every get its value."""
+    ids: list[int] = []
+    state, latest_call = "", -INF
+    for entry in keyed:
+        for op in entry[3]:
+            ret, call = op.ret, op.call
+            if ret is not None and ret < latest_call:
+                return None
+            if call > latest_call:
+                latest_call = call
+            f = op.f
+            if f == "get":
+                if op.output[1] != state:
+                    return None
+            elif f == "append":
+                state += op.input[1]
+            else:
+                state = op.input[1]
+            ids.append(op.id)
+    return ids
