@@ -144,7 +144,8 @@ class _Connection:
         self._pending[rid] = future
         try:
             self._writer.write(frame(pack(message)))
-            await self._writer.drain()
+            if self._writer.transport.get_write_buffer_size():
+                await self._writer.drain()  # only a full socket buffer makes us wait
             return await future
         except OSError as exc:
             raise ConnectionLost(f"connection broke while sending: {exc}") from exc
@@ -309,18 +310,23 @@ class Client:
         self, target: str, message: dict[str, Any], budget: float, outcome: Outcome
     ) -> dict[str, Any] | None:
         """One request to one node; None (with ``outcome`` updated) when it got no answer."""
-        started = time.monotonic()
+        conn = self._conns.get(target)
+        if conn is None or conn.closed:
+            started = time.monotonic()
+            try:
+                conn = await asyncio.wait_for(self._connection(target), budget)
+            except (TimeoutError, OSError) as exc:
+                outcome.not_sent(f"cannot connect to {target} at {self._addrs[target]}: {_describe(exc)}")
+                return None
+            budget -= time.monotonic() - started
+            if budget <= 0:
+                outcome.not_sent(f"connecting to {target} took the whole attempt")
+                return None
         try:
-            conn = await asyncio.wait_for(self._connection(target), budget)
-        except (TimeoutError, OSError) as exc:
-            outcome.not_sent(f"cannot connect to {target} at {self._addrs[target]}: {_describe(exc)}")
-            return None
-        budget -= time.monotonic() - started
-        if budget <= 0:
-            outcome.not_sent(f"connecting to {target} took the whole attempt")
-            return None
-        try:
-            return await asyncio.wait_for(conn.request(message), budget)
+            # A deadline on this task rather than wait_for, which (before Python 3.12) runs the
+            # request as a task of its own: one more task and loop pass for every call.
+            async with asyncio.timeout(budget):
+                return await conn.request(message)
         except TimeoutError:
             outcome.attempt_ended(TIMEOUT, f"{target} did not answer within {self.attempt_timeout:g}s")
         except ConnectionLost as exc:

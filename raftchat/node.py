@@ -286,8 +286,17 @@ class Node:
             self._send(rd.messages)
         voted = latest if vote_changed and latest.voted_for not in (None, self.id) else None
         on_durable = partial(self._on_durable, rd, [] if early else rd.messages, voted)
+        queued = False
         if rd.entries or rd.snapshot is not None or vote_changed:
-            self._writer.save(latest if latest != submitted else None, rd.entries, rd.snapshot, on_durable)
+            hard = latest if latest != submitted else None
+            # A leader's loop must keep reading acknowledgements and requests while its disk
+            # works (even one request alone now may be followed by a batch: written here, it
+            # would hold that batch back for an fsync). Anyone else has nothing to send until
+            # the write is done, so when the writer is idle it writes here and spares two
+            # thread hand-offs (see Writer.save_now).
+            if early or rd.snapshot is not None or not self._write_now(hard, rd.entries):
+                self._writer.save(hard, rd.entries, rd.snapshot, on_durable)
+                queued = True
             self._submitted_hard_state = latest
         if rd.snapshot is not None:
             self.replica.restore(rd.snapshot.data)
@@ -310,7 +319,7 @@ class Node:
         self.core.advance(rd, persisted=False)
         if rd.role_changed:
             self._on_role_change()
-        if not (rd.entries or rd.snapshot is not None or vote_changed):
+        if not queued:
             self._writer.then(on_durable)  # at once, unless writes are in flight
         self._maybe_compact()
 
@@ -334,6 +343,15 @@ class Node:
             self._crash(f"voted for {voted.voted_for} in term {voted.term}")
             return
         self._schedule_flush()
+
+    def _write_now(self, hard_state: HardState | None, entries: list) -> bool:
+        """Write on the loop thread if the writer is idle; True if it was (or failed: then the
+        node is stopping and nothing that waited for it may leave)."""
+        try:
+            return self._writer.save_now(hard_state, entries)
+        except Exception as exc:
+            self._on_write_failure(exc)
+            return True
 
     def _on_write_failure(self, exc: BaseException) -> None:
         """A write that failed leaves the disk's state unknown: stop, as a crash would (the
@@ -580,6 +598,12 @@ class Node:
         authorize = getattr(self.replica.machine, "authorize", None)
         if authorize is None or op["op"] not in getattr(self.replica.machine, "acting", ()):
             return None
+        if self._applied_is_current() and authorize(op).status == "ok":
+            # The key is right in a state that is at the commit point of this leader's term,
+            # so a ReadIndex round would say the same (unless this leader was deposed without
+            # knowing it: then the entry is judged when it applies, as after any race). Only a
+            # refusal needs a confirmed read point: it is an answer nothing else checks.
+            return None
         future = asyncio.get_running_loop().create_future()
         self._start_read(lambda: authorize(op), future)
         answer = await future
@@ -588,6 +612,17 @@ class Node:
         if self.replica.answered(client, seq):
             return None
         return answer
+
+    def _applied_is_current(self) -> bool:
+        """Whether the applied state holds everything committed so far, as this node knows it:
+        it leads, has committed an entry of its own term (so nothing from an earlier term is
+        committed beyond its commit index) and has applied up to that index."""
+        core = self.core
+        return (
+            core.role is Role.LEADER
+            and core.term_of(core.commit_index) == core.term
+            and self.replica.applied_index >= core.commit_index
+        )
 
     def _read_now(self, op: dict | Any) -> Result:
         """A read-only op's answer from the applied state; ``op`` may be a callable that reads."""

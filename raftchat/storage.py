@@ -256,7 +256,7 @@ class Storage:
         if not entries and hard_state is None:
             return
         hard = None if hard_state is None else (hard_state.term, hard_state.voted_for, hard_state.commit)
-        body = msgpack.packb([_BATCH, hard, [(e.index, e.term, e.data) for e in entries]])
+        body = msgpack.packb([_BATCH, hard, entries])
         self._log.append([body])
         if hard_state is not None:
             self._hard_state = hard_state

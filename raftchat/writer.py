@@ -82,6 +82,22 @@ class Writer:
         tail.callbacks.append(callback)
         self._start()
 
+    def save_now(self, hard_state: HardState | None, entries: list[Entry]) -> bool:
+        """Write on the calling thread if nothing is queued or in flight (and the gate is
+        open): True once it is durable. False: nothing was done; :meth:`save` it instead.
+        A failed write raises here, and stops every later one as a failed :meth:`save` does.
+
+        For a node whose next step waits for the disk anyway (a follower acknowledges only
+        durable entries): two thread hand-offs cost it more than the loop's pause."""
+        if self._busy or self._queue or self._failed or not self.gate.is_set():
+            return False
+        try:
+            self._storage.save(hard_state, entries, None)
+        except BaseException:
+            self._failed = True
+            raise
+        return True
+
     def then(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once everything queued so far is durable: now, if nothing is."""
         if self._queue:
