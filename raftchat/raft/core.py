@@ -597,13 +597,8 @@ class RaftCore:
         self.role = Role.LEADER
         self.leader_id = self.id
         self._reset_timers()
-        # The voters that just elected us answered us now: they count as heard from in the
-        # first check-quorum round, so a leader whose followers' first acknowledgements take
-        # longer than an election timeout (a slow disk, slow links) is not deposed by its own
-        # check right after a majority chose it. Silent for a whole round after that, it steps down.
-        voters = {p for p, granted in self._votes.items() if granted}
         self._votes = {}
-        self._progress = {p: _Progress(next=self.last_index + 1, active=p in voters) for p in self._others}
+        self._progress = {p: _Progress(next=self.last_index + 1) for p in self._others}
         self._reads.clear()
         # A no-op of our term lets us commit (and so serve reads for) everything before it.
         self._log.append(Entry(self.last_index + 1, self.term, b""))
