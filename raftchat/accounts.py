@@ -16,6 +16,7 @@ itself is never stored, logged or replicated.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 from collections import OrderedDict
@@ -62,7 +63,8 @@ class KeyDeriver:
         # (salt, sha256(password)) -> key. A memory-only shortcut: the node sees the password
         # anyway; the log and snapshots hold only scrypt keys.
         self._cache: OrderedDict[bytes, bytes] = OrderedDict()
-        self._salts: OrderedDict[str, bytes] = OrderedDict()  # user -> salt (a hash per request saved)
+        # user -> salt, kept: a hash per request saved
+        self._salt = functools.lru_cache(maxsize=CACHE_SIZE)(functools.partial(salt, cluster_id))
         self._deriving: dict[bytes, asyncio.Future] = {}  # derivations under way: a retry waits for it
         self._executor: ThreadPoolExecutor | None = None
 
@@ -80,12 +82,7 @@ class KeyDeriver:
             raise InvalidRequest(f"{name}: unexpected argument 'key' (send 'password')")
         if not isinstance(user, str):
             return op  # validation names the bad argument
-        user_salt = self._salts.get(user)
-        if user_salt is None:
-            user_salt = self._salts[user] = salt(self.cluster_id, user)
-            if len(self._salts) > CACHE_SIZE:
-                self._salts.popitem(last=False)
-        cache_key = user_salt + hashlib.sha256(password.encode("utf-8")).digest()
+        cache_key = self._salt(user) + hashlib.sha256(password.encode("utf-8")).digest()
         key = self._cache.get(cache_key)
         if key is None:
             key = await self._derive(cache_key, user, password)

@@ -69,9 +69,8 @@ def decode_command(data: bytes) -> Command:
 
 
 def _check_command(client: Any, seq: Any, ack: Any, op: Any) -> None:
-    if type(seq) is int and type(ack) is int and seq >= 1 and ack >= 0:
-        pass  # the usual case, in one test (a bool is an int subclass: never type int)
-    else:
+    # The usual case in one test (a bool is an int subclass: never type int).
+    if not (type(seq) is int and type(ack) is int and seq >= 1 and ack >= 0):
         for name, value, low in (("seq", seq, 1), ("ack", ack, 0)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise CommandError(f"{name} must be an integer >= {low}, got {value!r}")
