@@ -17,6 +17,13 @@ every reader names a dialect and this module alone knows what each one means:
 ``porcupine-kv``
     ``:key K :value V`` becomes ``[K, V]``; a get's invocation becomes ``[K, None]``.
 
+Independent keys (Jepsen's ``independent`` generator, in either register dialect): every
+value is a tuple ``[key value]``. Such a history (:func:`independent_keys`) is translated
+key by key: the dialect's rule reads the value inside the tuple and the key is put back
+around the result, so ``ok read [k nil]`` becomes ``info [k, None]`` under Knossos' rules
+and ``fail cas [k [a b]]`` becomes ``ok [k, [a, b, False]]`` under etcd's. Its model is the
+keyed one (``checker.models.independent``).
+
 In the register dialects a read's invocation value becomes None (Knossos ignores it), and
 a bare keyword where a fail or info completion's value should be (``:timed-out``) is a
 marker, not data: the value becomes None and the marker goes to ``error``. Nemesis ops
@@ -38,11 +45,12 @@ REGISTER_FS = ("read", "write", "cas")
 Rule = Callable[[RawOp, str], tuple[str, Any, str | None]]
 
 
-def translate(raws: list[RawOp], dialect: str, path: str) -> tuple[list[Op], bool]:
-    """The canonical ops, and whether their times were synthesised from the indexes."""
+def translate(raws: list[RawOp], dialect: str, path: str, keyed: bool = False) -> tuple[list[Op], bool]:
+    """The canonical ops, and whether their times were synthesised from the indexes.
+    ``keyed``: the values are independent keys' ``[key value]`` tuples."""
     if dialect not in _RULES:
         raise ValueError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    rule = _RULES[dialect]
+    rule = _keyed(_RULES[dialect]) if keyed else _RULES[dialect]
     indexes = _consistent(raws, "index", path)
     times = _consistent(raws, "time", path)
     ops: list[Op] = []
@@ -55,6 +63,54 @@ def translate(raws: list[RawOp], dialect: str, path: str) -> tuple[list[Op], boo
             type_, value, error = rule(raw, path)
         ops.append(Op(index, type_, raw.process, raw.f, value, time, raw.node, error))
     return ops, not times
+
+
+def independent_keys(raws: list[RawOp]) -> bool:
+    """Whether a register history holds independent keys: every client op a read, write or
+    cas whose invocation and ``ok`` values are ``[key value]`` (a cas's value itself a pair),
+    with at least one read. A single register's read is invoked with nil, so a history of
+    one register is never taken for one of many."""
+    reads = False
+    for raw in raws:
+        if raw.process == NEMESIS:
+            continue
+        if raw.f not in REGISTER_FS:
+            return False
+        if raw.type not in ("invoke", "ok"):
+            continue  # fail and info completions may carry a marker instead of the tuple
+        value = raw.value
+        if not (isinstance(value, list) and len(value) == 2):
+            return False
+        if raw.f == "cas" and not (isinstance(value[1], list) and len(value[1]) in (2, 3)):
+            return False
+        reads = reads or raw.f == "read"
+    return reads
+
+
+def _keyed(rule: Rule) -> Rule:
+    """``rule`` applied inside ``[key value]`` tuples; a value that is no tuple (a marker
+    such as ``:timed-out`` on a completion) is read as it is."""
+
+    def keyed(raw: RawOp, path: str) -> tuple[str, Any, str | None]:
+        value = raw.value
+        if not (isinstance(value, list) and len(value) == 2):
+            return rule(raw, path)
+        inner = RawOp(
+            raw.line,
+            raw.type,
+            raw.process,
+            raw.f,
+            value[1],
+            raw.index,
+            raw.time,
+            raw.node,
+            raw.error,
+            raw.extra,
+        )
+        type_, translated, error = rule(inner, path)
+        return type_, [plain(value[0]), translated], error
+
+    return keyed
 
 
 def plain(value: Any) -> Any:
@@ -176,7 +232,11 @@ def to_knossos(ops: list[Op]) -> list[Op]:
 def assemble(
     raws: list[RawOp], path: str, format: str, dialect: str, model_hint: str | None, initial_hint: Any
 ) -> History:
-    """Translate ``raws`` with ``dialect``, check indexes and pairing, and wrap the result."""
-    ops, synthetic = translate(raws, dialect, path)
+    """Translate ``raws`` with ``dialect``, check indexes and pairing, and wrap the result. A
+    register history of independent keys gets the keyed model (``independent-<model>``)."""
+    keyed = model_hint in ("register", "cas-register") and independent_keys(raws)
+    if keyed:
+        model_hint = f"independent-{model_hint}"
+    ops, synthetic = translate(raws, dialect, path, keyed)
     check_ops(ops, [r.line for r in raws], path)
     return History(ops, format, model_hint, initial_hint, path, dialect, synthetic)

@@ -12,6 +12,7 @@ from typing import Any
 from checker.model import Model
 from checker.models.cas_register import CasRegisterModel
 from checker.models.chat import ChatModel
+from checker.models.independent import independent
 from checker.models.kv import KVModel
 from checker.models.register import RegisterModel
 
@@ -20,6 +21,9 @@ MODELS: dict[str, type] = {
     "cas-register": CasRegisterModel,
     "kv": KVModel,
     "chat": ChatModel,
+    # Jepsen's independent keys: [key value] tuples, each key a register of its own.
+    "independent-register": independent(RegisterModel),
+    "independent-cas-register": independent(CasRegisterModel),
 }
 
 

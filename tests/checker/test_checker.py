@@ -414,7 +414,14 @@ def test_check_operations_accepts_prepared_ops_and_model_names() -> None:
 
 
 def test_get_model_knows_every_model_and_rejects_others() -> None:
-    assert set(MODELS) == {"register", "cas-register", "kv", "chat"}
+    assert set(MODELS) == {
+        "register",
+        "cas-register",
+        "kv",
+        "chat",
+        "independent-register",
+        "independent-cas-register",
+    }
     for name in MODELS:
         assert get_model(name).name == name
     with pytest.raises(ValueError, match="unknown model"):
