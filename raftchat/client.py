@@ -77,12 +77,20 @@ class Outcome:
     last_status: str = UNAVAILABLE
     last_error: str = "no attempt was made"
 
+    attempts_made: int = 0
+
     def attempt_ended(self, status: str, why: str) -> None:
         """One attempt ended with ``status`` (a row of protocol.STATUSES that says whether it
         certainly had no effect)."""
         self.last_status, self.last_error = status, why
+        self.attempts_made += 1
         if not STATUSES[status].definite:
             self.maybe_applied = True
+
+    def cut_short(self, why: str) -> str:
+        """``why`` of an attempt the call's own deadline cut short, with what the attempt
+        before it learned (a refusal, say): the better explanation of the failure."""
+        return f"{why} (the attempt before: {self.last_error})" if self.attempts_made else why
 
     def not_sent(self, why: str) -> None:
         self.attempt_ended(UNAVAILABLE, why)
@@ -316,11 +324,12 @@ class Client:
             try:
                 conn = await asyncio.wait_for(self._connection(target), budget)
             except (TimeoutError, OSError) as exc:
-                outcome.not_sent(f"cannot connect to {target} at {self._addrs[target]}: {_describe(exc)}")
+                why = f"cannot connect to {target} at {self._addrs[target]}: {_describe(exc)}"
+                outcome.not_sent(outcome.cut_short(why) if isinstance(exc, TimeoutError) else why)
                 return None
             budget -= time.monotonic() - started
             if budget <= 0:
-                outcome.not_sent(f"connecting to {target} took the whole attempt")
+                outcome.not_sent(outcome.cut_short(f"connecting to {target} took the whole attempt"))
                 return None
         try:
             # A deadline on this task rather than wait_for, which (before Python 3.12) runs the

@@ -277,6 +277,19 @@ def test_write_refused_everywhere_is_definite(dead_address):
     assert "connection refused" in info.value.message
 
 
+def test_an_attempt_cut_short_by_the_deadline_keeps_the_cause_before_it() -> None:
+    """Under load the last attempt may only time out connecting; the refusal the attempts
+    before it met is what the caller needs to read."""
+    outcome = Outcome(read_only=False)
+    assert outcome.cut_short("connecting to n2 took the whole attempt") == (
+        "connecting to n2 took the whole attempt"
+    )
+    outcome.not_sent("cannot connect to n1 at 127.0.0.1:1: connection refused")
+    outcome.not_sent(outcome.cut_short("cannot connect to n2 at 127.0.0.1:2: timed out"))
+    error = outcome.error()
+    assert error.definite and "timed out" in error.message and "connection refused" in error.message
+
+
 def test_write_rejected_by_followers_only_is_definite(fake_cluster):
     cluster = fake_cluster(n1=follower_script(None), n2=follower_script(None))
     with pytest.raises(OperationError) as info:
