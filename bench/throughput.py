@@ -115,7 +115,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skip-ceiling", action="store_true", help="do not measure the load generator's ceiling"
     )
     parser.add_argument(
-        "--profile-dir", help="py-spy record each raftchat leader during its cells into this folder"
+        "--profile-dir",
+        help="py-spy record each raftchat leader (NAME.txt) and one follower (NAME-follower.txt) "
+        "during its cells into this folder",
+    )
+    parser.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="with --profile-dir: sample only threads holding the GIL (CPU, not time blocked in fsync)",
     )
     parser.add_argument(
         "--work-dir", help="where clusters keep their data (default: a new folder under /tmp)"
@@ -190,10 +197,17 @@ def _start_profiler(
     out_dir = Path(args.profile_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     base = out_dir / f"raftchat-{nodes}n-{clients}c-{op}"
-    cmd = [py_spy, "record", "--pid", str(system.leader_pid), "--duration", str(max(1, int(args.duration)))]
-    cmd += ["--rate", "200", "--format", "raw", "--output", f"{base}.txt", "--nonblocking"]
+    # The leader and one follower (what a follower spends per entry, every other node spends too).
+    followers = [pid for pid in system.pids() if pid != system.leader_pid][:1]
+    commands = []
+    for pid, suffix in [(system.leader_pid, ""), *((pid, "-follower") for pid in followers)]:
+        cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(args.duration)))]
+        cmd += ["--rate", "200", "--format", "raw", "--output", f"{base}{suffix}.txt", "--nonblocking"]
+        if args.profile_gil:
+            cmd.append("--gil")  # CPU only: not a thread blocked in fdatasync or idle
+        commands.append(" ".join(cmd))
     # Start sampling when the measured window starts: sleep through the warm-up inside the child.
-    shell = f"sleep {args.warmup:.3f} && exec " + " ".join(cmd)
+    shell = f"sleep {args.warmup:.3f}; " + " & ".join(commands) + " & wait"
     return spawn(["/bin/sh", "-c", shell], out_dir / "py-spy.log")
 
 
