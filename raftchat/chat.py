@@ -55,17 +55,18 @@ class ChatMachine:
         self.max_message = max_message
         self._inboxes: dict[str, list[tuple[str, str]]] = {}
         self._keys: dict[str, bytes] = {}
+        self._handlers = {name: getattr(self, f"_{name}") for name in self.ops}  # op -> method
 
     def apply(self, op: dict[str, Any]) -> Result:
         """Dispatch a validated op (see :func:`raftchat.statemachine.validate`)."""
         name = op.get("op")
-        if name not in self.ops:
+        handler = self._handlers.get(name) if isinstance(name, str) else None
+        if handler is None:
             raise InvalidRequest(f"unknown operation {name!r} for the chat state machine")
         refused = self.authorize(op)
         if refused.status != "ok":
             return refused
-        args = {k: v for k, v in op.items() if k != "op"}
-        return getattr(self, f"_{name}")(**args)
+        return handler(**{k: v for k, v in op.items() if k != "op"})
 
     acting = frozenset(keyed) - {"create_account"}  # the ops that must prove a password
 
