@@ -601,10 +601,14 @@ class Node:
             self._start_read(op, reply)
             return True
         client, seq, ack = _write_args(request)
-        if op["op"] in getattr(machine, "acting", ()) and not (
-            self._applied_is_current() and machine.authorize(op).status == "ok"
-        ):
-            return False  # a refusal is only given at a confirmed read point (see _authorize)
+        if op["op"] in getattr(machine, "acting", ()):
+            if self.core.commit_index > self.replica.applied_index:
+                # An acknowledgement read in this loop iteration committed entries that the
+                # flush has yet to apply: apply them now, rather than authorize at a ReadIndex
+                # point (a heartbeat round to every follower) for want of them.
+                self._flush()
+            if not (self._applied_is_current() and machine.authorize(op).status == "ok"):
+                return False  # a refusal is only given at a confirmed read point (see _authorize)
         self._start_write(client, seq, ack, op, reply)
         return True
 
