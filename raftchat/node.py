@@ -204,6 +204,8 @@ class Node:
         self._snapshotting = False
         self._background: set[asyncio.Task] = set()
         self._requests: set[asyncio.Task] = set()  # requests that wait for something first
+        # Requests to serve once the flush has applied the entries committed meanwhile.
+        self._after_apply: list[tuple[dict, _Reply]] = []
         # Since process start: snapshots taken here, installed from a leader, sent to followers.
         self.snapshots = {"taken": 0, "installed": 0, "sent": 0}
         # Opt-in (RAFTCHAT_TRACEMALLOC): tracemalloc reports in the data directory, see raftchat.memtrace.
@@ -319,6 +321,22 @@ class Node:
         self._flush_scheduled = False
         while self.core.has_ready():
             self._handle_ready(self.core.ready())
+        if self._after_apply:
+            waiting, self._after_apply = self._after_apply, []
+            for request, reply in waiting:
+                self._serve_again(request, reply)
+            while self.core.has_ready():  # their entries go out in this flush's batch
+                self._handle_ready(self.core.ready())
+
+    def _serve_again(self, request: dict, reply: _Reply) -> None:
+        """A request that waited for the apply of committed entries (see _serve_now)."""
+        try:
+            if self._serve_now(request, reply):
+                return
+        except InvalidRequest as exc:
+            self._resolve(reply, self._answer(Result(BAD_REQUEST, error=str(exc))))
+            return
+        self._spawn(request, reply.request_id, reply.connection)
 
     def _handle_ready(self, rd: Ready) -> None:
         if rd.hard_state is not None:
@@ -456,6 +474,9 @@ class Node:
                     waiter.set_result(None)
 
     def _fail_all_pending(self, status: str, why: str) -> None:
+        waiting, self._after_apply = self._after_apply, []
+        for _request, reply in waiting:  # not proposed: certainly not done
+            self._resolve(reply, self._redirect(NOT_LEADER, why))
         for pending in list(self._pending_by_index.values()):
             self._drop_pending(pending, self._redirect(status, why))
         self._pending_by_index.clear()
@@ -577,6 +598,10 @@ class Node:
         except InvalidRequest as exc:
             self._reply(connection, request_id, self._answer(Result(BAD_REQUEST, error=str(exc))))
             return
+        self._spawn(request, request_id, connection)
+
+    def _spawn(self, request: dict, request_id: Any, connection: _Connection) -> None:
+        """Serve a request that must wait for something first as a task of its own."""
         task = asyncio.create_task(self._handle_request(request, request_id, connection))
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
@@ -604,9 +629,11 @@ class Node:
         if op["op"] in getattr(machine, "acting", ()):
             if self.core.commit_index > self.replica.applied_index:
                 # An acknowledgement read in this loop iteration committed entries that the
-                # flush has yet to apply: apply them now, rather than authorize at a ReadIndex
-                # point (a heartbeat round to every follower) for want of them.
-                self._flush()
+                # flush has yet to apply: try again right after it applies them, rather than
+                # authorize at a ReadIndex point (a heartbeat round to every follower).
+                self._after_apply.append((request, reply))
+                self._schedule_flush()
+                return True
             if not (self._applied_is_current() and machine.authorize(op).status == "ok"):
                 return False  # a refusal is only given at a confirmed read point (see _authorize)
         self._start_write(client, seq, ack, op, reply)
