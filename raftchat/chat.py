@@ -17,6 +17,7 @@ from raftchat.statemachine import InvalidRequest, OpSpec, Result
 
 _FORMAT = 2  # bump when the snapshot layout changes (2: accounts have keys)
 BAD_PASSWORD = "bad_password"
+_OK = Result("ok")  # immutable: one for every check that passes, rather than one per entry
 
 
 class ChatMachine:
@@ -76,11 +77,11 @@ class ChatMachine:
         name = op.get("op")
         who = self.keyed.get(name) if name in self.acting else None
         if who is None:
-            return Result("ok")
+            return _OK
         stored = self._keys.get(op.get(who))
         key = op.get("key", b"")  # absent only from callers that skip validation (tests, benches)
         if stored is None or (isinstance(key, bytes) and hmac.compare_digest(stored, key)):
-            return Result("ok")
+            return _OK
         return Result(BAD_PASSWORD, error=f"wrong password for {op.get(who)!r}")
 
     # -- operations ---------------------------------------------------------------
@@ -123,12 +124,12 @@ class ChatMachine:
                 "message_too_long",
                 error=f"message is {len(text)} characters long; the limit is {self.max_message}",
             )
-        parties = (("sender", sender), ("recipient", to))
-        missing = [f"{role} {user!r}" for role, user in parties if user not in self._inboxes]
-        if missing:
+        inbox = self._inboxes.get(to)
+        if inbox is None or sender not in self._inboxes:
+            parties = (("sender", sender), ("recipient", to))
+            missing = [f"{role} {user!r}" for role, user in parties if user not in self._inboxes]
             verb = "does" if len(missing) == 1 else "do"
             return Result("no_such_user", error=f"{' and '.join(missing)} {verb} not exist")
-        inbox = self._inboxes[to]
         inbox.append((sender, text))
         return Result("ok", len(inbox))
 
