@@ -21,7 +21,7 @@ import hashlib
 import os
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from raftchat.protocol import pack
 from raftchat.statemachine import InvalidRequest
@@ -54,6 +54,20 @@ def derive_key(cluster_id: str, user: str, password: str) -> bytes:
     )
 
 
+class _Derivation(NamedTuple):
+    """A key that is not cached: what deriving it takes."""
+
+    cache_key: bytes
+    user: str
+    password: str
+
+
+def _with_key(op: dict, key: bytes) -> dict:
+    clean = {k: v for k, v in op.items() if k != "password"}
+    clean["key"] = key
+    return clean
+
+
 class KeyDeriver:
     """Turns a request's ``password`` into the ``key`` the state machine takes."""
 
@@ -70,6 +84,19 @@ class KeyDeriver:
 
     async def replace_password(self, op: Any) -> Any:
         """``op`` with ``password`` replaced by ``key``; other ops unchanged."""
+        found = self._lookup(op)
+        if type(found) is not _Derivation:
+            return found
+        return _with_key(op, await self._derive(found.cache_key, found.user, found.password))
+
+    def replace_now(self, op: Any) -> Any | None:
+        """What :meth:`replace_password` returns, when that needs no derivation (the key is
+        cached, or the op takes no password); None when it does."""
+        found = self._lookup(op)
+        return None if type(found) is _Derivation else found
+
+    def _lookup(self, op: Any) -> Any:
+        """The op to go on with (its key from the cache, or unchanged), or the derivation it waits for."""
         if not isinstance(op, dict) or not isinstance(op.get("op"), str) or op["op"] not in self.keyed:
             return op  # validation names what is wrong with it
         name, who = op["op"], self.keyed[op["op"]]
@@ -85,12 +112,9 @@ class KeyDeriver:
         cache_key = self._salt(user) + hashlib.sha256(password.encode("utf-8")).digest()
         key = self._cache.get(cache_key)
         if key is None:
-            key = await self._derive(cache_key, user, password)
-        else:
-            self._cache.move_to_end(cache_key)
-        clean = {k: v for k, v in op.items() if k != "password"}
-        clean["key"] = key
-        return clean
+            return _Derivation(cache_key, user, password)
+        self._cache.move_to_end(cache_key)
+        return _with_key(op, key)
 
     async def _derive(self, cache_key: bytes, user: str, password: str) -> bytes:
         """Derive in the pool, once for concurrent requests with the same password, and cache it."""

@@ -17,6 +17,7 @@ from raftchat.statemachine import InvalidRequest, OpSpec, Result
 
 _FORMAT = 2  # bump when the snapshot layout changes (2: accounts have keys)
 BAD_PASSWORD = "bad_password"
+_OK = Result("ok")  # immutable: one for every check that passes, rather than one per entry
 
 
 class ChatMachine:
@@ -55,17 +56,18 @@ class ChatMachine:
         self.max_message = max_message
         self._inboxes: dict[str, list[tuple[str, str]]] = {}
         self._keys: dict[str, bytes] = {}
+        self._handlers = {name: getattr(self, f"_{name}") for name in self.ops}  # op -> method
 
     def apply(self, op: dict[str, Any]) -> Result:
         """Dispatch a validated op (see :func:`raftchat.statemachine.validate`)."""
         name = op.get("op")
-        if name not in self.ops:
+        handler = self._handlers.get(name) if isinstance(name, str) else None
+        if handler is None:
             raise InvalidRequest(f"unknown operation {name!r} for the chat state machine")
         refused = self.authorize(op)
         if refused.status != "ok":
             return refused
-        args = {k: v for k, v in op.items() if k != "op"}
-        return getattr(self, f"_{name}")(**args)
+        return handler(**{k: v for k, v in op.items() if k != "op"})
 
     acting = frozenset(keyed) - {"create_account"}  # the ops that must prove a password
 
@@ -75,11 +77,11 @@ class ChatMachine:
         name = op.get("op")
         who = self.keyed.get(name) if name in self.acting else None
         if who is None:
-            return Result("ok")
+            return _OK
         stored = self._keys.get(op.get(who))
         key = op.get("key", b"")  # absent only from callers that skip validation (tests, benches)
         if stored is None or (isinstance(key, bytes) and hmac.compare_digest(stored, key)):
-            return Result("ok")
+            return _OK
         return Result(BAD_PASSWORD, error=f"wrong password for {op.get(who)!r}")
 
     # -- operations ---------------------------------------------------------------
@@ -122,12 +124,12 @@ class ChatMachine:
                 "message_too_long",
                 error=f"message is {len(text)} characters long; the limit is {self.max_message}",
             )
-        parties = (("sender", sender), ("recipient", to))
-        missing = [f"{role} {user!r}" for role, user in parties if user not in self._inboxes]
-        if missing:
+        inbox = self._inboxes.get(to)
+        if inbox is None or sender not in self._inboxes:
+            parties = (("sender", sender), ("recipient", to))
+            missing = [f"{role} {user!r}" for role, user in parties if user not in self._inboxes]
             verb = "does" if len(missing) == 1 else "do"
             return Result("no_such_user", error=f"{' and '.join(missing)} {verb} not exist")
-        inbox = self._inboxes[to]
         inbox.append((sender, text))
         return Result("ok", len(inbox))
 

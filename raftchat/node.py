@@ -66,14 +66,61 @@ def make_machine(name: str, config: ClusterConfig) -> StateMachine:
     raise ValueError(f"unknown state machine {name!r} (choose chat or kv)")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """A client write waiting for its log entry to be applied."""
 
     term: int
     index: int
     key: tuple[str, int]
-    future: asyncio.Future
+    future: asyncio.Future | _Reply
+
+
+class _Connection:
+    """One client connection: where its answers go, and how many of its requests are in flight
+    (reading pauses at ``limits.MAX_IN_FLIGHT``)."""
+
+    __slots__ = ("writer", "in_flight", "_room")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.in_flight = 0
+        self._room: asyncio.Future | None = None  # set while reading waits for a request to finish
+
+    def finished(self, _task: object = None) -> None:
+        self.in_flight -= 1
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+
+    async def room(self) -> None:
+        """Return once fewer than ``limits.MAX_IN_FLIGHT`` requests are in flight."""
+        while self.in_flight >= limits.MAX_IN_FLIGHT:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
+        self._room = None
+
+
+class _Reply:
+    """A request served without a task of its own: its answer is written to the connection
+    the moment it is known (in the flush that applies its entry, say). It has the two methods
+    of a future that :meth:`Node._resolve` uses, so pending writes and reads hold either."""
+
+    __slots__ = ("node", "connection", "request_id", "_done")
+
+    def __init__(self, node: Node, connection: _Connection, request_id: Any) -> None:
+        self.node = node
+        self.connection = connection
+        self.request_id = request_id
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, answer: dict) -> None:
+        self._done = True
+        answer["id"] = self.request_id
+        self.node._write(self.connection.writer, answer)
+        self.connection.finished()
 
 
 class Node:
@@ -142,10 +189,12 @@ class Node:
             for peer in config.ids
             if peer != node_id
         }
+        self._client_addrs = {n.id: n.client for n in config.nodes}  # answers name the leader's
         self._pending_by_index: dict[int, _Pending] = {}
         self._pending_by_key: dict[tuple[str, int], list[_Pending]] = {}
-        self._reads: dict[int, tuple[dict, asyncio.Future]] = {}  # ctx -> waiting ReadIndex read
-        self._ready_reads: list[tuple[int, dict, asyncio.Future]] = []  # confirmed, waiting for apply
+        self._reads: dict[int, tuple[dict, asyncio.Future | _Reply]] = {}  # ctx -> waiting ReadIndex read
+        # Confirmed reads, waiting for their index to be applied.
+        self._ready_reads: list[tuple[int, dict, asyncio.Future | _Reply]] = []
         self._read_ctx = 0
         self._leader_waiters: set[asyncio.Future] = set()  # requests waiting for an election's outcome
         self._flush_scheduled = False
@@ -154,6 +203,9 @@ class Node:
         self._last_role: tuple = ()
         self._snapshotting = False
         self._background: set[asyncio.Task] = set()
+        self._requests: set[asyncio.Task] = set()  # requests that wait for something first
+        # Requests to serve once the flush has applied the entries committed meanwhile.
+        self._after_apply: list[tuple[dict, _Reply]] = []
         # Since process start: snapshots taken here, installed from a leader, sent to followers.
         self.snapshots = {"taken": 0, "installed": 0, "sent": 0}
         # Opt-in (RAFTCHAT_TRACEMALLOC): tracemalloc reports in the data directory, see raftchat.memtrace.
@@ -269,6 +321,22 @@ class Node:
         self._flush_scheduled = False
         while self.core.has_ready():
             self._handle_ready(self.core.ready())
+        if self._after_apply:
+            waiting, self._after_apply = self._after_apply, []
+            for request, reply in waiting:
+                self._serve_again(request, reply)
+            while self.core.has_ready():  # their entries go out in this flush's batch
+                self._handle_ready(self.core.ready())
+
+    def _serve_again(self, request: dict, reply: _Reply) -> None:
+        """A request that waited for the apply of committed entries (see _serve_now)."""
+        try:
+            if self._serve_now(request, reply):
+                return
+        except InvalidRequest as exc:
+            self._resolve(reply, self._answer(Result(BAD_REQUEST, error=str(exc))))
+            return
+        self._spawn(request, reply.request_id, reply.connection)
 
     def _handle_ready(self, rd: Ready) -> None:
         if rd.hard_state is not None:
@@ -406,6 +474,9 @@ class Node:
                     waiter.set_result(None)
 
     def _fail_all_pending(self, status: str, why: str) -> None:
+        waiting, self._after_apply = self._after_apply, []
+        for _request, reply in waiting:  # not proposed: certainly not done
+            self._resolve(reply, self._redirect(NOT_LEADER, why))
         for pending in list(self._pending_by_index.values()):
             self._drop_pending(pending, self._redirect(status, why))
         self._pending_by_index.clear()
@@ -493,7 +564,7 @@ class Node:
     # ----------------------------------------------------------------- clients
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tasks: set[asyncio.Task] = set()
+        connection = _Connection(writer)
         try:
             while True:
                 try:
@@ -504,26 +575,72 @@ class Node:
                     break
                 if payload is None:
                     break
-                task = asyncio.create_task(self._handle_request(payload, writer))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                if len(tasks) >= limits.MAX_IN_FLIGHT:  # stop reading until one finishes
-                    await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+                self._on_request(payload, connection)
+                if connection.in_flight >= limits.MAX_IN_FLIGHT:  # stop reading until one finishes
+                    await connection.room()
         except (OSError, ConnectionError, asyncio.CancelledError):
             pass  # a client went away, or the node is shutting down
         finally:
             writer.close()
 
-    async def _handle_request(self, payload: bytes, writer: asyncio.StreamWriter) -> None:
+    def _on_request(self, payload: bytes, connection: _Connection) -> None:
+        """Serve one request frame. The usual one (the leader, a password whose key is known, a
+        write the applied state authorizes, or a read) starts at once and is answered from the
+        flush that settles it; anything that must wait first (a key derivation, an election, a
+        ReadIndex round to authorize) runs as a task of its own."""
+        connection.in_flight += 1
         request_id = None
         try:
-            try:
-                request = protocol.unpack(payload)
-            except Exception as exc:  # msgpack raises several unrelated types for garbage
-                raise InvalidRequest(f"frame is not valid msgpack: {exc}") from exc
-            if not isinstance(request, dict):
-                raise InvalidRequest(f"request must be a map, got {type(request).__name__}")
+            request = _decode_request(payload)
             request_id = request.get("id")
+            if self._serve_now(request, _Reply(self, connection, request_id)):
+                return
+        except InvalidRequest as exc:
+            self._reply(connection, request_id, self._answer(Result(BAD_REQUEST, error=str(exc))))
+            return
+        self._spawn(request, request_id, connection)
+
+    def _spawn(self, request: dict, request_id: Any, connection: _Connection) -> None:
+        """Serve a request that must wait for something first as a task of its own."""
+        task = asyncio.create_task(self._handle_request(request, request_id, connection))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+        task.add_done_callback(connection.finished)
+
+    def _reply(self, connection: _Connection, request_id: Any, answer: dict) -> None:
+        answer["id"] = request_id
+        self._write(connection.writer, answer)
+        connection.finished()
+
+    def _serve_now(self, request: dict, reply: _Reply) -> bool:
+        """Start ``request`` without awaiting anything, if it needs no wait; False if it does.
+        Raises InvalidRequest as :meth:`_execute` would."""
+        if "meta" in request or self.core.role is not Role.LEADER:
+            return False
+        op = self.keys.replace_now(request.get("op"))
+        if op is None:
+            return False  # the password's key must be derived first
+        machine = self.replica.machine
+        op = validate(machine, op)
+        if machine.ops[op["op"]].read_only:
+            self._start_read(op, reply)
+            return True
+        client, seq, ack = _write_args(request)
+        if op["op"] in getattr(machine, "acting", ()):
+            if self.core.commit_index > self.replica.applied_index:
+                # An acknowledgement read in this loop iteration committed entries that the
+                # flush has yet to apply: try again right after it applies them, rather than
+                # authorize at a ReadIndex point (a heartbeat round to every follower).
+                self._after_apply.append((request, reply))
+                self._schedule_flush()
+                return True
+            if not (self._applied_is_current() and machine.authorize(op).status == "ok"):
+                return False  # a refusal is only given at a confirmed read point (see _authorize)
+        self._start_write(client, seq, ack, op, reply)
+        return True
+
+    async def _handle_request(self, request: dict, request_id: Any, connection: _Connection) -> None:
+        try:
             if request.get("meta") == "status":
                 answer = self._answer(Result("ok", self.status(request)))
             elif request.get("meta") == "failpoint":
@@ -533,7 +650,7 @@ class Node:
         except InvalidRequest as exc:
             answer = self._answer(Result(BAD_REQUEST, error=str(exc)))
         answer["id"] = request_id
-        self._write(writer, answer)
+        self._write(connection.writer, answer)
 
     def _write(self, writer: asyncio.StreamWriter, answer: dict) -> None:
         if writer.is_closing():
@@ -556,18 +673,7 @@ class Node:
         if self.replica.machine.ops[op["op"]].read_only:
             self._start_read(op, future)
         else:
-            client, seq, ack = request.get("client"), request.get("seq"), request.get("ack", 0)
-            if not isinstance(client, str) or not client:
-                raise InvalidRequest("a write needs 'client', a non-empty string")
-            for name, value in (("seq", seq), ("ack", ack)):
-                if (
-                    not isinstance(value, int)
-                    or isinstance(value, bool)
-                    or value < (1 if name == "seq" else 0)
-                ):
-                    raise InvalidRequest(
-                        f"a write needs {name!r}, an integer of at least {1 if name == 'seq' else 0}"
-                    )
+            client, seq, ack = _write_args(request)
             refused = await self._authorize(client, seq, op)
             if refused is not None:
                 return refused
@@ -628,7 +734,7 @@ class Node:
         """A read-only op's answer from the applied state; ``op`` may be a callable that reads."""
         return op() if callable(op) else self.replica.read(op)
 
-    def _start_read(self, op: dict, future: asyncio.Future) -> None:
+    def _start_read(self, op: dict | Any, future: asyncio.Future | _Reply) -> None:
         is_leader = self.core.role is Role.LEADER
         if (STALE_READ in self.bugs and not is_leader) or (
             LEADER_READ_WITHOUT_QUORUM in self.bugs and is_leader
@@ -642,7 +748,9 @@ class Node:
         self._reads[self._read_ctx] = (op, future)
         self._schedule_flush()
 
-    def _start_write(self, client: str, seq: int, ack: int, op: dict, future: asyncio.Future) -> None:
+    def _start_write(
+        self, client: str, seq: int, ack: int, op: dict, future: asyncio.Future | _Reply
+    ) -> None:
         index = self.core.propose(encode_command(client, seq, ack, op))
         if index is None:
             self._resolve(future, self._redirect(NOT_LEADER, "this node is not the leader"))
@@ -663,11 +771,10 @@ class Node:
         return self._answer(Result(status, error=why))
 
     def _leader_addr(self) -> str | None:
-        leader = self.core.leader_id
-        return self.config.node(leader).client if leader in self.config.ids else None
+        return self._client_addrs.get(self.core.leader_id)
 
     @staticmethod
-    def _resolve(future: asyncio.Future, answer: dict) -> None:
+    def _resolve(future: asyncio.Future | _Reply, answer: dict) -> None:
         if not future.done():
             future.set_result(answer)
 
@@ -696,6 +803,27 @@ class Node:
         if request.get("digest") is True:
             status["digest"] = self.replica.digest()
         return status
+
+
+def _decode_request(payload: bytes) -> dict:
+    try:
+        request = protocol.unpack(payload)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise InvalidRequest(f"frame is not valid msgpack: {exc}") from exc
+    if not isinstance(request, dict):
+        raise InvalidRequest(f"request must be a map, got {type(request).__name__}")
+    return request
+
+
+def _write_args(request: dict) -> tuple[str, int, int]:
+    """A write's session fields (``client``, ``seq``, ``ack``), checked."""
+    client, seq, ack = request.get("client"), request.get("seq"), request.get("ack", 0)
+    if not isinstance(client, str) or not client:
+        raise InvalidRequest("a write needs 'client', a non-empty string")
+    for name, value, low in (("seq", seq, 1), ("ack", ack, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise InvalidRequest(f"a write needs {name!r}, an integer of at least {low}")
+    return client, seq, ack
 
 
 def serve(node: Node) -> None:

@@ -76,8 +76,8 @@ def validate(machine: StateMachine, request: Any) -> dict[str, Any]:
                 f"{name}: argument {arg!r} must be {_type_name(kind)}, got {type(value).__name__}"
             )
         clean[arg] = value
-    extra = set(request) - set(spec.args) - {"op"}
-    if extra:
+    if len(request) != len(clean):  # every key of clean is in request: the rest are extra
+        extra = set(request) - set(spec.args) - {"op"}
         raise InvalidRequest(f"{name}: unexpected argument(s) {', '.join(sorted(map(str, extra)))}")
     return clean
 

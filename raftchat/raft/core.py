@@ -743,6 +743,8 @@ class RaftCore:
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._heartbeat()
+        else:
+            self._send_commit_news()
 
     def _heartbeat(self) -> None:
         """Keep followers quiet, push commit, and recover from lost messages: a probe is
@@ -771,22 +773,27 @@ class RaftCore:
 
     def _flush_leader(self) -> None:
         """Send what accumulated since the last Ready: one batch of new entries per follower
-        (plus commit news), and one ReadIndex heartbeat round."""
+        (carrying the commit index), and one ReadIndex heartbeat round. A commit alone sends
+        nothing here: the next AppendEntries carries it, and if none leaves before the next
+        tick, that tick sends the news (:meth:`_send_commit_news`). Under load the next batch
+        comes well within a tick, so a commit costs no message (and no answer) of its own."""
         if self._bcast_pending:
             self._bcast_pending = False
             for peer in self._others:
-                pr = self._progress[peer]
-                sent = self._send_append(peer)
-                if (
-                    not sent
-                    and pr.state is _State.REPLICATE
-                    and min(self.commit_index, pr.match) > pr.commit_sent
-                ):
-                    self._send_empty(peer, pr.match, 0)
+                self._send_append(peer)
         if self._read_bcast:
             for peer in self._others:
                 self._send_empty(peer, self._progress[peer].match, self._read_bcast)
             self._read_bcast = 0
+
+    def _send_commit_news(self) -> None:
+        """An empty AppendEntries to each replicating follower that has not heard of a commit
+        it could apply (one that no later AppendEntries carried): followers learn a commit at
+        most one tick after the leader, however quiet the clients are."""
+        for peer in self._others:
+            pr = self._progress[peer]
+            if pr.state is _State.REPLICATE and min(self.commit_index, pr.match) > pr.commit_sent:
+                self._send_empty(peer, pr.match, 0)
 
     def _send_append(self, peer: str, read_ctx: int = 0, empty_ok: bool = False) -> bool:
         """Send entries from ``next`` as far as the follower's state allows; True if sent."""

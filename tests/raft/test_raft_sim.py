@@ -137,6 +137,14 @@ def win(sim: Sim, node: str) -> None:
 def elect(sim: Sim, node: str) -> None:
     """Make ``node`` leader and let its no-op commit everywhere reachable."""
     win(sim, node)
+    settle(sim, node)
+
+
+def settle(sim: Sim, leader: str) -> None:
+    """Deliver everything, then let one tick of the leader pass: a commit that no later
+    AppendEntries carried reaches the followers with that tick's commit news."""
+    sim.deliver_all()
+    sim.tick(leader)
     sim.deliver_all()
 
 
@@ -283,10 +291,10 @@ def test_restart_reapplies_committed_entries_after_the_snapshot() -> None:
     elect(sim, "n1")
     for _ in range(4):
         sim.propose("n1")
-    sim.deliver_all()
+    settle(sim, "n1")
     sim.compact("n2")  # at 5
     sim.propose("n1")
-    sim.deliver_all()
+    settle(sim, "n1")
     st = sim.nodes["n2"].storage
     assert st.snap_index == 5 and st.hard_state.commit == 6
     core = RaftCore("n2", sim.ids, sim.config, random.Random(0), st.hard_state, st.snapshot, st.entries)
