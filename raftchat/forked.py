@@ -18,6 +18,14 @@ class ChildFailed(RuntimeError):
     """The child could not produce its bytes."""
 
 
+class Refused(ChildFailed):
+    """Raised by ``produce`` in the child to refuse with a reason: the parent's ``result()``
+    raises it again with the same text (any other exception in the child is a bare exit)."""
+
+
+_REFUSED = 3  # the child's exit status when it refused; its pipe then carries the reason
+
+
 class ForkedBytes:
     """Forks at construction, so the child sees the state exactly as it is at this call;
     ``await result()`` collects the bytes without blocking the event loop."""
@@ -29,10 +37,13 @@ class ForkedBytes:
             status = 1
             try:
                 os.close(read_fd)
-                view = memoryview(produce())
+                try:
+                    view, done = memoryview(produce()), 0
+                except Refused as exc:
+                    view, done = memoryview(str(exc).encode()), _REFUSED
                 while view:
                     view = view[os.write(write_fd, view) :]
-                status = 0
+                status = done
             finally:
                 os._exit(status)
         os.close(write_fd)
@@ -61,6 +72,8 @@ class ForkedBytes:
             loop.remove_reader(self._fd)
             os.close(self._fd)
             _, status = os.waitpid(self.pid, 0)  # the pipe is closed: the child is exiting now
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _REFUSED:
+            raise Refused(b"".join(chunks).decode(errors="replace"))
         if status != 0:
             raise ChildFailed(f"snapshot child {self.pid} exited with status {status}")
         return b"".join(chunks)

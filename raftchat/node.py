@@ -28,13 +28,13 @@ from raftchat.accounts import KeyDeriver
 from raftchat.bugs import ALL_BUGS, LEADER_READ_WITHOUT_QUORUM, STALE_READ
 from raftchat.chat import ChatMachine
 from raftchat.config import ClusterConfig
-from raftchat.forked import ForkedBytes
+from raftchat.forked import ForkedBytes, Refused
 from raftchat.kv import KVMachine
 from raftchat.memtrace import MemoryTracer
 from raftchat.protocol import BAD_REQUEST, NOT_LEADER, UNCERTAIN, FrameError
 from raftchat.raft.core import Config, RaftCore, Ready, Role
 from raftchat.raft.messages import HardState, Message, Snapshot
-from raftchat.sessions import Replica, encode_command
+from raftchat.sessions import Replica, SnapshotMismatch, encode_command
 from raftchat.statemachine import InvalidRequest, Result, StateMachine, validate
 from raftchat.storage import Storage
 from raftchat.transport import PeerLink, PeerServer
@@ -500,10 +500,17 @@ class Node:
         if term is None:
             return
         self._snapshotting = True
-        child = ForkedBytes(self.replica.snapshot)  # forks now: the state as of ``applied``
+        child = ForkedBytes(self._checked_snapshot)  # forks now: the state as of ``applied``
         task = asyncio.get_running_loop().create_task(self._snapshot(child, applied, term))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _checked_snapshot(self) -> bytes:
+        """In the snapshot's child: its bytes, refused if they do not restore the state."""
+        try:
+            return self.replica.checked_snapshot()
+        except SnapshotMismatch as exc:
+            raise Refused(str(exc)) from None
 
     async def _snapshot(self, child: ForkedBytes, index: int, term: int) -> None:
         """Store the snapshot the child is writing, without stopping the node (see raftchat.forked)."""
@@ -527,6 +534,10 @@ class Node:
             self.snapshots["taken"] += 1
             allocator.release()  # the bytes read from the child and the log it covered are free now
             log.info("%s: snapshot at index %d (%d bytes)", self.id, index, len(data))
+        except Refused as exc:
+            # Not stored: the log keeps the entries, and the node's log says why (as an
+            # internal error, which a test harness treats as one).
+            log.error("%s: %s; snapshot not taken", self.id, exc)
         except Exception:
             log.exception("%s: snapshot at index %d failed; will try again later", self.id, index)
         finally:

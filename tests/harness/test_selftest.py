@@ -170,7 +170,9 @@ def test_the_default_threshold_spares_only_the_bugs_hidden_in_real_runs() -> Non
     assert undetected(reports, 0) == []
 
 
-NODE_CHECK_BUGS = {"snapshot-drops-last-key": "convergence", "assert-after-restore": "health"}
+# snapshot-drops-last-key: the node restores each snapshot it takes and refuses one that does not
+# give its state back (an internal error in its log); assert-after-restore fails an internal check.
+NODE_CHECK_BUGS = {"snapshot-drops-last-key": "health", "assert-after-restore": "health"}
 
 
 @pytest.mark.slow

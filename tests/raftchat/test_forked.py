@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from raftchat.forked import ChildFailed, ForkedBytes
+from raftchat.forked import ChildFailed, ForkedBytes, Refused
 
 
 def test_child_sees_the_state_at_the_fork_while_the_parent_moves_on():
@@ -41,4 +41,15 @@ def test_a_failing_child_is_reported():
         await ForkedBytes(explode).result()
 
     with pytest.raises(ChildFailed):
+        asyncio.run(scenario())
+
+
+def test_a_child_that_refuses_says_why():
+    def refuse() -> bytes:
+        raise Refused("the bytes would not give the state back")
+
+    async def scenario() -> None:
+        await ForkedBytes(refuse).result()
+
+    with pytest.raises(Refused, match="would not give the state back"):
         asyncio.run(scenario())
