@@ -21,6 +21,14 @@ from raftchat.config import TUNING_FIELDS, ConfigError, loopback_defaults, read_
 # down for one fault interval misses more entries than the leader keeps, so it catches up by
 # InstallSnapshot. (A raftchat node on its own snapshots every 10,000 entries.)
 DEFAULT_SNAPSHOT_EVERY = 100
+# A plan without a nemesis interval gets one that fits about this many faults into its load
+# (a start and a stop each interval), at most MAX_DEFAULT_INTERVAL apart: a 60 s run starts a
+# fault every 10 s, and a 30 s run, which at a fixed 5 s had three (the last cut short by the
+# end of the load), has six as well. Most bugs need a particular fault (the leader cut off or
+# killed, a node restarted from a snapshot) to strike; a short run must not get fewer draws.
+DEFAULT_FAULTS = 6
+MAX_DEFAULT_INTERVAL = 5.0
+MIN_DEFAULT_INTERVAL = 2.0  # shorter, a fault barely outlasts the election and catch-up it causes
 
 
 class PlanError(ValueError):
@@ -40,7 +48,8 @@ class Plan:
     workload: str = "chat"  # when not given: the system's first workload (register for etcd, ...)
     workload_options: dict[str, Any] = field(default_factory=dict)
     nemesis: list[str] = field(default_factory=lambda: ["partition"])  # fault kinds; empty = no faults
-    nemesis_interval: float = 5.0  # seconds between starting and stopping faults
+    # Seconds between starting and stopping faults; None: fitted to time_limit (default_interval).
+    nemesis_interval: float | None = None
     net: str = "auto"  # how partitions are made: auto, netns or proxy
     recovery: float = 3.0  # seconds the healed cluster gets before the final reads
     op_timeout: float = 5.0  # a client operation still unanswered after this is recorded as info
@@ -76,6 +85,12 @@ def _seconds(key: str, value: Any, allow_zero: bool = False) -> float:
     return float(value)
 
 
+def default_interval(time_limit: float) -> float:
+    """The nemesis interval of a plan that names none: DEFAULT_FAULTS faults in ``time_limit``."""
+    fitted = time_limit / (2 * DEFAULT_FAULTS)
+    return round(min(MAX_DEFAULT_INTERVAL, max(MIN_DEFAULT_INTERVAL, fitted)), 2)
+
+
 def validate(data: dict[str, Any]) -> Plan:
     """Build a Plan from a mapping, checking every key."""
     unknown = sorted(set(data) - set(_FIELDS))
@@ -83,7 +98,7 @@ def validate(data: dict[str, Any]) -> Plan:
         raise PlanError(f"unknown key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(_FIELDS)}")
     plan = Plan()
     for key, value in data.items():
-        if value is None and key not in ("seed", "bug", "checker_max_memory", "hosts"):
+        if value is None and key not in ("seed", "bug", "checker_max_memory", "hosts", "nemesis_interval"):
             continue  # an empty YAML value means "the default"
         setattr(plan, key, value)
     if data.get("name") is None and isinstance(plan.system, str):
@@ -102,6 +117,8 @@ def validate(data: dict[str, Any]) -> Plan:
     plan.concurrency = _positive_int("concurrency", plan.concurrency)
     plan.time_limit = _seconds("time_limit", plan.time_limit)
     plan.rate = _seconds("rate", plan.rate, allow_zero=True)
+    if plan.nemesis_interval is None:
+        plan.nemesis_interval = default_interval(plan.time_limit)
     plan.nemesis_interval = _seconds("nemesis_interval", plan.nemesis_interval)
     plan.recovery = _seconds("recovery", plan.recovery, allow_zero=True)
     plan.op_timeout = _seconds("op_timeout", plan.op_timeout)

@@ -24,6 +24,13 @@ from nemesis.process import PROCESS_THREAD, Cluster, ProcessFaults, random_minor
 DELAY_MS = (50, 200)  # drawn uniformly, in whole ms; jitter is a fifth of it
 LOSS = 0.2
 LEADER_WAIT = 3.0  # at most this long to find a leader to hit (an election after kill-all takes ~1 s)
+# The share of "kill" and "pause" faults whose random minority includes the leader, and of
+# "halves" and "one" partitions that put it on the minority side. Drawn uniformly, a minority
+# of 5 holds the leader 3 times in 10 (of 3: 1 in 3), yet a leader that dies, stalls or is cut
+# off with entries nobody else has is what puts log repair, commit counting, elections between
+# unequal logs and a new leader's first reads to work; followers alone rarely do.
+LEADER_SHARE = 0.5
+MINORITY_SHAPES = frozenset({"halves", "one"})  # clean cuts with a smaller side
 
 Record = Callable[[str, Any, str, Any], None]
 
@@ -82,6 +89,9 @@ class Nemesis:
         self.on_state = on_state
         self.leader_wait = LEADER_WAIT
         self.processes = ProcessFaults(cluster)
+        # Its own stream, seeded from the run's without drawing from it, so every other draw
+        # (faults, shapes, targets) is what the seed always gave.
+        self.leader_rng = random.Random(repr(rng.getstate()))
         self.active: Active | None = None
         self.thrower: garbage.Thrower | None = None
         if any(FAULTS[f].action == "garbage" for f in faults):
@@ -159,6 +169,11 @@ class Nemesis:
     async def _start_partition(self, fault: Fault, nodes: list[str], leader: str | None, value: dict) -> None:
         shape = value["shape"]
         cut = shapes.make_cut(shape, nodes, self.rng, leader)
+        if shape in MINORITY_SHAPES and self.leader_rng.random() < LEADER_SHARE:
+            leader = await self._leader()
+            if leader is not None:
+                value["leader"] = leader
+                cut = shapes.leader_to_minority(nodes, cut, leader, self.leader_rng)
         await asyncio.to_thread(self.network.cut, set(cut))
         value.update(action="cut", **shapes.describe(nodes, cut))
         if shape == "bridge" and (middle := shapes.bridge_node(nodes, cut)) is not None:
@@ -173,8 +188,20 @@ class Nemesis:
             targets = nodes
         else:
             targets = random_minority(nodes, self.rng)
+            if self.leader_rng.random() < LEADER_SHARE:
+                targets = await self._with_leader(targets, value)
         act = self.processes.kill if fault.action == "kill" else self.processes.pause
         value.update(action=fault.action, **await self._in_process_thread(act, targets))
+
+    async def _with_leader(self, targets: list[str], value: dict) -> list[str]:
+        """The minority with the current leader in place of one of its nodes (if it lacks it)."""
+        leader = await self._leader()
+        if leader is None or leader in targets:
+            return targets
+        value["leader"] = leader
+        swapped = list(targets)
+        swapped[self.leader_rng.randrange(len(swapped))] = leader
+        return sorted(swapped)
 
     async def _start_slow(self, fault: Fault, nodes: list[str], leader: str | None, value: dict) -> None:
         targets = nodes if self.rng.random() < 0.5 else random_minority(nodes, self.rng)

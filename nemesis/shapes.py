@@ -155,6 +155,18 @@ def make_cut(shape: str, nodes: Sequence[str], rng: random.Random, leader: str |
     raise ValueError(f"unknown partition shape {shape!r} (known: {', '.join(ALL_SHAPES)})")
 
 
+def leader_to_minority(nodes: Sequence[str], cut: Cut, leader: str, rng: random.Random) -> Cut:
+    """A clean cut with ``leader`` moved into its smallest group (in the place of one of its
+    nodes, drawn by ``rng``), so the leader is cut off from the majority with the few nodes it
+    still reaches; the shape and the sizes stay. A cut that already has it there is returned."""
+    groups = sorted(components(nodes, cut), key=lambda g: (len(g), sorted(g)))
+    if leader in groups[0] or len(groups) < 2 or len(groups[0]) == len(groups[-1]):
+        return cut
+    other = rng.choice(sorted(groups[0]))
+    swap = {leader: other, other: leader}
+    return frozenset(pair(*(swap.get(n, n) for n in p)) for p in cut)
+
+
 def reaches(nodes: Iterable[str], cut: Iterable[Pair]) -> dict[str, set[str]]:
     """Whom each node can talk to directly (itself included)."""
     cut = set(cut)

@@ -136,3 +136,23 @@ def test_command_line_overrides_the_plan_file(tmp_path):
     assert (resolved.name, resolved.nodes, resolved.concurrency, resolved.seed) == ("mine", 3, 4, 42)
     with pytest.raises(plans.PlanError, match="'nodes'"):
         plans.load(plan, {"nodes": -2})
+
+
+@pytest.mark.parametrize(
+    "given, interval",
+    [
+        ({}, 5.0),  # the 60 s default run: a fault every 10 s, as always
+        ({"time_limit": 30}, 2.5),  # six faults, not three
+        ({"time_limit": 600}, 5.0),  # long runs keep 5 s faults
+        ({"time_limit": 8}, 2.0),  # never shorter than an election and its catch-up
+        ({"time_limit": 30, "nemesis_interval": 5}, 5.0),  # a plan's own interval stands
+        ({"time_limit": 30, "nemesis_interval": None}, 2.5),  # an empty YAML value: the default
+    ],
+)
+def test_the_nemesis_interval_fits_the_default_number_of_faults_into_a_run(given, interval):
+    plan = plans.load(given)
+    assert plan.nemesis_interval == interval
+    if "nemesis_interval" not in given and 24 <= plan.time_limit <= 60:
+        faults = int(plan.time_limit // (2 * plan.nemesis_interval))
+        assert faults == plans.DEFAULT_FAULTS
+    assert plans.load(plan.to_dict()).nemesis_interval == interval, "the stored plan replays"

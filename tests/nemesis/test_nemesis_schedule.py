@@ -21,6 +21,7 @@ from nemesis import (
     Nemesis,
     NetworkUnavailable,
     choose_network,
+    schedule,
     shapes,
 )
 from nemesis.faults import KILLS, PARTITION_SHAPES, PARTITIONS, PAUSES, band_name
@@ -361,6 +362,10 @@ def test_network_faults_record_the_cut_and_link_faults():
         expected = {"fault": fault, "shape": shape, "action": "cut", **described(nodes, cut)}
         if shape in ("leader", "follower"):
             expected["leader"] = "n4"
+        elif "leader" in start:  # halves or one, drawn to cut the leader off with the minority
+            assert shape in schedule.MINORITY_SHAPES and start["leader"] == "n4"
+            assert "n4" in min(start["components"], key=len)
+            expected["leader"] = "n4"
         if shape == "bridge":  # the one node that sees everyone
             (expected["bridge"],) = [n for n, seen in views_of(nodes, cut).items() if seen == set(nodes)]
         assert start == expected
@@ -411,6 +416,99 @@ def test_the_same_seed_gives_the_same_faults():
 
     assert run(5) == run(5)
     assert run(5) != run(6)
+
+
+class FakeProcessCluster(FakeCluster):
+    """Live fake processes that kill and signal only count: the process faults' draw, fast."""
+
+    def __init__(self, ids: list[str], leader: str | None) -> None:
+        self.ids = ids
+        self._leader = leader
+        self.procs = {n: type("Proc", (), {"pid": 1000 + i})() for i, n in enumerate(ids)}
+
+    def leader(self) -> str | None:
+        return self._leader
+
+    def alive(self, node_id: str) -> bool:
+        return True
+
+    def kill(self, node_id: str) -> None:
+        pass
+
+    def signal(self, node_id: str, sig: int) -> None:
+        pass
+
+    def start(self, node_id: str) -> Any:
+        return self.procs[node_id]
+
+
+def _minorities(cluster: FakeProcessCluster, seed: int, draws: int, share: float | None = None) -> list:
+    """(nodes hit, the run's rng state afterwards) of ``draws`` kill or pause faults."""
+    events = Events()
+    nemesis = Nemesis(cluster, None, ["kill", "pause"], 1.0, random.Random(seed), events.record)
+    nemesis.leader_wait = 0.0
+    if share is not None:
+        schedule.LEADER_SHARE, saved = share, schedule.LEADER_SHARE
+    try:
+
+        async def scenario() -> None:
+            for _ in range(draws):
+                await nemesis.start_fault(nemesis.rng.choice(nemesis.faults))
+            await nemesis.heal_all()
+
+        asyncio.run(scenario())
+    finally:
+        if share is not None:
+            schedule.LEADER_SHARE = saved
+    hit = [v["nodes"] for f, v in events.values if f == "start"]
+    return [hit, nemesis.rng.getstate()]
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_kill_and_pause_hit_the_leader_in_about_half_their_draws(size):
+    ids = [f"n{i}" for i in range(1, size + 1)]
+    hit, _ = _minorities(FakeProcessCluster(ids, "n2"), seed=3, draws=200)
+    assert all(1 <= len(nodes) <= (size - 1) // 2 for nodes in hit), "still a minority"
+    with_leader = sum("n2" in nodes for nodes in hit) / len(hit)
+    uniform = 0.3 if size == 5 else 1 / 3  # a random minority alone
+    assert with_leader > uniform + 0.2, with_leader
+    assert with_leader < 0.85, "followers alone are still hit"
+    assert len({n for nodes in hit for n in nodes}) == size
+
+
+def test_the_leader_bias_draws_nothing_from_the_runs_random_stream():
+    """The fault names, shapes and minorities a seed gives stay as they were; only the swap of
+    one node for the leader comes from the second stream."""
+    cluster = FakeProcessCluster(["n1", "n2", "n3", "n4", "n5"], "n5")
+    biased, state = _minorities(cluster, seed=11, draws=30)
+    plain, plain_state = _minorities(cluster, seed=11, draws=30, share=0.0)
+    assert state == plain_state
+    assert biased != plain
+    for b, p in zip(biased, plain, strict=True):
+        assert b == p or ("n5" in b and "n5" not in p and len(b) == len(p))
+    assert _minorities(cluster, seed=11, draws=30)[0] == biased, "the seed still decides"
+    none = _minorities(FakeProcessCluster(["n1", "n2", "n3"], None), seed=11, draws=10)[0]
+    assert all(len(nodes) == 1 for nodes in none), "no leader: the random minority, unchanged"
+
+
+def test_halves_and_one_cut_the_leader_off_with_the_minority_in_about_half_their_draws():
+    events = Events()
+    cluster = FakeCluster()  # the leader is n4
+    nemesis = Nemesis(
+        cluster, FakeNetwork(), ["partition-halves", "partition-one"], 1.0, random.Random(4), events.record
+    )
+
+    async def scenario() -> None:
+        for _ in range(120):
+            await nemesis.start_fault(nemesis.rng.choice(nemesis.faults))
+        await nemesis.heal_all()
+
+    asyncio.run(scenario())
+    starts = [v for f, v in events.values if f == "start"]
+    small = [min(v["components"], key=len) for v in starts]
+    cut_off = sum("n4" in group for group in small) / len(starts)
+    assert 0.55 < cut_off < 0.9, cut_off  # uniform: 2 in 5 for halves, 1 in 5 for one
+    assert {len(group) for group in small} == {1, 2}, "the shapes keep their sizes"
 
 
 # ---------------------------------------------------------------------------- choosing the network

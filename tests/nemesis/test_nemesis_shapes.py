@@ -256,3 +256,29 @@ def test_describe_lists_components_for_clean_cuts_and_views_otherwise():
     assert "components" not in ring and set(ring["sees"]) == set(nodes)
     assert all(len(v) == 3 for v in ring["sees"].values())
     assert describe(nodes, frozenset()) == {"cut": [], "components": [nodes]}
+
+
+@pytest.mark.parametrize("n", [3, 5, 7])
+@pytest.mark.parametrize("shape", ["halves", "one"])
+def test_leader_to_minority_moves_the_leader_to_the_small_side_keeping_the_shape(n, shape):
+    nodes = [f"n{i}" for i in range(1, n + 1)]
+    for seed in range(20):
+        cut = shapes.make_cut(shape, nodes, random.Random(seed))
+        for leader in nodes:
+            moved = shapes.leader_to_minority(nodes, cut, leader, random.Random(seed))
+            before = sorted(map(len, shapes.components(nodes, cut)))
+            groups = sorted(shapes.components(nodes, moved), key=len)
+            assert sorted(map(len, groups)) == before and shapes.is_clean(nodes, moved)
+            assert leader in groups[0], (cut, leader, moved)
+            assert len(moved) == len(cut)
+            if leader in sorted(shapes.components(nodes, cut), key=len)[0]:
+                assert moved == cut, "already cut off: the draw stands"
+
+
+def test_leader_to_minority_leaves_even_splits_and_non_clean_cuts_alone():
+    nodes = ["n1", "n2", "n3", "n4"]
+    cut = shapes.halves(nodes, random.Random(1))
+    assert shapes.leader_to_minority(nodes, cut, "n1", random.Random(0)) == cut
+    five = [f"n{i}" for i in range(1, 6)]
+    ring = shapes.majorities_ring(five, random.Random(2))  # one group: relayed messages
+    assert shapes.leader_to_minority(five, ring, "n3", random.Random(0)) == ring
