@@ -12,7 +12,9 @@ from checker.result import Failure, Stuck
 
 def explain(model: Model, ops: list[Operation], partition: int, outcome: PartitionResult) -> Failure:
     """A Failure from the deepest point the search reached: the prefix, its states, and
-    the operations that could have gone next but that the model rejects there.
+    the operations that could have gone next but that the model rejects there. ``ops``
+    holds the prefix's operations: the failed partition's are enough (no table of the
+    whole history is built for the few the prefix names).
 
     ``states`` has one entry per op of ``longest``; with an empty prefix, the initial state.
     """

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import resource
+from functools import cache
 
 MIB = 1 << 20
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+@cache
 def machine_memory() -> int | None:
-    """Total physical memory in bytes, or None when the system does not say."""
+    """Total physical memory in bytes, or None when the system does not say (read once: it
+    does not change, and a small check should not pay for a file read)."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:

@@ -55,7 +55,6 @@ def run(
     ``workers``: processes for a first pass over big histories (None: one per core the
     process may use; 1: none). See ``_first_pass``."""
     out = Schedule(results=[None] * len(parts), decided_by=[""] * len(parts))
-    base = memory.resident()
     searches: dict[int, Generator[int, None, PartitionResult]] = {}
     done_first = _parallel_first_pass(model, parts, deadline, use_inference, workers)
     timed_out = False
@@ -86,6 +85,7 @@ def run(
     if timed_out:
         return _abandon(out, searches, "time")
     sizes = dict.fromkeys(searches, 0)  # memo entries per open search, as last reported
+    base = memory.resident() if searches else 0  # what the searches add is measured from here
     while searches:
         for index in list(searches):
             try:

@@ -82,7 +82,7 @@ def _check_operations(
     result.undecided = sorted(done.undecided)
     if done.failed is not None:
         result.valid = False
-        result.failure = explain(model, ops, done.failed, done.results[done.failed])
+        result.failure = explain(model, parts[done.failed], done.failed, done.results[done.failed])
     elif done.undecided:
         result.valid = UNKNOWN
         result.reason = _unknown_reason(done, timeout, bound, len(parts))
