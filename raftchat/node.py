@@ -202,6 +202,7 @@ class Node:
         self._servers: list[asyncio.base_events.Server] = []
         self._last_role: tuple = ()
         self._snapshotting = False
+        self._refused_at = 0  # the applied index of the last snapshot refused (Replica.checked_snapshot)
         self._background: set[asyncio.Task] = set()
         self._requests: set[asyncio.Task] = set()  # requests that wait for something first
         # Requests to serve once the flush has applied the entries committed meanwhile.
@@ -494,7 +495,8 @@ class Node:
 
     def _maybe_compact(self) -> None:
         applied = self.replica.applied_index
-        if self._snapshotting or applied - self.snapshot_index < self.config.snapshot_every:
+        since = max(self.snapshot_index, self._refused_at)
+        if self._snapshotting or applied - since < self.config.snapshot_every:
             return
         term = self.core.term_of(applied)
         if term is None:
@@ -538,6 +540,7 @@ class Node:
             # Not stored: the log keeps the entries, and the node's log says why (as an
             # internal error, which a test harness treats as one).
             log.error("%s: %s; snapshot not taken", self.id, exc)
+            self._refused_at = index  # tried again only after another snapshot_every entries
         except Exception:
             log.exception("%s: snapshot at index %d failed; will try again later", self.id, index)
         finally:
