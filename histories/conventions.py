@@ -33,6 +33,7 @@ pass unchanged in every dialect.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from histories.edncodec import Keyword, Symbol, dumps
@@ -95,18 +96,7 @@ def _keyed(rule: Rule) -> Rule:
         value = raw.value
         if not (isinstance(value, list) and len(value) == 2):
             return rule(raw, path)
-        inner = RawOp(
-            raw.line,
-            raw.type,
-            raw.process,
-            raw.f,
-            value[1],
-            raw.index,
-            raw.time,
-            raw.node,
-            raw.error,
-            raw.extra,
-        )
+        inner = replace(raw, value=value[1])
         type_, translated, error = rule(inner, path)
         return type_, [plain(value[0]), translated], error
 

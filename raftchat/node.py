@@ -610,7 +610,7 @@ class Node:
             if self._serve_now(request, _Reply(self, connection, request_id)):
                 return
         except InvalidRequest as exc:
-            self._reply(connection, request_id, self._answer(Result(BAD_REQUEST, error=str(exc))))
+            _Reply(self, connection, request_id).set_result(self._answer(Result(BAD_REQUEST, error=str(exc))))
             return
         self._spawn(request, request_id, connection)
 
@@ -620,11 +620,6 @@ class Node:
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
         task.add_done_callback(connection.finished)
-
-    def _reply(self, connection: _Connection, request_id: Any, answer: dict) -> None:
-        answer["id"] = request_id
-        self._write(connection.writer, answer)
-        connection.finished()
 
     def _serve_now(self, request: dict, reply: _Reply) -> bool:
         """Start ``request`` without awaiting anything, if it needs no wait; False if it does.
