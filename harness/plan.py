@@ -60,6 +60,9 @@ class Plan:
     # Node tuning written into the cluster file: snapshot_every, election_timeout_ms, heartbeat_ms, tick_ms.
     raftchat: dict[str, int] = field(default_factory=lambda: {"snapshot_every": DEFAULT_SNAPSHOT_EVERY})
     converge_timeout: float = 8.0  # after the final reads, every node must agree within this long
+    # Then kill every node at once, start them again and compare the state they come back
+    # with (harness.restart); raftchat's node checks only.
+    restart_check: bool = True
     status_interval: float = 1.0  # seconds between two polls of every node's status (and memory)
     hosts: list[Any] | str | None = None  # SSH hosts, one node each (remote/); a file name; None: local
 
@@ -126,6 +129,8 @@ def validate(data: dict[str, Any]) -> Plan:
     plan.checker_timeout = _seconds("checker_timeout", plan.checker_timeout)
     plan.converge_timeout = _seconds("converge_timeout", plan.converge_timeout)
     plan.status_interval = _seconds("status_interval", plan.status_interval)
+    if not isinstance(plan.restart_check, bool):
+        raise PlanError(f"'restart_check' must be true or false, got {plan.restart_check!r}")
     plan.raftchat = _tuning(plan.raftchat)
     if plan.checker_max_memory is not None:
         plan.checker_max_memory = _positive_int("checker_max_memory", plan.checker_max_memory)

@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nemesis-interval", type=float, help="seconds between starting and stopping faults")
     parser.add_argument("--net", choices=["auto", "netns", "proxy"], help="how partitions are made")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--no-restart-check",
+        action="store_true",
+        help="skip killing and restarting every node at the end (the restart check)",
+    )
     parser.add_argument("--bug", help="start every node with this deliberate bug")
     parser.add_argument("--hosts", metavar="FILE", help="run one node on each SSH host of this YAML file")
     parser.add_argument("--store", default="store", help="where runs are kept (default: ./store)")
@@ -72,6 +77,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "workload": args.workload,
         "nemesis": nemesis,
         "nemesis_interval": args.nemesis_interval,
+        "restart_check": False if getattr(args, "no_restart_check", False) else None,
         "net": args.net,
         "seed": args.seed,
         "bug": args.bug,
@@ -178,7 +184,10 @@ def node_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"NODE FAILED: {e['node']} logged{when} (line {e['line']}): {e['text'][:120]}")
     for split in health.get("two_leaders", []):
         lines.append(f"NODE FAILED: two leaders in term {split['term']}: {', '.join(split['leaders'])}")
-    if checks.get("recovery") is False:
+    restart = recovery.get("restart") or {}
+    if checks.get("recovery") is False and restart.get("valid") is False:
+        lines.append(f"NOT RECOVERED from a restart of every node: {restart.get('note')}")
+    elif checks.get("recovery") is False:
         behind = "; ".join(f"{b['node']} {b['what']}" for b in recovery.get("behind", []))
         lines.append(
             f"NOT RECOVERED within {recovery.get('waited_s', 0):.1f} s after the final reads: {behind}"
@@ -188,6 +197,11 @@ def node_lines(r: dict[str, Any]) -> list[str]:
             f"recovered: every node at applied index {recovery.get('applied')} with one state "
             f"digest after {recovery.get('waited_s', 0):.1f} s"
         )
+        if restart.get("valid"):
+            lines.append(
+                f"restarted: every node killed and started again came back to the same state "
+                f"(applied index {restart.get('applied_after')}) after {restart.get('waited_s', 0):.1f} s"
+            )
     nodes = r.get("node_stats") or {}
     if nodes:
         parts = []

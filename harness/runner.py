@@ -33,10 +33,12 @@ from harness.health import health_check
 from harness.monitor import NodeMonitor
 from harness.progress import Progress
 from harness.recorder import Recorder
+from harness.restart import restart_check
 from harness.workers import Workers
 from nemesis import NETWORK_FAULTS, Nemesis, NetworkUnavailable, choose_network
 from nemesis.net.base import Network
 from nemesis.network import netns_available
+from nemesis.process import PROCESS_THREAD
 from raftchat.localcluster import loopback_config
 from raftchat.node import FAILPOINT_EXIT
 from systems import SystemUnavailable, make_system
@@ -305,6 +307,20 @@ class Run:
                     f"final reads done; waiting up to {plan.converge_timeout:g} s for every node"
                 )
                 self.recovery = await asyncio.to_thread(self.monitor.converge, plan.converge_timeout)
+                if plan.restart_check and self.recovery.get("converged"):
+                    self.progress.line("converged; every node killed and restarted: the state must come back")
+                    # In the nemesis's process thread: a node dies with the thread that started it.
+                    restarted = await asyncio.get_running_loop().run_in_executor(
+                        PROCESS_THREAD,
+                        restart_check,
+                        cluster,
+                        self.monitor,
+                        self.recovery,
+                        plan.converge_timeout,
+                    )
+                    self.recovery["restart"] = restarted
+                    if restarted["valid"] is False:
+                        self.recovery.update(valid=False, note=restarted["note"])
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)

@@ -20,6 +20,7 @@ import pytest
 from harness import plan as plans
 from harness import verdicts
 from harness.health import scan_logs
+from harness.restart import problem_after_restart
 from harness.runner import run_plan
 from raftchat.chat import ChatMachine
 from raftchat.sessions import CHECKPOINT_EVERY, Replica, encode_command
@@ -211,6 +212,8 @@ def test_frequent_compaction_under_kill_and_partition_is_valid_with_snapshot_cou
     assert all(s["taken"] >= 3 for s in snaps.values()), snaps
     assert sum(s["installed"] for s in snaps.values()) >= 1, snaps
     assert results["recovery"]["converged"] and results["convergence"]["compared_indices"] > 10
+    restart = results["recovery"]["restart"]  # every node killed at the end came back to that state
+    assert restart["valid"] is True and restart["applied_after"] >= restart["applied_before"] > 0, restart
     assert set(results["stats"]["availability_by_node"]) == {"n1", "n2", "n3"}
     assert results["node_stats"]["harness"]["rss_mib"]["peak"] > 0
     assert (outcome.run_dir / "nodes.png").stat().st_size > 0
@@ -282,3 +285,42 @@ def test_a_no_op_entry_keeps_the_digest_and_digests_wait_for_agreeing_heads():
     assert _heads_agree({"n1": head, "n2": dict(head), "n3": None})  # a paused node does not hold it up
     assert not _heads_agree({"n1": head, "n2": {"applied": 20, "chain": {"head": "aa"}}})
     assert not _heads_agree({"n1": None, "n2": None})
+
+
+def test_the_restart_check_judges_what_came_back():
+    """After every node was killed and restarted: a lower applied index, another digest or no
+    agreement is a failure; the same digest a few no-op entries later is not."""
+    nodes = {"n1": {"applied": 10, "digest": "aa"}, "n2": {"applied": 10, "digest": "aa"}}
+    before = {"converged": True, "applied": 10, "nodes": nodes}
+    later = {n: {"applied": 11, "digest": "aa"} for n in nodes}
+    assert problem_after_restart(before, {"converged": True, "applied": 11, "nodes": later}) is None
+    lower = problem_after_restart(before, {"converged": True, "applied": 9, "nodes": nodes})
+    assert lower is not None and "below the 10" in lower
+    other = {n: {"applied": 11, "digest": "bb"} for n in nodes}
+    changed = problem_after_restart(before, {"converged": True, "applied": 11, "nodes": other})
+    assert changed is not None and "digest bb" in changed and "digest aa" in changed
+    apart = {"converged": False, "behind": [{"node": "n2", "what": "did not answer"}]}
+    assert "n2 did not answer" in (problem_after_restart(before, apart) or "")
+
+
+def test_plan_key_restart_check_is_a_boolean():
+    assert plans.validate({}).restart_check is True
+    assert plans.validate({"restart_check": False}).restart_check is False
+    with pytest.raises(plans.PlanError, match="restart_check"):
+        plans.validate({"restart_check": "no"})
+
+
+@pytest.mark.cluster
+def test_entries_lost_in_a_crash_of_every_node_fail_the_restart_check(tmp_path):
+    """A bug no fault of the run shows (no faults at all): acknowledged entries that are not
+    on disk. Only the kill of every node at the end reveals it; without that check the same
+    run passes."""
+    plan = {**SHORT, "time_limit": 6, "nemesis": [], "bug": "lose-unsynced"}
+    outcome = run_plan(None, plan, tmp_path / "store", progress=False)
+    checks = outcome.results.get("checks")
+    assert outcome.exit_code == verdicts.EXIT_NOT_RECOVERED, checks
+    restart = outcome.results["recovery"]["restart"]
+    assert restart["valid"] is False and "lost" in restart["note"], restart
+    outcome = run_plan(None, {**plan, "restart_check": False}, tmp_path / "store", progress=False)
+    assert outcome.exit_code == verdicts.EXIT_VALID, outcome.results.get("checks")
+    assert "restart" not in outcome.results["recovery"]
